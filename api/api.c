@@ -1,0 +1,8 @@
+#include "api.h"
+
+void api_register(void)
+{
+    meta_register();
+    municipalities_register();
+    api_keys_register();
+}

@@ -1,0 +1,127 @@
+/* API keys, for administrators. A key's secret is made here, shown once in the answer to its
+ * creation, and stored only as a hash (see server/auth.h). Deleting a key revokes it: the row
+ * stays, so the audit trail keeps its name. */
+#include "api.h"
+
+#include "auth.h"
+#include "resource.h"
+
+static const char *const roles[] = {"admin", "staff", "partner", NULL};
+
+static const struct field fields[] = {
+    {.name = "name",
+     .column = "name",
+     .type = FIELD_TEXT,
+     .flags = FIELD_REQUIRED,
+     .min = 1,
+     .max = 200},
+    {.name = "role",
+     .column = "role",
+     .type = FIELD_ENUM,
+     .flags = FIELD_REQUIRED | FIELD_IMMUTABLE,
+     .values = roles},
+    {.name = "expiresAt",
+     .column = "expires_at",
+     .type = FIELD_TIMESTAMP,
+     .flags = FIELD_NULLABLE | FIELD_IMMUTABLE},
+    {.name = "revokedAt", .column = "revoked_at", .type = FIELD_TIMESTAMP, .flags = FIELD_READONLY},
+    {.name = "lastUsedAt",
+     .column = "last_used_at",
+     .type = FIELD_TIMESTAMP,
+     .flags = FIELD_READONLY},
+};
+
+static const struct filter filters[] = {
+    {"role", FILTER_ANY, "role", "role = ANY ($::text[])"},
+    {"updatedSince", FILTER_SINCE, NULL, "updated_at >= $::timestamptz"},
+};
+
+static const struct sort_key sort_keys[] = {
+    {"name", "name", "text"},
+    {"createdAt", "created_at", "timestamptz"},
+};
+
+static void create_key(struct request *req);
+static void revoke_key(struct request *req);
+
+static struct resource api_keys = {
+    .name = "API key",
+    .table = "api_keys",
+    .path = "/v1/api-keys",
+    .fields = fields,
+    .n_fields = sizeof fields / sizeof *fields,
+    .filters = filters,
+    .n_filters = sizeof filters / sizeof *filters,
+    .sort_keys = sort_keys,
+    .n_sort_keys = sizeof sort_keys / sizeof *sort_keys,
+    .methods = RESOURCE_LIST | RESOURCE_CREATE | RESOURCE_GET | RESOURCE_DELETE,
+    .read_roles = ROLE_ADMIN,
+    .write_roles = ROLE_ADMIN,
+    .on_create = create_key,
+    .on_delete = revoke_key,
+};
+
+static void create_key(struct request *req)
+{
+    struct resource_values v;
+    if (!resource_read_body(req, &api_keys, true, &v))
+        return;
+    char key[AUTH_KEY_LEN + 1], hash[67];
+    auth_new_key(key, hash);
+    struct buf sql = {0};
+    buf_printf(&sql,
+               "INSERT INTO api_keys (name, role, expires_at, secret_hash) "
+               "VALUES ($1, $2, $3::timestamptz, $4::bytea) RETURNING %s",
+               resource_select_list(&api_keys));
+    const char *params[] = {v.value[resource_field(&api_keys, "name")],
+                            v.value[resource_field(&api_keys, "role")],
+                            v.value[resource_field(&api_keys, "expiresAt")], hash};
+    struct db_result r;
+    if (db_exec(sql.data, 4, params, &r) != DB_OK) {
+        resource_fail(req, &api_keys, &r, false);
+    } else {
+        jsonw_object_begin(&req->w);
+        resource_render_members(req, &api_keys, &r, 0);
+        jsonw_kv_string(&req->w, "key", key);
+        jsonw_object_end(&req->w);
+        struct buf location = {0};
+        buf_printf(&location, "%s/%s", api_keys.path, db_value(&r, 0, 0));
+        http_set_header(req, "Location", location.data);
+        buf_free(&location);
+        http_reply(req, 201);
+    }
+    db_clear(&r);
+    buf_free(&sql);
+    resource_values_free(&v);
+}
+
+static void revoke_key(struct request *req)
+{
+    const char *id = http_param(req, "id");
+    char version_buf[16];
+    const char *version = http_if_match(req, version_buf);
+    if (version && !*version) {
+        http_problem(req, 412, "If-Match must name the current version, e.g. \"3\".");
+        return;
+    }
+    const char *params[] = {id, version};
+    struct db_result r;
+    enum db_status s =
+        db_exec("UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 "
+                "AND ($2::integer IS NULL OR version = $2::integer) RETURNING id",
+                2, params, &r);
+    if (s != DB_OK) {
+        resource_fail(req, &api_keys, &r, true);
+    } else if (db_rows(&r) == 0) {
+        resource_answer_missing(req, &api_keys, id);
+    } else {
+        auth_forget(id);
+        http_reply_empty(req, 204);
+    }
+    db_clear(&r);
+}
+
+void api_keys_register(void)
+{
+    resource_register(&api_keys);
+}

@@ -1,0 +1,196 @@
+/* werklabd: the commands — serve, migrate, create-key, routes. */
+#include "api.h"
+
+#include "auth.h"
+#include "config.h"
+#include "db.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "migrate.h"
+#include "resource.h"
+#include "router.h"
+
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SHUTDOWN_GRACE_MS 10000
+
+static int migrate_with(const struct config *cfg)
+{
+    char err[1024];
+    PGconn *pg = db_connect_once(cfg->database_url, err, sizeof err);
+    if (!pg) {
+        log_event("error", "cannot connect to the database: %s", err);
+        return -1;
+    }
+    int applied = migrate_apply(pg, err, sizeof err);
+    PQfinish(pg);
+    if (applied < 0) {
+        log_event("error", "%s", err);
+        return -1;
+    }
+    log_event("info", "database schema is current (%d migration%s applied now)", applied,
+              applied == 1 ? "" : "s");
+    return 0;
+}
+
+/* The cursor key lives in the database so that every instance signs alike. */
+static int load_cursor_key(const struct config *cfg)
+{
+    char err[1024];
+    PGconn *pg = db_connect_once(cfg->database_url, err, sizeof err);
+    if (!pg) {
+        log_event("error", "cannot connect to the database: %s", err);
+        return -1;
+    }
+    PGresult *res = PQexecParams(pg, "SELECT value FROM server_secrets WHERE name = 'cursor'", 0,
+                                 NULL, NULL, NULL, NULL, 1);
+    int ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 ? 0 : -1;
+    if (ok == 0)
+        resource_set_cursor_key((const unsigned char *)PQgetvalue(res, 0, 0),
+                                (size_t)PQgetlength(res, 0, 0));
+    else
+        log_event("error", "the database has no cursor key: run werklabd migrate");
+    PQclear(res);
+    PQfinish(pg);
+    return ok;
+}
+
+static int serve(const struct config *cfg)
+{
+    if (!cfg->no_migrate && migrate_with(cfg) < 0)
+        return 1;
+    if (load_cursor_key(cfg) < 0)
+        return 1;
+    migrate_expected(); /* computed once, before threads share it */
+    db_configure(cfg->database_url, cfg->statement_timeout_ms);
+    auth_configure(cfg->key_cache_ms);
+
+    static const char *names[128];
+    for (size_t i = 0; i < router_count(); i++)
+        names[i] = router_at(i)->pattern;
+    metrics_init(router_count(), names);
+
+    /* Signals are taken by this thread alone, with sigwait; the workers inherit the mask. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (http_start(cfg) < 0)
+        return 1;
+    log_event("info", "serving on http://%s with %u threads", cfg->listen, cfg->threads);
+    int sig;
+    sigwait(&stop, &sig);
+    log_event("info", "%s: finishing requests in flight, then stopping",
+              sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    http_stop(SHUTDOWN_GRACE_MS);
+    log_event("info", "stopped");
+    return 0;
+}
+
+/* "GM0297,GM0363" → "{GM0297,GM0363}", or NULL after a message when a code is malformed. */
+static char *codes_array(const char *list)
+{
+    struct buf b = {0};
+    buf_putc(&b, '{');
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n != 6 || strncmp(p, "GM", 2) != 0 || strspn(p + 2, "0123456789") < 4) {
+            fprintf(stderr, "werklabd: --municipalities: '%.*s' is not a GM code\n", (int)n, p);
+            buf_free(&b);
+            return NULL;
+        }
+        buf_printf(&b, "%s%.*s", b.len > 1 ? "," : "", (int)n, p);
+        p += n + (p[n] == ',');
+    }
+    buf_putc(&b, '}');
+    return buf_detach(&b);
+}
+
+static int create_key(const struct config *cfg)
+{
+    unsigned role = auth_role_parse(cfg->key_role);
+    if (!role || !cfg->key_name || !*cfg->key_name || strlen(cfg->key_name) > 200) {
+        fprintf(stderr, "werklabd: create-key needs --role admin|staff|partner and --name "
+                        "(1 to 200 characters)\n");
+        return 2;
+    }
+    char *codes = NULL;
+    if (cfg->key_municipalities) {
+        if (role != ROLE_PARTNER) {
+            fprintf(stderr, "werklabd: --municipalities limits partner keys only\n");
+            return 2;
+        }
+        if (!(codes = codes_array(cfg->key_municipalities)))
+            return 2;
+    }
+    if (migrate_with(cfg) < 0) {
+        free(codes);
+        return 1;
+    }
+    char err[1024];
+    PGconn *pg = db_connect_once(cfg->database_url, err, sizeof err);
+    if (!pg) {
+        fprintf(stderr, "werklabd: cannot connect to the database: %s\n", err);
+        free(codes);
+        return 1;
+    }
+    char key[AUTH_KEY_LEN + 1], hash[67];
+    auth_new_key(key, hash);
+    const char *params[] = {cfg->key_name, auth_role_name(role), cfg->key_expires_at, hash, codes};
+    PGresult *res = PQexecParams(
+        pg,
+        "INSERT INTO api_keys (name, role, expires_at, secret_hash, municipality_codes) "
+        "SELECT $1, $2, $3::timestamptz, $4::bytea, $5::text[] "
+        "WHERE $5::text[] IS NULL OR (SELECT count(*) FROM municipalities "
+        "WHERE code = ANY ($5::text[])) = cardinality($5::text[]) RETURNING id",
+        5, NULL, params, NULL, NULL, 0);
+    int rc = 0;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "werklabd: cannot create the key: %s", PQresultErrorMessage(res));
+        rc = 1;
+    } else if (PQntuples(res) != 1) {
+        fprintf(stderr, "werklabd: --municipalities names a code that is not in the database\n");
+        rc = 1;
+    } else {
+        fprintf(stderr, "created %s key %s (\"%s\"); the key is shown once:\n",
+                auth_role_name(role), PQgetvalue(res, 0, 0), cfg->key_name);
+        printf("%s\n", key);
+    }
+    PQclear(res);
+    PQfinish(pg);
+    free(codes);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct config cfg;
+    char err[512];
+    if (config_load(&cfg, argc, argv, err, sizeof err) < 0) {
+        fprintf(stderr, "werklabd: %s\n", err);
+        return 2;
+    }
+    json_object_seed(0);
+    api_register();
+    int rc = 0;
+    switch (cfg.command) {
+    case CONFIG_HELP: config_usage(stdout); break;
+    case CONFIG_ROUTES:
+        for (size_t i = 0; i < router_count(); i++)
+            printf("%s %s\n", router_method_name(router_at(i)->method), router_at(i)->pattern);
+        break;
+    case CONFIG_MIGRATE: rc = migrate_with(&cfg) < 0 ? 1 : 0; break;
+    case CONFIG_CREATE_KEY: rc = create_key(&cfg); break;
+    case CONFIG_SERVE: rc = serve(&cfg); break;
+    }
+    config_free(&cfg);
+    return rc;
+}

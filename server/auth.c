@@ -1,0 +1,190 @@
+#include "auth.h"
+
+#include "crypto.h"
+#include "db.h"
+#include "router.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define PREFIX      "wlk_"
+#define CACHE_SLOTS 256
+
+struct cached_key {
+    uint8_t digest[CRYPTO_SHA256_LEN];
+    bool used;
+    int64_t checked_ms; /* when the database last confirmed it */
+    int64_t expires_s;  /* wall-clock expiry; 0: none */
+    struct auth_identity who;
+};
+
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct cached_key cache[CACHE_SLOTS];
+static unsigned cache_ms = 1000;
+
+static const char lookup_sql[] =
+    "UPDATE api_keys SET last_used_at = now() "
+    "WHERE secret_hash = $1::bytea AND revoked_at IS NULL "
+    "AND (expires_at IS NULL OR expires_at > now()) "
+    "RETURNING id, role, COALESCE(extract(epoch FROM expires_at)::bigint, 0), "
+    "(SELECT string_agg(m.id::text, ',') FROM municipalities m "
+    "WHERE m.code = ANY (api_keys.municipality_codes))";
+
+void auth_configure(unsigned key_cache_ms)
+{
+    cache_ms = key_cache_ms;
+}
+
+static int64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+unsigned auth_role_parse(const char *name)
+{
+    if (!name)
+        return 0;
+    if (strcmp(name, "admin") == 0)
+        return ROLE_ADMIN;
+    if (strcmp(name, "staff") == 0)
+        return ROLE_STAFF;
+    if (strcmp(name, "partner") == 0)
+        return ROLE_PARTNER;
+    return 0;
+}
+
+const char *auth_role_name(unsigned role)
+{
+    switch (role) {
+    case ROLE_ADMIN: return "admin";
+    case ROLE_STAFF: return "staff";
+    case ROLE_PARTNER: return "partner";
+    default: return "public";
+    }
+}
+
+static bool well_formed(const char *key)
+{
+    if (strncmp(key, PREFIX, strlen(PREFIX)) != 0 || strlen(key) != AUTH_KEY_LEN)
+        return false;
+    for (const char *p = key + strlen(PREFIX); *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return false;
+    return true;
+}
+
+static size_t slot_of(const uint8_t *digest)
+{
+    return ((size_t)digest[0] << 8 | digest[1]) % CACHE_SLOTS;
+}
+
+static bool from_cache(const uint8_t *digest, struct auth_identity *who)
+{
+    bool hit = false;
+    pthread_mutex_lock(&cache_lock);
+    struct cached_key *c = &cache[slot_of(digest)];
+    if (c->used && crypto_equal(c->digest, digest, sizeof c->digest) &&
+        monotonic_ms() - c->checked_ms < cache_ms &&
+        (c->expires_s == 0 || c->expires_s > (int64_t)time(NULL))) {
+        *who = c->who;
+        hit = true;
+    }
+    pthread_mutex_unlock(&cache_lock);
+    return hit;
+}
+
+static void to_cache(const uint8_t *digest, const struct auth_identity *who, int64_t expires_s)
+{
+    pthread_mutex_lock(&cache_lock);
+    struct cached_key *c = &cache[slot_of(digest)];
+    memcpy(c->digest, digest, sizeof c->digest);
+    c->used = true;
+    c->checked_ms = monotonic_ms();
+    c->expires_s = expires_s;
+    c->who = *who;
+    pthread_mutex_unlock(&cache_lock);
+}
+
+void auth_forget(const char *key_id)
+{
+    pthread_mutex_lock(&cache_lock);
+    for (size_t i = 0; i < CACHE_SLOTS; i++)
+        if (cache[i].used && strcmp(cache[i].who.key_id, key_id) == 0)
+            cache[i].used = false;
+    pthread_mutex_unlock(&cache_lock);
+}
+
+static void parse_municipalities(const char *list, struct auth_identity *who)
+{
+    who->n_municipalities = 0;
+    for (const char *p = list; p && *p && who->n_municipalities < AUTH_MAX_MUNICIPALITIES;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        if (n == 36) {
+            memcpy(who->municipality_ids[who->n_municipalities], p, 36);
+            who->municipality_ids[who->n_municipalities++][36] = '\0';
+        }
+        p = comma ? comma + 1 : p + n;
+    }
+}
+
+enum auth_result auth_check(const char *authorization, struct auth_identity *who)
+{
+    *who = (struct auth_identity){.role = ROLE_PUBLIC};
+    if (!authorization)
+        return AUTH_NONE;
+    if (strncasecmp(authorization, "Bearer ", 7) != 0)
+        return AUTH_REFUSED;
+    const char *key = authorization + 7;
+    while (*key == ' ')
+        key++;
+    if (!well_formed(key))
+        return AUTH_REFUSED;
+
+    uint8_t digest[CRYPTO_SHA256_LEN];
+    crypto_sha256(key, strlen(key), digest);
+    if (from_cache(digest, who))
+        return AUTH_OK;
+
+    char hex[2 + 2 * CRYPTO_SHA256_LEN + 1] = "\\x";
+    crypto_hex(digest, sizeof digest, hex + 2);
+    const char *params[] = {hex};
+    struct db_result r;
+    enum db_status s = db_exec(lookup_sql, 1, params, &r);
+    enum auth_result result = AUTH_REFUSED;
+    if (s != DB_OK) {
+        result = AUTH_UNAVAILABLE;
+    } else if (db_rows(&r) == 1) {
+        who->role = auth_role_parse(db_value(&r, 0, 1));
+        snprintf(who->key_id, sizeof who->key_id, "%s", db_value(&r, 0, 0));
+        parse_municipalities(db_value(&r, 0, 3), who);
+        if (who->role) {
+            to_cache(digest, who, strtoll(db_value(&r, 0, 2), NULL, 10));
+            result = AUTH_OK;
+        }
+    }
+    db_clear(&r);
+    if (result != AUTH_OK) {
+        struct auth_identity anonymous = {.role = ROLE_PUBLIC};
+        *who = anonymous;
+    }
+    return result;
+}
+
+void auth_new_key(char *key, char *hash_hex)
+{
+    uint8_t secret[32], digest[CRYPTO_SHA256_LEN];
+    crypto_random(secret, sizeof secret);
+    memcpy(key, PREFIX, strlen(PREFIX));
+    crypto_hex(secret, sizeof secret, key + strlen(PREFIX));
+    crypto_sha256(key, strlen(key), digest);
+    hash_hex[0] = '\\';
+    hash_hex[1] = 'x';
+    crypto_hex(digest, sizeof digest, hash_hex + 2);
+}

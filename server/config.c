@@ -1,0 +1,233 @@
+#include "config.h"
+
+#include "buf.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum option_type { OPT_STRING, OPT_UINT, OPT_FLAG };
+
+struct option {
+    const char *flag; /* without the leading -- */
+    const char *env;  /* NULL: flag only */
+    enum option_type type;
+    size_t offset;
+    const char *fallback; /* default, as text; NULL: none */
+    unsigned commands;    /* CONFIG_* bits this option applies to */
+    unsigned min, max;    /* for OPT_UINT */
+    const char *help;
+};
+
+#define DB        (CONFIG_SERVE | CONFIG_MIGRATE | CONFIG_CREATE_KEY)
+#define AT(field) offsetof(struct config, field)
+
+static const struct option options[] = {
+    {"database-url", "WERKLAB_DATABASE_URL", OPT_STRING, AT(database_url), NULL, DB, 0, 0,
+     "PostgreSQL connection URL (required)"},
+    {"listen", "WERKLAB_LISTEN", OPT_STRING, AT(listen), "127.0.0.1:8080", CONFIG_SERVE, 0, 0,
+     "address and port to serve on, host:port"},
+    {"threads", "WERKLAB_THREADS", OPT_UINT, AT(threads), "4", CONFIG_SERVE, 1, 256,
+     "worker threads, each with its own database connection"},
+    {"cors-origins", "WERKLAB_CORS_ORIGINS", OPT_STRING, AT(cors_origins), "", CONFIG_SERVE, 0, 0,
+     "comma-separated browser origins allowed to call the API"},
+    {"body-limit", "WERKLAB_BODY_LIMIT", OPT_UINT, AT(body_limit), "1048576", CONFIG_SERVE, 1024,
+     64u << 20, "largest request body in bytes; larger is 413"},
+    {"statement-timeout-ms", "WERKLAB_STATEMENT_TIMEOUT_MS", OPT_UINT, AT(statement_timeout_ms),
+     "5000", CONFIG_SERVE, 100, 600000, "PostgreSQL statement_timeout for every query"},
+    {"key-cache-ms", "WERKLAB_KEY_CACHE_MS", OPT_UINT, AT(key_cache_ms), "1000", CONFIG_SERVE, 0,
+     60000, "how long a verified API key is trusted before it is checked again"},
+    {"connection-timeout", "WERKLAB_CONNECTION_TIMEOUT", OPT_UINT, AT(connection_timeout_s), "30",
+     CONFIG_SERVE, 1, 3600, "seconds an idle client connection is kept"},
+    {"connection-limit", "WERKLAB_CONNECTION_LIMIT", OPT_UINT, AT(connection_limit), "1000",
+     CONFIG_SERVE, 1, 100000, "client connections at once"},
+    {"per-ip-connection-limit", "WERKLAB_PER_IP_CONNECTION_LIMIT", OPT_UINT,
+     AT(per_ip_connection_limit), "512", CONFIG_SERVE, 1, 100000,
+     "client connections at once from one address"},
+    {"connection-memory-limit", "WERKLAB_CONNECTION_MEMORY_LIMIT", OPT_UINT,
+     AT(connection_memory_limit), "65536", CONFIG_SERVE, 8192, 1u << 24,
+     "bytes of header and read buffer per client connection"},
+    {"no-migrate", NULL, OPT_FLAG, AT(no_migrate), NULL, CONFIG_SERVE, 0, 0,
+     "do not apply migrations at start"},
+    {"role", NULL, OPT_STRING, AT(key_role), NULL, CONFIG_CREATE_KEY, 0, 0,
+     "create-key: admin, staff or partner (required)"},
+    {"name", NULL, OPT_STRING, AT(key_name), NULL, CONFIG_CREATE_KEY, 0, 0,
+     "create-key: what the key is for (required)"},
+    {"expires-at", NULL, OPT_STRING, AT(key_expires_at), NULL, CONFIG_CREATE_KEY, 0, 0,
+     "create-key: RFC 3339 time after which the key is refused"},
+    {"municipalities", NULL, OPT_STRING, AT(key_municipalities), NULL, CONFIG_CREATE_KEY, 0, 0,
+     "create-key: comma-separated GM codes a partner key is limited to"},
+};
+
+static const struct {
+    const char *name;
+    enum config_command command;
+    const char *help;
+} commands[] = {
+    {"serve", CONFIG_SERVE, "apply migrations and serve the API"},
+    {"migrate", CONFIG_MIGRATE, "apply migrations and exit"},
+    {"create-key", CONFIG_CREATE_KEY, "create an API key and print its secret once"},
+    {"routes", CONFIG_ROUTES, "print the route table, one `METHOD /path` per line"},
+    {"help", CONFIG_HELP, "print this text"},
+};
+
+static int set_option(struct config *c, const struct option *o, const char *value, const char *from,
+                      char *err, size_t err_len)
+{
+    void *field = (char *)c + o->offset;
+    switch (o->type) {
+    case OPT_STRING:
+        free(*(char **)field);
+        *(char **)field = xstrdup(value);
+        return 0;
+    case OPT_FLAG: *(bool *)field = true; return 0;
+    case OPT_UINT: {
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(value, &end, 10);
+        if (errno || end == value || *end || value[0] == '-' || v < o->min || v > o->max) {
+            snprintf(err, err_len, "%s: '%s' is not a whole number from %u to %u", from, value,
+                     o->min, o->max);
+            return -1;
+        }
+        *(unsigned *)field = (unsigned)v;
+        return 0;
+    }
+    }
+    return 0;
+}
+
+static int parse_listen(struct config *c, char *err, size_t err_len)
+{
+    const char *colon = strrchr(c->listen, ':');
+    char *end;
+    unsigned long port = colon ? strtoul(colon + 1, &end, 10) : 0;
+    size_t host_len = colon ? (size_t)(colon - c->listen) : 0;
+    if (!colon || *end || colon[1] == '\0' || port > 65535 || host_len == 0 ||
+        host_len >= sizeof c->listen_host) {
+        snprintf(err, err_len, "listen: '%s' is not host:port", c->listen);
+        return -1;
+    }
+    memcpy(c->listen_host, c->listen, host_len);
+    c->listen_host[host_len] = '\0';
+    c->listen_port = (unsigned)port;
+    return 0;
+}
+
+int config_load(struct config *c, int argc, char **argv, char *err, size_t err_len)
+{
+    *c = (struct config){0};
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        c->command = CONFIG_HELP;
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            c->command = commands[i].command;
+    if (!c->command) {
+        snprintf(err, err_len, "unknown command '%s' (see werklabd --help)", argv[1]);
+        return -1;
+    }
+
+    for (size_t i = 0; i < sizeof options / sizeof *options; i++) {
+        const struct option *o = &options[i];
+        const char *env = o->env ? getenv(o->env) : NULL;
+        const char *value = env && *env ? env : o->fallback;
+        if (value && set_option(c, o, value, env && *env ? o->env : o->flag, err, err_len) < 0)
+            return -1;
+    }
+
+    for (int i = 2; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            c->command = CONFIG_HELP;
+            return 0;
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            snprintf(err, err_len, "unexpected argument '%s'", arg);
+            return -1;
+        }
+        const char *eq = strchr(arg, '=');
+        size_t name_len = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
+        const struct option *o = NULL;
+        for (size_t k = 0; k < sizeof options / sizeof *options; k++)
+            if (strlen(options[k].flag) == name_len &&
+                strncmp(options[k].flag, arg + 2, name_len) == 0 &&
+                (options[k].commands & c->command))
+                o = &options[k];
+        if (!o) {
+            snprintf(err, err_len, "unknown option '%.*s' for %s", (int)name_len + 2, arg, argv[1]);
+            return -1;
+        }
+        const char *value = eq ? eq + 1 : NULL;
+        if (o->type != OPT_FLAG && !value) {
+            if (i + 1 >= argc) {
+                snprintf(err, err_len, "option --%s needs a value", o->flag);
+                return -1;
+            }
+            value = argv[++i];
+        }
+        if (o->type == OPT_FLAG && value) {
+            snprintf(err, err_len, "option --%s takes no value", o->flag);
+            return -1;
+        }
+        if (set_option(c, o, value ? value : "", o->flag, err, err_len) < 0)
+            return -1;
+    }
+
+    if ((c->command & DB) && (!c->database_url || !*c->database_url)) {
+        snprintf(err, err_len, "no database: set WERKLAB_DATABASE_URL or --database-url");
+        return -1;
+    }
+    if (c->command == CONFIG_SERVE && parse_listen(c, err, err_len) < 0)
+        return -1;
+    return 0;
+}
+
+void config_free(struct config *c)
+{
+    for (size_t i = 0; i < sizeof options / sizeof *options; i++)
+        if (options[i].type == OPT_STRING)
+            free(*(char **)((char *)c + options[i].offset));
+    *c = (struct config){0};
+}
+
+void config_usage(void *out_file)
+{
+    FILE *out = out_file;
+    fputs("usage: werklabd COMMAND [OPTIONS]\n\ncommands:\n", out);
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].help);
+    fputs("\noptions (flags override environment variables):\n", out);
+    for (size_t i = 0; i < sizeof options / sizeof *options; i++) {
+        const struct option *o = &options[i];
+        fprintf(out, "  --%-26s %s\n", o->flag, o->help);
+        if (o->env || o->fallback)
+            fprintf(out, "  %-28s %s%s%s%s\n", "", o->env ? o->env : "",
+                    o->env && o->fallback ? ", " : "", o->fallback ? "default " : "",
+                    o->fallback ? (*o->fallback ? o->fallback : "none") : "");
+    }
+}
+
+bool config_cors_allowed(const struct config *c, const char *origin)
+{
+    if (!origin || !c->cors_origins)
+        return false;
+    size_t len = strlen(origin);
+    for (const char *p = c->cors_origins; *p;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        while (n > 0 && (*p == ' '))
+            p++, n--;
+        while (n > 0 && p[n - 1] == ' ')
+            n--;
+        if (n == len && n > 0 && memcmp(p, origin, n) == 0)
+            return true;
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    return false;
+}

@@ -1,0 +1,51 @@
+/* config: werklabd's settings, from WERKLAB_* environment variables with command-line flags over
+ * them. One table in config.c names every setting, its variable, its flag, its default and its
+ * help text; `werklabd --help` prints that table. */
+#ifndef WERKLAB_CONFIG_H
+#define WERKLAB_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum config_command {
+    CONFIG_SERVE = 1,
+    CONFIG_MIGRATE = 2,
+    CONFIG_CREATE_KEY = 4,
+    CONFIG_ROUTES = 8,
+    CONFIG_HELP = 16,
+};
+
+struct config {
+    enum config_command command;
+    char *database_url;
+    char *listen;         /* host:port as given */
+    char listen_host[64]; /* parsed from listen */
+    unsigned listen_port;
+    unsigned threads;
+    char *cors_origins; /* comma-separated, as given */
+    unsigned body_limit;
+    unsigned statement_timeout_ms;
+    unsigned key_cache_ms;
+    unsigned connection_timeout_s;
+    unsigned connection_limit;
+    unsigned per_ip_connection_limit;
+    unsigned connection_memory_limit;
+    bool no_migrate;
+    /* create-key */
+    char *key_role;
+    char *key_name;
+    char *key_expires_at;
+    char *key_municipalities;
+};
+
+/* Fills c from the environment, then argv (argv[1] is the command). Returns 0, or -1 with a
+ * message for the user in err. Strings in c are owned by it: config_free() releases them. */
+int config_load(struct config *c, int argc, char **argv, char *err, size_t err_len);
+void config_free(struct config *c);
+/* Writes the usage text, every setting with its flag, variable and default, to out. */
+void config_usage(void *out_file);
+/* True when origin is on the CORS allow-list (exact, case-sensitive match of scheme://host[:port]).
+ */
+bool config_cors_allowed(const struct config *c, const char *origin);
+
+#endif

@@ -1,0 +1,64 @@
+/* db: PostgreSQL for the worker threads.
+ *
+ * Each thread has its own connection, made on first use and made again after it fails, with a
+ * back-off so that a database that is down costs a request microseconds, not a connect timeout:
+ * callers then get DB_UNAVAILABLE and answer 503. Every statement is prepared once per connection,
+ * on first use, and run with parameters: SQL text comes only from the program, values only from
+ * parameters. Connections run in UTC with ISO dates and the configured statement_timeout.
+ *
+ * Errors are classified once, here, so that handlers map classes (a unique value taken, a missing
+ * reference, a failed CHECK) to HTTP statuses without reading SQLSTATEs. */
+#ifndef WERKLAB_DB_H
+#define WERKLAB_DB_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+enum db_status {
+    DB_OK,
+    DB_UNAVAILABLE,   /* no connection, lost connection, timeout, shutdown: retry later (503) */
+    DB_UNIQUE,        /* 23505 */
+    DB_FOREIGN_KEY,   /* 23503 */
+    DB_CHECK,         /* 23514, 23502 */
+    DB_EXCLUSION,     /* 23P01 */
+    DB_INVALID_INPUT, /* 22xxx: a value PostgreSQL could not take */
+    DB_RETRY,         /* 40001, 40P01: serialization failure or deadlock: run again */
+    DB_RAISED,        /* P0001: a rule enforced in SQL refused; message says which */
+    DB_ERROR,         /* anything else: a bug (500) */
+};
+
+struct db_result {
+    PGresult *res; /* the result; also set for errors, for the fields below */
+    enum db_status status;
+    char constraint[64]; /* the violated constraint's name, when there is one */
+    char message[256];   /* PostgreSQL's message: for the log, never for a client */
+};
+
+/* Before any thread uses the database. */
+void db_configure(const char *url, unsigned statement_timeout_ms);
+
+/* Runs sql with n text parameters (NULL pointer = SQL NULL) on this thread's connection. The
+ * statement is prepared on first use on each connection. Always fills r; db_clear() it. */
+enum db_status db_exec(const char *sql, int n, const char *const *values, struct db_result *r);
+void db_clear(struct db_result *r);
+
+/* Transactions on this thread's connection. db_begin() may fail with DB_UNAVAILABLE;
+ * db_rollback() is always safe to call, also after a failed statement or lost connection. */
+enum db_status db_begin(void);
+enum db_status db_commit(void);
+void db_rollback(void);
+
+/* Shorthands for results. db_value() returns NULL for SQL NULL. */
+int db_rows(const struct db_result *r);
+const char *db_value(const struct db_result *r, int row, int col);
+
+/* Connections open now, over all threads. */
+int db_open_connections(void);
+/* Closes this thread's connection (at thread end). */
+void db_disconnect(void);
+
+/* A connection of its own, outside the worker pool, for migrations and commands. Returns NULL
+ * and writes why to err when it cannot connect. */
+PGconn *db_connect_once(const char *url, char *err, size_t err_len);
+
+#endif

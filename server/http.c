@@ -1,0 +1,732 @@
+#include "http.h"
+
+#include "log.h"
+#include "metrics.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <uuid/uuid.h>
+
+/* A body this many times over the limit is not read to its end: the connection is closed. */
+#define DISCARD_FACTOR 16
+
+static struct MHD_Daemon *daemon_handle;
+static const struct config *cfg;
+static atomic_int in_flight;
+
+static const char expose_headers[] =
+    "API-Version, ETag, Link, Location, Retry-After, X-Request-Id, RateLimit-Limit, "
+    "RateLimit-Remaining, RateLimit-Reset";
+static const char allow_headers[] =
+    "Authorization, Content-Type, If-Match, If-None-Match, Idempotency-Key, X-Request-Id";
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+const struct config *http_config(void)
+{
+    return cfg;
+}
+
+static const char *status_title(int status)
+{
+    switch (status) {
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 412: return "Precondition Failed";
+    case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Content";
+    case 428: return "Precondition Required";
+    case 429: return "Too Many Requests";
+    case 503: return "Service Unavailable";
+    default: return "Internal Server Error";
+    }
+}
+
+/* ---- request headers, query, parameters ---- */
+
+const char *http_header(struct request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *http_query(const struct request *req, const char *key)
+{
+    for (int i = 0; i < req->n_query; i++)
+        if (strcmp(req->query[i].key, key) == 0)
+            return req->query[i].value;
+    return NULL;
+}
+
+const char *http_param(const struct request *req, const char *name)
+{
+    return router_param(&req->params, name);
+}
+
+/* ---- building the response ---- */
+
+void http_set_header(struct request *req, const char *name, const char *value)
+{
+    if (req->n_headers == HTTP_MAX_HEADERS)
+        abort(); /* a handler bug, never input-driven */
+    req->header_names[req->n_headers] = xstrdup(name);
+    req->header_values[req->n_headers] = xstrdup(value);
+    req->n_headers++;
+}
+
+static void restart_body(struct request *req)
+{
+    buf_reset(&req->out);
+    jsonw_init(&req->w, &req->out);
+}
+
+void http_reply(struct request *req, int status)
+{
+    if (!jsonw_finished(&req->w)) {
+        log_event("error", "%s %s: the handler wrote malformed JSON", req->method_name,
+                  req->route ? req->route->pattern : req->path);
+        http_problem(req, 500, "The server could not write the response.");
+        return;
+    }
+    req->status = status;
+    req->content_type = "application/json; charset=utf-8";
+}
+
+void http_reply_text(struct request *req, int status, const char *content_type, const char *body,
+                     size_t len)
+{
+    restart_body(req);
+    buf_append(&req->out, body, len);
+    req->status = status;
+    req->content_type = content_type;
+}
+
+void http_reply_empty(struct request *req, int status)
+{
+    restart_body(req);
+    req->status = status;
+    req->content_type = NULL;
+}
+
+static void write_problem(struct request *req, int status, const char *detail)
+{
+    restart_body(req);
+    struct jsonw *w = &req->w;
+    jsonw_object_begin(w);
+    jsonw_kv_string(w, "type", "about:blank");
+    jsonw_kv_string(w, "title", status_title(status));
+    jsonw_kv_int(w, "status", status);
+    jsonw_kv_string(w, "detail", detail);
+    jsonw_kv_string(w, "instance", req->path);
+    if (status == 400 && req->n_invalid > 0) {
+        jsonw_key(w, "invalidParams");
+        jsonw_array_begin(w);
+        for (int i = 0; i < req->n_invalid; i++) {
+            jsonw_object_begin(w);
+            jsonw_kv_string(w, "name", req->invalid[i].name);
+            jsonw_kv_string(w, "code", req->invalid[i].code);
+            jsonw_kv_string(w, "reason", req->invalid[i].reason);
+            jsonw_object_end(w);
+        }
+        jsonw_array_end(w);
+    }
+    if (status == 409 && req->n_conflicts > 0) {
+        jsonw_key(w, "conflicts");
+        jsonw_array_begin(w);
+        for (int i = 0; i < req->n_conflicts; i++) {
+            jsonw_object_begin(w);
+            jsonw_kv_string(w, "code", req->conflicts[i].code);
+            jsonw_kv_string(w, "detail", req->conflicts[i].detail);
+            jsonw_object_end(w);
+        }
+        jsonw_array_end(w);
+    }
+    jsonw_object_end(w);
+    req->status = status;
+    req->content_type = "application/problem+json";
+}
+
+void http_problem(struct request *req, int status, const char *detail, ...)
+{
+    char text[512];
+    va_list ap;
+    va_start(ap, detail);
+    vsnprintf(text, sizeof text, detail, ap);
+    va_end(ap);
+    write_problem(req, status, text);
+}
+
+void http_invalid(struct request *req, const char *name, const char *code, const char *reason, ...)
+{
+    if (req->n_invalid == HTTP_MAX_INVALID)
+        return;
+    struct http_invalid_param *p = &req->invalid[req->n_invalid++];
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->code = code;
+    va_list ap;
+    va_start(ap, reason);
+    vsnprintf(p->reason, sizeof p->reason, reason, ap);
+    va_end(ap);
+}
+
+void http_problem_invalid(struct request *req)
+{
+    if (req->n_invalid == 1)
+        http_problem(req, 400, "The request has 1 invalid field: %s.", req->invalid[0].name);
+    else
+        http_problem(req, 400, "The request has %d invalid fields.", req->n_invalid);
+}
+
+void http_conflict(struct request *req, const char *code, const char *detail, ...)
+{
+    if (req->n_conflicts == HTTP_MAX_CONFLICTS)
+        return;
+    struct http_conflict *c = &req->conflicts[req->n_conflicts++];
+    c->code = code;
+    va_list ap;
+    va_start(ap, detail);
+    vsnprintf(c->detail, sizeof c->detail, detail, ap);
+    va_end(ap);
+}
+
+void http_problem_conflicts(struct request *req, const char *detail)
+{
+    write_problem(req, 409, detail);
+}
+
+void http_problem_unavailable(struct request *req)
+{
+    write_problem(req, 503, "The database is unreachable; try again shortly.");
+    http_set_header(req, "Retry-After", "2");
+}
+
+bool http_etag(struct request *req, const char *version)
+{
+    char tag[32];
+    snprintf(tag, sizeof tag, "\"%s\"", version);
+    http_set_header(req, "ETag", tag);
+    const char *inm = http_header(req, "If-None-Match");
+    if (!inm)
+        return false;
+    /* A list of entity tags, or *; weak tags compare equal for GET (RFC 9110 §13.1.2). */
+    for (const char *p = inm; *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        if (*p == '*')
+            return true;
+        if (strncmp(p, "W/", 2) == 0)
+            p += 2;
+        size_t n = strlen(tag);
+        if (strncmp(p, tag, n) == 0 && (p[n] == '\0' || p[n] == ',' || p[n] == ' '))
+            return true;
+        while (*p && *p != ',')
+            p++;
+    }
+    return false;
+}
+
+void http_reply_not_modified(struct request *req)
+{
+    http_reply_empty(req, 304);
+}
+
+const char *http_if_match(struct request *req, char *out)
+{
+    const char *im = http_header(req, "If-Match");
+    if (!im)
+        return NULL;
+    /* We accept one strong tag, "N": what our ETags look like. Anything else cannot match. */
+    size_t len = strlen(im);
+    out[0] = '\0';
+    if (len < 3 || len > 12 || im[0] != '"' || im[len - 1] != '"')
+        return out;
+    for (size_t i = 1; i < len - 1; i++)
+        if (im[i] < '0' || im[i] > '9')
+            return out;
+    memcpy(out, im + 1, len - 2);
+    out[len - 2] = '\0';
+    return out;
+}
+
+void http_url_encode(struct buf *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '_' || c == '.' || c == '~' || c == ',') {
+            buf_putc(b, (char)c);
+        } else {
+            buf_putc(b, '%');
+            buf_putc(b, hex[c >> 4]);
+            buf_putc(b, hex[c & 15]);
+        }
+    }
+}
+
+/* ---- sending ---- */
+
+static void add(struct MHD_Response *r, const char *name, const char *value)
+{
+    MHD_add_response_header(r, name, value);
+}
+
+static enum MHD_Result send_response(struct request *req)
+{
+    if (req->status == 0)
+        http_problem(req, 500, "The server could not answer this request.");
+    size_t len = req->out.len;
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, len ? buf_detach(&req->out) : (void *)"",
+                                        len ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!r)
+        return MHD_NO;
+    bool cache_set = false;
+    for (int i = 0; i < req->n_headers; i++) {
+        add(r, req->header_names[i], req->header_values[i]);
+        cache_set |= strcasecmp(req->header_names[i], "Cache-Control") == 0;
+    }
+    if (req->content_type)
+        add(r, "Content-Type", req->content_type);
+    add(r, "API-Version", HTTP_API_VERSION);
+    add(r, "X-Request-Id", req->request_id);
+    add(r, "X-Content-Type-Options", "nosniff");
+    add(r, "X-Frame-Options", "DENY");
+    add(r, "Content-Security-Policy", "frame-ancestors 'none'");
+    add(r, "Strict-Transport-Security", "max-age=31536000");
+    add(r, "Referrer-Policy", "no-referrer");
+    if (!cache_set)
+        add(r, "Cache-Control", "no-store");
+    if (req->public_cors) {
+        add(r, "Access-Control-Allow-Origin", "*");
+        add(r, "Access-Control-Expose-Headers", expose_headers);
+    } else if (req->origin) {
+        add(r, "Access-Control-Allow-Origin", req->origin);
+        add(r, "Access-Control-Expose-Headers", expose_headers);
+        add(r, "Vary", "Origin");
+    }
+    enum MHD_Result ret = MHD_queue_response(req->conn, (unsigned)req->status, r);
+    MHD_destroy_response(r);
+    req->queued = true;
+    return ret;
+}
+
+/* ---- the checks every request passes ---- */
+
+static void set_request_id(struct request *req)
+{
+    const char *given = http_header(req, "X-Request-Id");
+    size_t n = given ? strlen(given) : 0;
+    bool sane = n > 0 && n < sizeof req->request_id;
+    for (size_t i = 0; sane && i < n; i++)
+        sane = given[i] >= 0x20 && given[i] < 0x7f;
+    if (sane) {
+        memcpy(req->request_id, given, n + 1);
+        return;
+    }
+    uuid_t id;
+    uuid_generate_random(id);
+    uuid_unparse_lower(id, req->request_id);
+}
+
+static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    (void)kind;
+    struct request *req = cls;
+    if (req->n_query == HTTP_MAX_QUERY) {
+        req->n_query++; /* marks "too many" */
+        return MHD_NO;
+    }
+    if (req->n_query > HTTP_MAX_QUERY)
+        return MHD_NO;
+    req->query[req->n_query++] = (struct http_query_arg){key, value ? value : ""};
+    return MHD_YES;
+}
+
+/* Query keys: at most HTTP_MAX_QUERY, each once, each one the route takes. */
+static bool check_query(struct request *req)
+{
+    if (req->n_query > HTTP_MAX_QUERY) {
+        http_problem(req, 400, "The query string has more than %d parameters.", HTTP_MAX_QUERY);
+        return false;
+    }
+    for (int i = 0; i < req->n_query; i++) {
+        const char *key = req->query[i].key;
+        bool known = false;
+        for (const char *const *k = req->route ? req->route->query_keys : NULL; k && *k; k++)
+            known |= strcmp(*k, key) == 0;
+        if (!known)
+            http_invalid(req, key, "unknown", "is not a query parameter of this endpoint");
+        for (int j = 0; j < i; j++)
+            if (strcmp(req->query[j].key, key) == 0)
+                http_invalid(req, key, "unknown", "is given more than once");
+    }
+    /* A route that takes query keys reports these together with its own findings. */
+    if (req->n_invalid && !req->route->query_keys) {
+        http_problem_invalid(req);
+        return false;
+    }
+    return true;
+}
+
+/* True when the Accept header admits media (e.g. "application/json"). Problem bodies are
+ * JSON too, so a client that accepts JSON accepts them. q=0 excludes a range. */
+static bool accepts(const char *accept, const char *media)
+{
+    if (!accept || !*accept)
+        return true;
+    const char *slash = strchr(media, '/');
+    size_t type_len = (size_t)(slash - media);
+    for (const char *p = accept; *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *end = p;
+        while (*end && *end != ',' && *end != ';' && *end != ' ')
+            end++;
+        size_t n = (size_t)(end - p);
+        const char *params = end;
+        while (*params && *params != ',')
+            params++;
+        bool zero = false;
+        for (const char *q = end; q < params; q++)
+            if (strncmp(q, "q=0", 3) == 0 && (q[3] == '\0' || q[3] == ',' || q[3] == ' ' ||
+                                              (q[3] == '.' && strspn(q + 4, "0") > 0 &&
+                                               strchr(",; ", q[4 + strspn(q + 4, "0")]))))
+                zero = true;
+        if (!zero && n > 0) {
+            if ((n == 3 && strncmp(p, "*/*", 3) == 0) ||
+                (n == strlen(media) && strncasecmp(p, media, n) == 0) ||
+                (n == type_len + 2 && strncasecmp(p, media, type_len + 1) == 0 && p[n - 1] == '*'))
+                return true;
+            if (strcmp(media, "application/json") == 0 && n == 24 &&
+                strncasecmp(p, "application/problem+json", 24) == 0)
+                return true;
+        }
+        p = params;
+    }
+    return false;
+}
+
+/* The media type of Content-Type without parameters matches one of the route's. */
+static bool body_media_ok(struct request *req)
+{
+    const char *ct = http_header(req, "Content-Type");
+    if (!ct)
+        return false;
+    size_t n = strcspn(ct, "; ");
+    if (n == 16 && strncasecmp(ct, "application/json", 16) == 0)
+        return true;
+    return req->method == HTTP_PATCH && n == 28 &&
+           strncasecmp(ct, "application/merge-patch+json", 28) == 0;
+}
+
+static bool takes_body(enum http_method m)
+{
+    return m == HTTP_POST || m == HTTP_PUT || m == HTTP_PATCH;
+}
+
+static void answer_preflight(struct request *req, unsigned allowed)
+{
+    char methods[80];
+    router_allow_header(allowed, methods, sizeof methods);
+    http_reply_empty(req, 204);
+    http_set_header(req, "Allow", methods);
+    if (req->origin || req->public_cors) {
+        http_set_header(req, "Access-Control-Allow-Methods", methods);
+        http_set_header(req, "Access-Control-Allow-Headers", allow_headers);
+        http_set_header(req, "Access-Control-Max-Age", "600");
+    }
+}
+
+static void dispatch(struct request *req)
+{
+    unsigned allowed;
+    enum router_result found =
+        router_match(req->method, req->path, &req->route, &req->params, &allowed);
+    if (found == ROUTER_NOT_FOUND) {
+        http_problem(req, 404, "There is nothing at %s.", req->path);
+        return;
+    }
+    if (req->route && req->route->roles & ROLE_PUBLIC)
+        req->public_cors = true;
+    if (req->method == HTTP_OPTIONS) {
+        answer_preflight(req, allowed);
+        return;
+    }
+    if (found == ROUTER_METHOD_NOT_ALLOWED) {
+        char methods[80];
+        router_allow_header(allowed, methods, sizeof methods);
+        http_problem(req, 405, "%s is not allowed here; allowed: %s.", req->method_name, methods);
+        http_set_header(req, "Allow", methods);
+        return;
+    }
+
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, collect_query, req);
+    /* A key in a URL ends up in logs and browser histories: refuse it before anything else. */
+    static const char *const key_in_query[] = {"key",          "apiKey",      "api_key",
+                                               "access_token", "accessToken", "token"};
+    for (int i = 0; i < req->n_query && i < HTTP_MAX_QUERY; i++) {
+        const char *k = req->query[i].key;
+        bool secret = false;
+        for (size_t s = 0; s < sizeof key_in_query / sizeof *key_in_query; s++)
+            secret |= strcmp(k, key_in_query[s]) == 0;
+        if (secret) {
+            http_invalid(req, k, "unknown",
+                         "API keys are not accepted in the query string; send them in the "
+                         "Authorization header");
+            http_problem_invalid(req);
+            return;
+        }
+    }
+
+    switch (auth_check(http_header(req, "Authorization"), &req->who)) {
+    case AUTH_UNAVAILABLE: http_problem_unavailable(req); return;
+    case AUTH_REFUSED:
+        http_problem(req, 401, "A valid API key is required: send Authorization: Bearer <key>.");
+        http_set_header(req, "WWW-Authenticate", "Bearer realm=\"werklabd\"");
+        return;
+    case AUTH_NONE:
+        if (!(req->route->roles & ROLE_PUBLIC)) {
+            http_problem(req, 401,
+                         "A valid API key is required: send Authorization: Bearer <key>.");
+            http_set_header(req, "WWW-Authenticate", "Bearer realm=\"werklabd\"");
+            return;
+        }
+        break;
+    case AUTH_OK:
+        if (!(req->route->roles & (req->who.role | ROLE_PUBLIC))) {
+            http_problem(req, 403, "A %s key may not %s %s.", auth_role_name(req->who.role),
+                         req->method_name, req->route->pattern);
+            return;
+        }
+        break;
+    }
+
+    const char *produces = req->route->produces ? req->route->produces : "application/json";
+    if (!accepts(http_header(req, "Accept"), produces)) {
+        http_problem(req, 406, "This endpoint answers with %s.", produces);
+        return;
+    }
+    if (req->too_large) {
+        http_problem(req, 413, "The request body is larger than %u bytes.", cfg->body_limit);
+        return;
+    }
+    if (takes_body(req->method)) {
+        if (req->body.len == 0) {
+            http_problem(req, 400, "This request needs a JSON body.");
+            return;
+        }
+        if (!body_media_ok(req)) {
+            http_problem(req, 415, "The body must be application/json%s.",
+                         req->method == HTTP_PATCH ? " or application/merge-patch+json" : "");
+            return;
+        }
+    }
+    if (!check_query(req))
+        return;
+    if (takes_body(req->method)) {
+        json_error_t error;
+        req->json = json_loadb(req->body.data, req->body.len, JSON_REJECT_DUPLICATES, &error);
+        if (!req->json) {
+            http_problem(req, 400, "The body is not valid JSON: %s (line %d, column %d).",
+                         error.text, error.line, error.column);
+            return;
+        }
+    }
+    req->route->handler(req);
+}
+
+/* ---- libmicrohttpd callbacks ---- */
+
+static struct request *request_new(struct MHD_Connection *conn, const char *url, const char *method)
+{
+    struct request *req = xcalloc(1, sizeof *req);
+    req->conn = conn;
+    req->started = now_s();
+    req->method_name = method;
+    req->method = router_method(method);
+    req->path = xstrdup(url);
+    jsonw_init(&req->w, &req->out);
+    const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+    if (origin && config_cors_allowed(cfg, origin))
+        req->origin = origin;
+    set_request_id(req);
+    atomic_fetch_add(&in_flight, 1);
+    return req;
+}
+
+static void request_free(struct request *req)
+{
+    for (int i = 0; i < req->n_headers; i++) {
+        free(req->header_names[i]);
+        free(req->header_values[i]);
+    }
+    if (req->json)
+        json_decref(req->json);
+    buf_free(&req->body);
+    buf_free(&req->out);
+    free(req->path);
+    free(req);
+    atomic_fetch_sub(&in_flight, 1);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    (void)cls;
+    (void)version;
+    struct request *req = *con_cls;
+    if (!req) {
+        /* First call: headers only. Answering now would cost the connection its keep-alive
+         * (libmicrohttpd 0.9.75), so only a body far over the limit is refused here. */
+        req = request_new(conn, url, method);
+        *con_cls = req;
+        const char *length = http_header(req, "Content-Length");
+        unsigned long long declared = length ? strtoull(length, NULL, 10) : 0;
+        if (declared > cfg->body_limit) {
+            req->too_large = true;
+            const char *expect = http_header(req, "Expect");
+            if (declared > (unsigned long long)cfg->body_limit * DISCARD_FACTOR ||
+                (expect && strcasecmp(expect, "100-continue") == 0)) {
+                http_problem(req, 413, "The request body is larger than %u bytes.",
+                             cfg->body_limit);
+                return send_response(req);
+            }
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (req->queued)
+            return MHD_YES;
+        if (req->too_large || req->body.len + n > cfg->body_limit) {
+            /* Read and drop the rest, so the client gets its 413 rather than a reset, up to a
+             * point: a body that never ends is cut off. */
+            req->too_large = true;
+            buf_free(&req->body);
+            req->discarded += n;
+            return req->discarded > (size_t)cfg->body_limit * DISCARD_FACTOR ? MHD_NO : MHD_YES;
+        }
+        if (takes_body(req->method))
+            buf_append(&req->body, upload_data, n);
+        return MHD_YES;
+    }
+    if (req->queued)
+        return MHD_YES;
+    dispatch(req);
+    return send_response(req);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    struct request *req = *con_cls;
+    if (!req)
+        return;
+    *con_cls = NULL;
+    double seconds = now_s() - req->started;
+    int status = req->queued ? req->status : 499; /* the client left before an answer */
+    (void)toe;
+    metrics_request(req->route ? req->route->index : -1, status, seconds);
+    log_request(&(struct log_request){
+        .request_id = req->request_id,
+        .method = req->method_name,
+        .route = req->route ? req->route->pattern : NULL,
+        .status = status,
+        .duration_ms = seconds * 1000,
+        .key_id = req->who.key_id[0] ? req->who.key_id : NULL,
+    });
+    request_free(req);
+}
+
+static void on_mhd_error(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char text[512];
+    vsnprintf(text, sizeof text, fmt, ap);
+    size_t n = strlen(text);
+    while (n > 0 && text[n - 1] == '\n')
+        text[--n] = '\0';
+    log_event("warning", "http: %s", text);
+}
+
+int http_start(const struct config *config)
+{
+    cfg = config;
+    struct sockaddr_in addr = {.sin_family = AF_INET,
+                               .sin_port = htons((uint16_t)cfg->listen_port)};
+    struct sockaddr_in6 addr6 = {.sin6_family = AF_INET6,
+                                 .sin6_port = htons((uint16_t)cfg->listen_port)};
+    const char *host = cfg->listen_host;
+    struct sockaddr *sa;
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    if (strcmp(host, "localhost") == 0)
+        host = "127.0.0.1";
+    char bare[64];
+    snprintf(bare, sizeof bare, "%s", host);
+    if (bare[0] == '[' && bare[strlen(bare) - 1] == ']') {
+        memmove(bare, bare + 1, strlen(bare));
+        bare[strlen(bare) - 1] = '\0';
+    }
+    if (inet_pton(AF_INET, bare, &addr.sin_addr) == 1) {
+        sa = (struct sockaddr *)&addr;
+    } else if (inet_pton(AF_INET6, bare, &addr6.sin6_addr) == 1) {
+        sa = (struct sockaddr *)&addr6;
+        flags |= MHD_USE_IPv6;
+    } else {
+        log_event("error", "listen: '%s' is not an IPv4 or IPv6 address", host);
+        return -1;
+    }
+    daemon_handle = MHD_start_daemon(
+        flags, (uint16_t)cfg->listen_port, NULL, NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR, sa,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)cfg->connection_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)cfg->connection_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)cfg->per_ip_connection_limit, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)cfg->connection_memory_limit, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL, MHD_OPTION_END);
+    if (!daemon_handle) {
+        log_event("error", "cannot listen on %s", cfg->listen);
+        return -1;
+    }
+    return 0;
+}
+
+void http_stop(unsigned grace_ms)
+{
+    if (!daemon_handle)
+        return;
+    MHD_quiesce_daemon(daemon_handle);
+    for (unsigned waited = 0; atomic_load(&in_flight) > 0 && waited < grace_ms; waited += 10)
+        usleep(10000);
+    MHD_stop_daemon(daemon_handle);
+    daemon_handle = NULL;
+}

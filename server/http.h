@@ -1,0 +1,133 @@
+/* http: the HTTP server, and everything every response has in common.
+ *
+ * http owns the libmicrohttpd daemon and the request's life. For each request it matches the
+ * route, answers OPTIONS, 404, 405, 406, 413 and 415 itself, checks the key and the role, checks
+ * the query keys against the route's list, parses a JSON body with jansson, and only then calls
+ * the route's handler. Every response, whoever wrote it, leaves through one function that adds
+ * API-Version, the security headers, X-Request-Id and CORS.
+ *
+ * Unknown query keys are recorded in req->invalid; a route that declares query keys gets called
+ * anyway, so that it can report them together with its own findings, and must answer
+ * http_problem_invalid() when req->n_invalid is not 0 after its checks.
+ *
+ * Handlers write their body with req->w (a jsonw into req->out) and end with http_reply(), or
+ * answer with one of the http_problem*() functions. A handler that does neither answers 500.
+ * Request-scoped memory is freed in one place, when libmicrohttpd reports the request complete. */
+#ifndef WERKLAB_HTTP_H
+#define WERKLAB_HTTP_H
+
+#include "auth.h"
+#include "buf.h"
+#include "config.h"
+#include "jsonw.h"
+#include "router.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#define HTTP_API_VERSION   "1.0.0"
+#define HTTP_MAX_QUERY     32
+#define HTTP_MAX_HEADERS   8
+#define HTTP_MAX_INVALID   64
+#define HTTP_MAX_CONFLICTS 16
+
+struct http_query_arg {
+    const char *key;
+    const char *value; /* "" for a key without a value */
+};
+
+struct http_invalid_param {
+    char name[96];
+    const char *code; /* required, type, format, enum, minimum, maximum, minLength, ... */
+    char reason[192];
+};
+
+struct http_conflict {
+    const char *code;
+    char detail[256];
+};
+
+struct request {
+    struct MHD_Connection *conn;
+    enum http_method method;
+    const char *method_name;
+    char *path;
+    const struct route *route;
+    struct route_params params;
+    struct http_query_arg query[HTTP_MAX_QUERY];
+    int n_query;
+    struct buf body;
+    json_t *json; /* the parsed body, for POST, PUT and PATCH */
+    struct auth_identity who;
+    char request_id[129];
+    const char *origin; /* Origin header, when on the allow-list */
+
+    /* The response being built. */
+    int status;
+    const char *content_type;
+    struct buf out;
+    struct jsonw w;
+    int n_headers;
+    char *header_names[HTTP_MAX_HEADERS];
+    char *header_values[HTTP_MAX_HEADERS];
+    bool public_cors; /* Access-Control-Allow-Origin: * */
+    int n_invalid;
+    struct http_invalid_param invalid[HTTP_MAX_INVALID];
+    int n_conflicts;
+    struct http_conflict conflicts[HTTP_MAX_CONFLICTS];
+
+    /* Bookkeeping. */
+    bool too_large;
+    bool queued;
+    size_t discarded;
+    double started;
+};
+
+/* Starts serving; returns 0, or -1 with a message logged. */
+int http_start(const struct config *cfg);
+/* Stops accepting, lets in-flight requests finish (up to grace_ms), then stops. */
+void http_stop(unsigned grace_ms);
+const struct config *http_config(void);
+
+/* A request header, or NULL. */
+const char *http_header(struct request *req, const char *name);
+/* A query value, or NULL when the key is absent. */
+const char *http_query(const struct request *req, const char *key);
+/* A path parameter: "{id}" → http_param(req, "id"). */
+const char *http_param(const struct request *req, const char *name);
+
+/* Adds a response header (copied). */
+void http_set_header(struct request *req, const char *name, const char *value);
+/* Answers with what the handler wrote through req->w, as application/json. */
+void http_reply(struct request *req, int status);
+/* Answers with a body that is not JSON. */
+void http_reply_text(struct request *req, int status, const char *content_type, const char *body,
+                     size_t len);
+void http_reply_empty(struct request *req, int status);
+
+/* Problem details (RFC 9457). detail is a printf format. */
+void http_problem(struct request *req, int status, const char *detail, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Collects an invalid field or query key; http_problem_invalid() answers 400 with all of them. */
+void http_invalid(struct request *req, const char *name, const char *code, const char *reason, ...)
+    __attribute__((format(printf, 4, 5)));
+void http_problem_invalid(struct request *req);
+/* Collects a conflict; http_problem_conflicts() answers 409 with all of them. */
+void http_conflict(struct request *req, const char *code, const char *detail, ...)
+    __attribute__((format(printf, 3, 4)));
+void http_problem_conflicts(struct request *req, const char *detail);
+/* 503 with Retry-After: the database is unreachable. */
+void http_problem_unavailable(struct request *req);
+
+/* ETag handling for a resource at version: sets ETag and returns true when If-None-Match
+ * matches (the caller answers 304 with http_reply_not_modified()). */
+bool http_etag(struct request *req, const char *version);
+void http_reply_not_modified(struct request *req);
+/* The version an If-Match header asks for: NULL when there is none, "" when it cannot match
+ * any version (malformed), else the digits. out must hold 16 bytes. */
+const char *http_if_match(struct request *req, char *out);
+
+/* Percent-encodes s for a query string into b. */
+void http_url_encode(struct buf *b, const char *s);
+
+#endif

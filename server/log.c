@@ -1,0 +1,69 @@
+#include "log.h"
+
+#include "buf.h"
+#include "jsonw.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+static void write_time(struct jsonw *w)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char text[40];
+    size_t n = strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(text + n, sizeof text - n, ".%03ldZ", ts.tv_nsec / 1000000);
+    jsonw_kv_string(w, "time", text);
+}
+
+static void emit(struct buf *line)
+{
+    buf_putc(line, '\n');
+    ssize_t ignored = write(STDERR_FILENO, line->data, line->len);
+    (void)ignored;
+    buf_free(line);
+}
+
+void log_request(const struct log_request *r)
+{
+    struct buf line = {0};
+    struct jsonw w;
+    jsonw_init(&w, &line);
+    jsonw_object_begin(&w);
+    write_time(&w);
+    jsonw_kv_string(&w, "level", "info");
+    jsonw_kv_string(&w, "requestId", r->request_id);
+    jsonw_kv_string(&w, "method", r->method);
+    jsonw_kv_string(&w, "route", r->route);
+    jsonw_kv_int(&w, "status", r->status);
+    jsonw_key(&w, "durationMs");
+    char ms[32];
+    snprintf(ms, sizeof ms, "%.3f", r->duration_ms);
+    jsonw_raw(&w, ms);
+    jsonw_kv_string(&w, "keyId", r->key_id);
+    jsonw_object_end(&w);
+    emit(&line);
+}
+
+void log_event(const char *level, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+
+    struct buf line = {0};
+    struct jsonw w;
+    jsonw_init(&w, &line);
+    jsonw_object_begin(&w);
+    write_time(&w);
+    jsonw_kv_string(&w, "level", level);
+    jsonw_kv_string(&w, "message", msg);
+    jsonw_object_end(&w);
+    emit(&line);
+}

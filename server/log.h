@@ -1,0 +1,21 @@
+/* log: one JSON object per line on stderr.
+ *
+ * Each line is written with a single write(2), so lines from different threads never interleave.
+ * Never pass a secret or personal data: keys appear by id only, bodies never. */
+#ifndef WERKLAB_LOG_H
+#define WERKLAB_LOG_H
+
+struct log_request {
+    const char *request_id;
+    const char *method;
+    const char *route; /* the route's pattern, or NULL when none matched */
+    int status;
+    double duration_ms;
+    const char *key_id; /* NULL: anonymous */
+};
+
+void log_request(const struct log_request *r);
+/* An event outside a request: level is "info", "warning" or "error". */
+void log_event(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,106 @@
+#include "metrics.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+
+/* The statuses werklabd answers with; anything else is counted under "other". */
+static const int statuses[] = {200, 201, 204, 304, 400, 401, 403, 404, 405, 406,
+                               409, 410, 412, 413, 415, 422, 428, 429, 500, 503};
+#define N_STATUSES (sizeof statuses / sizeof *statuses + 1)
+
+static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                 0.05,   0.1,   0.25,   0.5,   1,    2.5};
+#define N_BUCKETS (sizeof buckets / sizeof *buckets)
+
+static size_t n_rows; /* routes + 1 for "no route" */
+static const char *const *names;
+static atomic_ulong *requests; /* [row][status] */
+static atomic_ulong latency[N_BUCKETS + 1];
+static atomic_ulong latency_count;
+static atomic_ulong latency_micros;
+static atomic_ulong db_errors;
+
+void metrics_init(size_t n_routes, const char *const *route_names)
+{
+    n_rows = n_routes + 1;
+    names = route_names;
+    requests = calloc(n_rows * N_STATUSES, sizeof *requests);
+    if (!requests)
+        abort();
+}
+
+static size_t status_slot(int status)
+{
+    for (size_t i = 0; i < N_STATUSES - 1; i++)
+        if (statuses[i] == status)
+            return i;
+    return N_STATUSES - 1;
+}
+
+void metrics_request(int route, int status, double seconds)
+{
+    size_t row = route < 0 ? n_rows - 1 : (size_t)route;
+    if (!requests || row >= n_rows)
+        return;
+    atomic_fetch_add_explicit(&requests[row * N_STATUSES + status_slot(status)], 1,
+                              memory_order_relaxed);
+    size_t b = 0;
+    while (b < N_BUCKETS && seconds > buckets[b])
+        b++;
+    atomic_fetch_add_explicit(&latency[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&latency_count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&latency_micros, (unsigned long)(seconds * 1e6),
+                              memory_order_relaxed);
+}
+
+void metrics_db_error(void)
+{
+    atomic_fetch_add_explicit(&db_errors, 1, memory_order_relaxed);
+}
+
+static unsigned long load(atomic_ulong *v)
+{
+    return atomic_load_explicit(v, memory_order_relaxed);
+}
+
+void metrics_render(struct buf *out, int db_connections_open)
+{
+    buf_puts(out, "# HELP werklabd_http_requests_total HTTP requests answered, by route and "
+                  "status.\n# TYPE werklabd_http_requests_total counter\n");
+    for (size_t row = 0; row < n_rows; row++) {
+        for (size_t s = 0; s < N_STATUSES; s++) {
+            unsigned long n = load(&requests[row * N_STATUSES + s]);
+            if (!n)
+                continue;
+            const char *route = row < n_rows - 1 ? names[row] : "none";
+            if (s < N_STATUSES - 1)
+                buf_printf(out, "werklabd_http_requests_total{route=\"%s\",status=\"%d\"} %lu\n",
+                           route, statuses[s], n);
+            else
+                buf_printf(out, "werklabd_http_requests_total{route=\"%s\",status=\"other\"} %lu\n",
+                           route, n);
+        }
+    }
+    buf_puts(out, "# HELP werklabd_http_request_duration_seconds Time from request to response.\n"
+                  "# TYPE werklabd_http_request_duration_seconds histogram\n");
+    unsigned long cumulative = 0;
+    for (size_t b = 0; b < N_BUCKETS; b++) {
+        cumulative += load(&latency[b]);
+        buf_printf(out, "werklabd_http_request_duration_seconds_bucket{le=\"%g\"} %lu\n",
+                   buckets[b], cumulative);
+    }
+    cumulative += load(&latency[N_BUCKETS]);
+    buf_printf(out, "werklabd_http_request_duration_seconds_bucket{le=\"+Inf\"} %lu\n", cumulative);
+    buf_printf(out, "werklabd_http_request_duration_seconds_sum %.6f\n",
+               (double)load(&latency_micros) / 1e6);
+    buf_printf(out, "werklabd_http_request_duration_seconds_count %lu\n", load(&latency_count));
+    buf_printf(out,
+               "# HELP werklabd_db_errors_total Database failures: lost connections, failed "
+               "connects, timeouts and unexpected errors.\n# TYPE werklabd_db_errors_total "
+               "counter\nwerklabd_db_errors_total %lu\n",
+               load(&db_errors));
+    buf_printf(out,
+               "# HELP werklabd_db_connections_open Worker database connections now open.\n"
+               "# TYPE werklabd_db_connections_open gauge\nwerklabd_db_connections_open %d\n",
+               db_connections_open);
+}

@@ -1,0 +1,1335 @@
+#include "resource.h"
+
+#include "crypto.h"
+#include "log.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_RESOURCES  32
+#define MAX_SORT       3
+#define MAX_PARAMS     48
+#define DEFAULT_LIMIT  50
+#define MAX_LIMIT      200
+#define CURSOR_MAC_LEN 16
+
+struct resource_sql {
+    char *select_list;
+    int n_columns; /* id, the fields, version, created_at, updated_at */
+    char *get, *get_scoped, *insert, *update, *remove, *probe;
+    char *scope_condition; /* "(<scope>) = ANY ($::uuid[])" */
+    int writable[RESOURCE_MAX_FIELDS];
+    int n_writable;
+    regex_t pattern[RESOURCE_MAX_FIELDS];
+    bool has_pattern[RESOURCE_MAX_FIELDS];
+    const char *list_keys[40];
+    struct route routes[5];
+};
+
+static struct resource *registry[MAX_RESOURCES];
+static size_t n_registry;
+static unsigned char cursor_key[64];
+static size_t cursor_key_len;
+
+static const char *const list_keys_common[] = {"limit", "cursor", "sort"};
+
+/* ---- description checks and SQL ---- */
+
+static const char *cast_of(enum field_type t)
+{
+    switch (t) {
+    case FIELD_ENUM_ARRAY: return "text[]";
+    case FIELD_BOOL: return "boolean";
+    case FIELD_INT: return "integer";
+    case FIELD_DATE: return "date";
+    case FIELD_TIMESTAMP: return "timestamptz";
+    case FIELD_UUID: return "uuid";
+    default: return "text";
+    }
+}
+
+static void die(const struct resource *res, const char *what)
+{
+    fprintf(stderr, "werklabd: resource %s: %s\n", res->name, what);
+    abort();
+}
+
+size_t resource_field(const struct resource *res, const char *name)
+{
+    for (size_t i = 0; i < res->n_fields; i++)
+        if (strcmp(res->fields[i].name, name) == 0)
+            return i;
+    die(res, name);
+    return 0;
+}
+
+/* Length of the group prefix of a nested name ("contact" of "contact.email"), or 0. */
+static size_t group_len(const char *name)
+{
+    const char *dot = strchr(name, '.');
+    return dot ? (size_t)(dot - name) : 0;
+}
+
+static bool same_group(const char *a, const char *b)
+{
+    size_t n = group_len(a);
+    return n > 0 && n == group_len(b) && strncmp(a, b, n) == 0;
+}
+
+static void build_sql(struct resource *res)
+{
+    struct resource_sql *s = xcalloc(1, sizeof *s);
+    res->sql = s;
+    if (res->n_fields > RESOURCE_MAX_FIELDS)
+        die(res, "too many fields");
+
+    struct buf b = {0};
+    buf_puts(&b, "id");
+    for (size_t i = 0; i < res->n_fields; i++) {
+        const struct field *f = &res->fields[i];
+        buf_printf(&b, ", %s", f->column);
+        if (!(f->flags & FIELD_READONLY))
+            s->writable[s->n_writable++] = (int)i;
+        if (f->pattern) {
+            if (regcomp(&s->pattern[i], f->pattern, REG_EXTENDED | REG_NOSUB) != 0)
+                die(res, "a pattern does not compile");
+            s->has_pattern[i] = true;
+        }
+        if ((f->type == FIELD_ENUM || f->type == FIELD_ENUM_ARRAY) && !f->values)
+            die(res, "an enum without values");
+        /* Fields of one nested object stand together, so rendering can open it once. */
+        for (size_t k = i + 2; k < res->n_fields && group_len(f->name); k++)
+            if (same_group(f->name, res->fields[k].name) &&
+                !same_group(f->name, res->fields[k - 1].name))
+                die(res, "fields of one object are not together");
+    }
+    buf_puts(&b, ", version, created_at, updated_at");
+    s->select_list = buf_detach(&b);
+    s->n_columns = (int)res->n_fields + 4;
+
+    buf_printf(&b, "SELECT %s FROM %s WHERE id = $1", s->select_list, res->table);
+    s->get = buf_detach(&b);
+    if (res->scope) {
+        buf_printf(&b, "SELECT %s FROM %s WHERE id = $1 AND (%s) = ANY ($2::uuid[])",
+                   s->select_list, res->table, res->scope);
+        s->get_scoped = buf_detach(&b);
+        buf_printf(&b, "(%s) = ANY ($::uuid[])", res->scope);
+        s->scope_condition = buf_detach(&b);
+    }
+
+    buf_printf(&b, "INSERT INTO %s (", res->table);
+    for (int i = 0; i < s->n_writable; i++)
+        buf_printf(&b, "%s%s", i ? ", " : "", res->fields[s->writable[i]].column);
+    buf_puts(&b, ") VALUES (");
+    for (int i = 0; i < s->n_writable; i++)
+        buf_printf(&b, "%s$%d::%s", i ? ", " : "", i + 1,
+                   cast_of(res->fields[s->writable[i]].type));
+    buf_printf(&b, ") RETURNING %s", s->select_list);
+    s->insert = buf_detach(&b);
+
+    /* $1 id, $2 the version If-Match names (NULL: any), $3 a mask of '0'/'1' saying which
+     * writable fields the patch sets, $4... their values. */
+    buf_printf(&b, "UPDATE %s SET ", res->table);
+    for (int i = 0; i < s->n_writable; i++) {
+        const struct field *f = &res->fields[s->writable[i]];
+        buf_printf(&b, "%s%s = CASE WHEN substr($3, %d, 1) = '1' THEN $%d::%s ELSE %s END",
+                   i ? ", " : "", f->column, i + 1, i + 4, cast_of(f->type), f->column);
+    }
+    buf_printf(&b, " WHERE id = $1 AND ($2::integer IS NULL OR version = $2::integer) RETURNING %s",
+               s->select_list);
+    s->update = buf_detach(&b);
+
+    buf_printf(&b,
+               "DELETE FROM %s WHERE id = $1 AND ($2::integer IS NULL OR version = $2::integer) "
+               "RETURNING id",
+               res->table);
+    s->remove = buf_detach(&b);
+    buf_printf(&b, "SELECT version FROM %s WHERE id = $1", res->table);
+    s->probe = buf_detach(&b);
+
+    size_t k = 0;
+    for (size_t i = 0; i < sizeof list_keys_common / sizeof *list_keys_common; i++)
+        s->list_keys[k++] = list_keys_common[i];
+    for (size_t i = 0; i < res->n_filters; i++) {
+        if (k + 1 >= sizeof s->list_keys / sizeof *s->list_keys)
+            die(res, "too many filters");
+        s->list_keys[k++] = res->filters[i].key;
+    }
+    s->list_keys[k] = NULL;
+}
+
+void resource_register(struct resource *res)
+{
+    if (n_registry == MAX_RESOURCES)
+        die(res, "too many resources");
+    build_sql(res);
+    registry[n_registry++] = res;
+
+    static char item_paths[MAX_RESOURCES][96];
+    char *item = item_paths[n_registry - 1];
+    snprintf(item, sizeof item_paths[0], "%s/{id}", res->path);
+    struct resource_sql *s = res->sql;
+    struct route all[] = {
+        {HTTP_GET,
+         res->path,
+         resource_list,
+         res->read_roles,
+         s->list_keys,
+         res,
+         NULL,
+         0,
+         0,
+         {0},
+         {0}},
+        {HTTP_POST,
+         res->path,
+         res->on_create ? res->on_create : resource_create,
+         res->write_roles,
+         NULL,
+         res,
+         NULL,
+         0,
+         0,
+         {0},
+         {0}},
+        {HTTP_GET, item, resource_get, res->read_roles, NULL, res, NULL, 0, 0, {0}, {0}},
+        {HTTP_PATCH,
+         item,
+         res->on_patch ? res->on_patch : resource_patch,
+         res->write_roles,
+         NULL,
+         res,
+         NULL,
+         0,
+         0,
+         {0},
+         {0}},
+        {HTTP_DELETE,
+         item,
+         res->on_delete ? res->on_delete : resource_delete,
+         res->write_roles,
+         NULL,
+         res,
+         NULL,
+         0,
+         0,
+         {0},
+         {0}},
+    };
+    size_t n = 0;
+    for (size_t i = 0; i < 5; i++)
+        if (res->methods & (1u << i))
+            s->routes[n++] = all[i];
+    router_add(s->routes, n);
+}
+
+void resource_set_cursor_key(const unsigned char *key, size_t len)
+{
+    cursor_key_len = len < sizeof cursor_key ? len : sizeof cursor_key;
+    memcpy(cursor_key, key, cursor_key_len);
+}
+
+const char *resource_select_list(const struct resource *res)
+{
+    return res->sql->select_list;
+}
+
+/* ---- validating values ---- */
+
+static size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
+static bool digits(const char *s, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!isdigit((unsigned char)s[i]))
+            return false;
+    return true;
+}
+
+static bool valid_date(const char *s)
+{
+    if (strlen(s) < 10 || !digits(s, 4) || s[4] != '-' || !digits(s + 5, 2) || s[7] != '-' ||
+        !digits(s + 8, 2))
+        return false;
+    int y = atoi(s), m = atoi(s + 5), d = atoi(s + 8);
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (y < 1 || m < 1 || m > 12 || d < 1)
+        return false;
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return d <= days[m - 1] + (m == 2 && leap);
+}
+
+static bool valid_timestamp(const char *s)
+{
+    if (!valid_date(s) || (s[10] != 'T' && s[10] != 't') || !digits(s + 11, 2) || s[13] != ':' ||
+        !digits(s + 14, 2) || s[16] != ':' || !digits(s + 17, 2))
+        return false;
+    if (atoi(s + 11) > 23 || atoi(s + 14) > 59 || atoi(s + 17) > 60)
+        return false;
+    const char *p = s + 19;
+    if (*p == '.') {
+        int n = 0;
+        while (isdigit((unsigned char)p[1 + n]))
+            n++;
+        if (n == 0 || n > 9)
+            return false;
+        p += 1 + n;
+    }
+    if ((*p == 'Z' || *p == 'z') && p[1] == '\0')
+        return true;
+    return (*p == '+' || *p == '-') && digits(p + 1, 2) && p[3] == ':' && digits(p + 4, 2) &&
+           p[6] == '\0' && atoi(p + 1) <= 23 && atoi(p + 4) <= 59;
+}
+
+static bool valid_email(const char *s)
+{
+    const char *at = strchr(s, '@');
+    size_t len = strlen(s);
+    if (!at || strchr(at + 1, '@') || len > 254 || at == s || at - s > 64)
+        return false;
+    for (const char *p = s; p < at; p++)
+        if (!isalnum((unsigned char)*p) && !strchr(".!#$%&'*+/=?^_`{|}~-", *p))
+            return false;
+    if (s[0] == '.' || at[-1] == '.' || strstr(s, ".."))
+        return false;
+    const char *domain = at + 1;
+    int labels = 0;
+    for (const char *p = domain; *p;) {
+        const char *end = p;
+        while (*end && *end != '.')
+            end++;
+        size_t n = (size_t)(end - p);
+        if (n == 0 || n > 63 || p[0] == '-' || end[-1] == '-')
+            return false;
+        for (const char *q = p; q < end; q++)
+            if (!isalnum((unsigned char)*q) && *q != '-')
+                return false;
+        labels++;
+        p = *end ? end + 1 : end;
+        if (*end && !*p)
+            return false; /* a trailing dot */
+    }
+    return labels >= 2;
+}
+
+static bool valid_url(const char *s)
+{
+    const char *host = strncmp(s, "https://", 8) == 0  ? s + 8
+                       : strncmp(s, "http://", 7) == 0 ? s + 7
+                                                       : NULL;
+    if (!host || !isalnum((unsigned char)*host))
+        return false;
+    for (const char *p = host; *p; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '"' || *p == '<' || *p == '>' ||
+            *p == '\\')
+            return false;
+    return true;
+}
+
+static bool valid_phone(const char *s)
+{
+    int n = 0;
+    for (const char *p = s; *p; p++) {
+        if (isdigit((unsigned char)*p))
+            n++;
+        else if (!strchr(" +-()", *p))
+            return false;
+    }
+    return n >= 6 && n <= 20;
+}
+
+static bool in_values(const char *const *values, const char *s)
+{
+    for (; *values; values++)
+        if (strcmp(*values, s) == 0)
+            return true;
+    return false;
+}
+
+static void list_values(struct buf *b, const char *const *values)
+{
+    for (const char *const *v = values; *v; v++)
+        buf_printf(b, "%s%s", v == values ? "" : ", ", *v);
+}
+
+/* Appends s as an element of a PostgreSQL array literal. */
+static void array_element(struct buf *b, const char *s)
+{
+    buf_putc(b, '"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            buf_putc(b, '\\');
+        buf_putc(b, *s);
+    }
+    buf_putc(b, '"');
+}
+
+/* Checks one JSON value against f; sets *out (NULL for null) or records why not. */
+static bool check_value(struct request *req, const struct resource *res, size_t index,
+                        json_t *value, struct resource_values *v, const char **out)
+{
+    const struct field *f = &res->fields[index];
+    const char *name = f->name;
+    *out = NULL;
+    if (json_is_null(value)) {
+        if (f->flags & FIELD_NULLABLE)
+            return true;
+        http_invalid(req, name, f->flags & FIELD_REQUIRED ? "required" : "type",
+                     "must not be null");
+        return false;
+    }
+    switch (f->type) {
+    case FIELD_BOOL:
+        if (!json_is_boolean(value)) {
+            http_invalid(req, name, "type", "must be true or false");
+            return false;
+        }
+        *out = json_is_true(value) ? "true" : "false";
+        return true;
+    case FIELD_INT: {
+        if (!json_is_integer(value)) {
+            http_invalid(req, name, "type", "must be a whole number");
+            return false;
+        }
+        json_int_t n = json_integer_value(value);
+        if (n < f->min) {
+            http_invalid(req, name, "minimum", "must be at least %ld", f->min);
+            return false;
+        }
+        if (f->max && n > f->max) {
+            http_invalid(req, name, "maximum", "must be at most %ld", f->max);
+            return false;
+        }
+        snprintf(v->scratch[index], sizeof v->scratch[index], "%lld", (long long)n);
+        *out = v->scratch[index];
+        return true;
+    }
+    case FIELD_ENUM_ARRAY: {
+        if (!json_is_array(value)) {
+            http_invalid(req, name, "type", "must be an array");
+            return false;
+        }
+        struct buf b = {0};
+        buf_putc(&b, '{');
+        size_t i;
+        json_t *item;
+        bool ok = true;
+        json_array_foreach(value, i, item)
+        {
+            const char *s = json_string_value(item);
+            if (!s || !in_values(f->values, s)) {
+                struct buf allowed = {0};
+                list_values(&allowed, f->values);
+                http_invalid(req, name, "enum", "item %zu must be one of: %s", i, allowed.data);
+                buf_free(&allowed);
+                ok = false;
+                break;
+            }
+            for (size_t k = 0; k < i; k++)
+                if (strcmp(json_string_value(json_array_get(value, k)), s) == 0) {
+                    http_invalid(req, name, "enum", "lists %s more than once", s);
+                    ok = false;
+                }
+            if (!ok)
+                break;
+            if (i)
+                buf_putc(&b, ',');
+            array_element(&b, s);
+        }
+        buf_putc(&b, '}');
+        if (!ok || (f->min && json_array_size(value) < (size_t)f->min)) {
+            if (ok)
+                http_invalid(req, name, "minLength", "must have at least %ld item%s", f->min,
+                             f->min == 1 ? "" : "s");
+            buf_free(&b);
+            return false;
+        }
+        v->owned[index] = buf_detach(&b);
+        *out = v->owned[index];
+        return true;
+    }
+    default: break;
+    }
+
+    const char *s = json_string_value(value);
+    if (!s) {
+        http_invalid(req, name, "type", "must be a string");
+        return false;
+    }
+    size_t chars = utf8_chars(s);
+    switch (f->type) {
+    case FIELD_ENUM:
+        if (!in_values(f->values, s)) {
+            struct buf allowed = {0};
+            list_values(&allowed, f->values);
+            http_invalid(req, name, "enum", "must be one of: %s", allowed.data);
+            buf_free(&allowed);
+            return false;
+        }
+        break;
+    case FIELD_DATE:
+        if (strlen(s) != 10 || !valid_date(s)) {
+            http_invalid(req, name, "format", "must be a date, YYYY-MM-DD");
+            return false;
+        }
+        break;
+    case FIELD_TIMESTAMP:
+        if (!valid_timestamp(s)) {
+            http_invalid(req, name, "format",
+                         "must be an RFC 3339 timestamp with an offset, e.g. 2025-03-01T09:30:00Z");
+            return false;
+        }
+        break;
+    case FIELD_UUID:
+        if (!router_is_uuid(s, strlen(s))) {
+            http_invalid(req, name, "format", "must be a UUID");
+            return false;
+        }
+        break;
+    default:
+        if (chars < (size_t)(f->min ? f->min : (f->flags & FIELD_REQUIRED) ? 1 : 0)) {
+            http_invalid(req, name, "minLength", "must have at least %ld character%s",
+                         f->min ? f->min : 1, f->min > 1 ? "s" : "");
+            return false;
+        }
+        if (f->max && chars > (size_t)f->max) {
+            http_invalid(req, name, "maxLength", "must have at most %ld characters", f->max);
+            return false;
+        }
+        if (f->type == FIELD_EMAIL && !valid_email(s)) {
+            http_invalid(req, name, "format", "must be an e-mail address");
+            return false;
+        }
+        if (f->type == FIELD_URL && !valid_url(s)) {
+            http_invalid(req, name, "format", "must be an absolute http or https URL");
+            return false;
+        }
+        if (f->type == FIELD_PHONE && !valid_phone(s)) {
+            http_invalid(req, name, "format",
+                         "must be a phone number: 6 to 20 digits, with spaces, +, -, ( and )");
+            return false;
+        }
+        if (res->sql->has_pattern[index] && regexec(&res->sql->pattern[index], s, 0, NULL, 0)) {
+            http_invalid(req, name, "pattern", "%s", f->hint ? f->hint : "has the wrong form");
+            return false;
+        }
+        break;
+    }
+    *out = s;
+    return true;
+}
+
+static bool is_own_field(const struct field *f, const char *name)
+{
+    (void)f;
+    return strcmp(name, "id") == 0 || strcmp(name, "version") == 0 ||
+           strcmp(name, "createdAt") == 0 || strcmp(name, "updatedAt") == 0;
+}
+
+/* Takes one member of the body (or of a nested object, with prefix "contact."). */
+static void take_member(struct request *req, const struct resource *res, bool create,
+                        const char *prefix, const char *key, json_t *value,
+                        struct resource_values *v)
+{
+    char name[128];
+    snprintf(name, sizeof name, "%s%s", prefix, key);
+    for (size_t i = 0; i < res->n_fields; i++) {
+        const struct field *f = &res->fields[i];
+        if (strcmp(f->name, name) != 0)
+            continue;
+        if (f->flags & FIELD_READONLY) {
+            http_invalid(req, name, "unknown", "is read-only");
+            return;
+        }
+        if (!create && (f->flags & FIELD_IMMUTABLE)) {
+            http_invalid(req, name, "unknown", "cannot be changed after creation");
+            return;
+        }
+        const char *out;
+        if (check_value(req, res, i, value, v, &out)) {
+            v->value[i] = out;
+            v->given[i] = true;
+        }
+        return;
+    }
+    /* A nested object: "contact": {...} or "contact": null. */
+    size_t n = strlen(name);
+    bool group = false, all_nullable = true, writable = false;
+    for (size_t i = 0; i < res->n_fields; i++) {
+        const struct field *f = &res->fields[i];
+        if (group_len(f->name) == n && strncmp(f->name, name, n) == 0) {
+            group = true;
+            all_nullable &= (f->flags & FIELD_NULLABLE) != 0;
+            writable |= !(f->flags & FIELD_READONLY);
+        }
+    }
+    if (!group || prefix[0]) {
+        if (prefix[0] == '\0' && is_own_field(NULL, name))
+            http_invalid(req, name, "unknown", "is read-only");
+        else
+            http_invalid(req, name, "unknown", "is not a field of %s", res->name);
+        return;
+    }
+    if (!writable) {
+        http_invalid(req, name, "unknown", "is read-only");
+        return;
+    }
+    if (json_is_null(value)) {
+        if (!all_nullable) {
+            http_invalid(req, name, "type", "must be an object");
+            return;
+        }
+        for (size_t i = 0; i < res->n_fields; i++)
+            if (group_len(res->fields[i].name) == n && strncmp(res->fields[i].name, name, n) == 0 &&
+                !(res->fields[i].flags & FIELD_READONLY)) {
+                v->value[i] = NULL;
+                v->given[i] = true;
+            }
+        return;
+    }
+    if (!json_is_object(value)) {
+        http_invalid(req, name, "type", "must be an object%s", all_nullable ? " or null" : "");
+        return;
+    }
+    char nested[130];
+    snprintf(nested, sizeof nested, "%s.", name);
+    const char *k;
+    json_t *member;
+    json_object_foreach(value, k, member) take_member(req, res, create, nested, k, member, v);
+}
+
+bool resource_read_body(struct request *req, const struct resource *res, bool create,
+                        struct resource_values *v)
+{
+    memset(v, 0, sizeof *v);
+    if (!json_is_object(req->json)) {
+        http_problem(req, 400, "The body must be a JSON object.");
+        return false;
+    }
+    const char *key;
+    json_t *value;
+    json_object_foreach(req->json, key, value) take_member(req, res, create, "", key, value, v);
+    if (create) {
+        for (size_t i = 0; i < res->n_fields; i++) {
+            const struct field *f = &res->fields[i];
+            if (v->given[i] || (f->flags & FIELD_READONLY))
+                continue;
+            bool named_invalid = false;
+            for (int k = 0; k < req->n_invalid; k++)
+                named_invalid |= strcmp(req->invalid[k].name, f->name) == 0;
+            if (f->flags & FIELD_REQUIRED) {
+                if (!named_invalid)
+                    http_invalid(req, f->name, "required", "is required");
+            } else {
+                v->value[i] = f->fallback;
+                v->given[i] = true;
+            }
+        }
+    }
+    if (req->n_invalid) {
+        http_problem_invalid(req);
+        resource_values_free(v);
+        return false;
+    }
+    return true;
+}
+
+void resource_values_free(struct resource_values *v)
+{
+    for (size_t i = 0; i < RESOURCE_MAX_FIELDS; i++) {
+        free(v->owned[i]);
+        v->owned[i] = NULL;
+    }
+}
+
+/* ---- rendering ---- */
+
+/* "2025-03-01 09:30:00.123+00" (UTC, ISO) → "2025-03-01T09:30:00.123Z" */
+static void write_timestamp(struct jsonw *w, const char *pg)
+{
+    char out[40];
+    size_t n = strcspn(pg, "+");
+    if (n >= sizeof out - 1 || n < 19) {
+        jsonw_string(w, pg);
+        return;
+    }
+    memcpy(out, pg, n);
+    out[10] = 'T';
+    out[n] = 'Z';
+    out[n + 1] = '\0';
+    jsonw_string(w, out);
+}
+
+/* {a,b,"c d"} → ["a","b","c d"] (enum members never need more than this). */
+static void write_array(struct jsonw *w, const char *pg)
+{
+    jsonw_array_begin(w);
+    const char *p = pg + (*pg == '{');
+    while (*p && *p != '}') {
+        bool quoted = *p == '"';
+        const char *start = p + quoted;
+        const char *end = start;
+        while (*end && (quoted ? *end != '"' : (*end != ',' && *end != '}')))
+            end++;
+        jsonw_stringn(w, start, (size_t)(end - start));
+        p = end + quoted;
+        if (*p == ',')
+            p++;
+    }
+    jsonw_array_end(w);
+}
+
+static void write_value(struct jsonw *w, const struct field *f, const char *v)
+{
+    if (!v) {
+        jsonw_null(w);
+        return;
+    }
+    switch (f->type) {
+    case FIELD_INT: jsonw_raw(w, v); break;
+    case FIELD_BOOL: jsonw_bool(w, v[0] == 't'); break;
+    case FIELD_TIMESTAMP: write_timestamp(w, v); break;
+    case FIELD_ENUM_ARRAY: write_array(w, v); break;
+    default: jsonw_string(w, v); break;
+    }
+}
+
+static bool hidden(const struct request *req, const struct field *f)
+{
+    return req->who.role == ROLE_PARTNER && (f->flags & (FIELD_PERSONAL | FIELD_INTERNAL));
+}
+
+void resource_render(struct request *req, const struct resource *res, const struct db_result *r,
+                     int row)
+{
+    jsonw_object_begin(&req->w);
+    resource_render_members(req, res, r, row);
+    jsonw_object_end(&req->w);
+}
+
+void resource_render_members(struct request *req, const struct resource *res,
+                             const struct db_result *r, int row)
+{
+    static const struct field timestamp = {.type = FIELD_TIMESTAMP};
+    struct jsonw *w = &req->w;
+    int base = 1; /* column of fields[0] */
+    jsonw_kv_string(w, "id", db_value(r, row, 0));
+    for (size_t i = 0; i < res->n_fields;) {
+        const struct field *f = &res->fields[i];
+        size_t g = group_len(f->name);
+        if (!g) {
+            if (!hidden(req, f)) {
+                jsonw_key(w, f->name);
+                write_value(w, f, db_value(r, row, base + (int)i));
+            }
+            i++;
+            continue;
+        }
+        size_t end = i;
+        bool any_value = false, any_visible = false;
+        while (end < res->n_fields && same_group(f->name, res->fields[end].name)) {
+            any_value |= db_value(r, row, base + (int)end) != NULL;
+            any_visible |= !hidden(req, &res->fields[end]);
+            end++;
+        }
+        if (any_visible) {
+            char key[64];
+            snprintf(key, sizeof key, "%.*s", (int)g, f->name);
+            jsonw_key(w, key);
+            if (!any_value) {
+                jsonw_null(w);
+            } else {
+                jsonw_object_begin(w);
+                for (size_t k = i; k < end; k++) {
+                    if (hidden(req, &res->fields[k]))
+                        continue;
+                    jsonw_key(w, res->fields[k].name + g + 1);
+                    write_value(w, &res->fields[k], db_value(r, row, base + (int)k));
+                }
+                jsonw_object_end(w);
+            }
+        }
+        i = end;
+    }
+    int tail = base + (int)res->n_fields;
+    jsonw_key(w, "version");
+    jsonw_raw(w, db_value(r, row, tail));
+    jsonw_key(w, "createdAt");
+    write_value(w, &timestamp, db_value(r, row, tail + 1));
+    jsonw_key(w, "updatedAt");
+    write_value(w, &timestamp, db_value(r, row, tail + 2));
+}
+
+void resource_answer_row(struct request *req, const struct resource *res, const struct db_result *r,
+                         int status)
+{
+    const char *version = db_value(r, 0, res->sql->n_columns - 3);
+    if (status == 201) {
+        struct buf location = {0};
+        buf_printf(&location, "%s/%s", res->path, db_value(r, 0, 0));
+        http_set_header(req, "Location", location.data);
+        buf_free(&location);
+    }
+    if (http_etag(req, version) && status == 200 && req->method != HTTP_PATCH) {
+        http_reply_not_modified(req);
+        return;
+    }
+    resource_render(req, res, r, 0);
+    http_reply(req, status);
+}
+
+/* ---- failures ---- */
+
+static const struct constraint_rule *find_rule(const char *constraint)
+{
+    for (size_t i = 0; i < n_registry; i++)
+        for (size_t k = 0; k < registry[i]->n_constraints; k++)
+            if (strcmp(registry[i]->constraints[k].constraint, constraint) == 0)
+                return &registry[i]->constraints[k];
+    return NULL;
+}
+
+void resource_fail(struct request *req, const struct resource *res, const struct db_result *r,
+                   bool deleting)
+{
+    const struct constraint_rule *rule = find_rule(r->constraint);
+    switch (r->status) {
+    case DB_UNAVAILABLE: http_problem_unavailable(req); return;
+    case DB_UNIQUE:
+        http_conflict(req, "unique", "%s", rule ? rule->reason : "a unique value is taken");
+        http_problem_conflicts(req, "A value that must be unique is taken.");
+        return;
+    case DB_FOREIGN_KEY:
+        if (deleting) {
+            http_conflict(req, "referenced", "%s %s", res->name,
+                          rule && rule->referenced_by ? rule->referenced_by
+                                                      : "is referenced by other resources");
+            http_problem_conflicts(req, "Other resources depend on this one.");
+        } else {
+            http_invalid(req, rule && rule->field ? rule->field : "body", "reference", "%s",
+                         rule ? rule->reason : "refers to something that does not exist");
+            http_problem_invalid(req);
+        }
+        return;
+    case DB_CHECK:
+    case DB_EXCLUSION:
+        if (rule && rule->code) {
+            http_invalid(req, rule->field, rule->code, "%s", rule->reason);
+            http_problem_invalid(req);
+            return;
+        }
+        if (rule) {
+            http_conflict(req, "conflict", "%s", rule->reason);
+            http_problem_conflicts(req, "The change conflicts with the current state.");
+            return;
+        }
+        log_event("error", "%s: unmapped constraint %s: %s", res->name, r->constraint, r->message);
+        http_problem(req, 400, "The values break a rule of %s.", res->name);
+        return;
+    case DB_INVALID_INPUT:
+        http_problem(req, 400, "A value could not be stored: %s.", r->message);
+        return;
+    case DB_RETRY:
+        http_problem(req, 409, "The change collided with another one; try again.");
+        return;
+    default:
+        log_event("error", "%s: %s", res->name, r->message);
+        http_problem(req, 500, "The server failed to handle this request.");
+        return;
+    }
+}
+
+void resource_answer_missing(struct request *req, const struct resource *res, const char *id)
+{
+    struct db_result r;
+    const char *params[] = {id};
+    if (db_exec(res->sql->probe, 1, params, &r) != DB_OK)
+        resource_fail(req, res, &r, false);
+    else if (db_rows(&r) == 0)
+        http_problem(req, 404, "There is no %s with id %s.", res->name, id);
+    else
+        http_problem(req, 412, "The %s has changed: its version is now %s.", res->name,
+                     db_value(&r, 0, 0));
+    db_clear(&r);
+}
+
+/* ---- the standard handlers ---- */
+
+static const struct resource *resource_of(const struct request *req)
+{
+    return req->route->context;
+}
+
+/* "{id1,id2}" of the municipalities a partner key is limited to. */
+static char *scope_array(const struct request *req)
+{
+    struct buf b = {0};
+    buf_putc(&b, '{');
+    for (int i = 0; i < req->who.n_municipalities; i++)
+        buf_printf(&b, "%s%s", i ? "," : "", req->who.municipality_ids[i]);
+    buf_putc(&b, '}');
+    return buf_detach(&b);
+}
+
+static bool scoped(const struct request *req, const struct resource *res)
+{
+    return res->scope && req->who.role == ROLE_PARTNER && req->who.n_municipalities > 0;
+}
+
+void resource_get(struct request *req)
+{
+    const struct resource *res = resource_of(req);
+    const char *id = http_param(req, "id");
+    char *scope = scoped(req, res) ? scope_array(req) : NULL;
+    const char *params[] = {id, scope};
+    struct db_result r;
+    if (db_exec(scope ? res->sql->get_scoped : res->sql->get, scope ? 2 : 1, params, &r) != DB_OK)
+        resource_fail(req, res, &r, false);
+    else if (db_rows(&r) == 0)
+        http_problem(req, 404, "There is no %s with id %s.", res->name, id);
+    else
+        resource_answer_row(req, res, &r, 200);
+    db_clear(&r);
+    free(scope);
+}
+
+void resource_create(struct request *req)
+{
+    const struct resource *res = resource_of(req);
+    struct resource_values v;
+    if (!resource_read_body(req, res, true, &v))
+        return;
+    const char *params[RESOURCE_MAX_FIELDS];
+    for (int i = 0; i < res->sql->n_writable; i++)
+        params[i] = v.value[res->sql->writable[i]];
+    struct db_result r;
+    if (db_exec(res->sql->insert, res->sql->n_writable, params, &r) != DB_OK)
+        resource_fail(req, res, &r, false);
+    else
+        resource_answer_row(req, res, &r, 201);
+    db_clear(&r);
+    resource_values_free(&v);
+}
+
+void resource_patch(struct request *req)
+{
+    const struct resource *res = resource_of(req);
+    const char *id = http_param(req, "id");
+    struct resource_values v;
+    if (!resource_read_body(req, res, false, &v))
+        return;
+    char version_buf[16];
+    const char *version = http_if_match(req, version_buf);
+    if (version && !*version) {
+        http_problem(req, 412, "If-Match must name the current version, e.g. \"3\".");
+        resource_values_free(&v);
+        return;
+    }
+    const char *params[3 + RESOURCE_MAX_FIELDS];
+    char mask[RESOURCE_MAX_FIELDS + 1];
+    bool any = false;
+    for (int i = 0; i < res->sql->n_writable; i++) {
+        int f = res->sql->writable[i];
+        mask[i] = v.given[f] ? '1' : '0';
+        any |= v.given[f];
+        params[3 + i] = v.value[f];
+    }
+    mask[res->sql->n_writable] = '\0';
+    params[0] = id;
+    params[1] = version;
+    params[2] = mask;
+    struct db_result r;
+    enum db_status s;
+    if (any)
+        s = db_exec(res->sql->update, 3 + res->sql->n_writable, params, &r);
+    else /* nothing to change: answer the current state, still honouring If-Match */
+        s = db_exec(res->sql->get, 1, params, &r);
+    if (s != DB_OK)
+        resource_fail(req, res, &r, false);
+    else if (db_rows(&r) == 0 ||
+             (!any && version && strcmp(version, db_value(&r, 0, res->sql->n_columns - 3)) != 0))
+        resource_answer_missing(req, res, id);
+    else
+        resource_answer_row(req, res, &r, 200);
+    db_clear(&r);
+    resource_values_free(&v);
+}
+
+void resource_delete(struct request *req)
+{
+    const struct resource *res = resource_of(req);
+    const char *id = http_param(req, "id");
+    char version_buf[16];
+    const char *version = http_if_match(req, version_buf);
+    if (version && !*version) {
+        http_problem(req, 412, "If-Match must name the current version, e.g. \"3\".");
+        return;
+    }
+    const char *params[] = {id, version};
+    struct db_result r;
+    if (db_exec(res->sql->remove, 2, params, &r) != DB_OK)
+        resource_fail(req, res, &r, true);
+    else if (db_rows(&r) == 0)
+        resource_answer_missing(req, res, id);
+    else
+        http_reply_empty(req, 204);
+    db_clear(&r);
+}
+
+/* ---- lists ---- */
+
+struct sort_choice {
+    const struct sort_key *key;
+    bool descending;
+};
+
+struct list_query {
+    struct buf sql;
+    const char *params[MAX_PARAMS];
+    char *owned[MAX_PARAMS];
+    int n;
+};
+
+/* Adds a parameter; returns its number for the SQL. */
+static int add_param(struct list_query *q, const char *value)
+{
+    q->params[q->n] = value;
+    q->owned[q->n] = NULL;
+    return ++q->n;
+}
+
+/* The same for a value the query frees when done. */
+static int add_owned_param(struct list_query *q, char *value)
+{
+    q->params[q->n] = value;
+    q->owned[q->n] = value;
+    return ++q->n;
+}
+
+/* Appends sql, with "$" replaced by parameter number n. */
+static void append_condition(struct buf *b, const char *sql, int n)
+{
+    buf_puts(b, " AND (");
+    for (const char *p = sql; *p; p++) {
+        if (*p == '$')
+            buf_printf(b, "$%d", n);
+        else
+            buf_putc(b, *p);
+    }
+    buf_putc(b, ')');
+}
+
+static const struct sort_key created_at = {"createdAt", "created_at", "timestamptz"};
+
+/* Parses sort; returns how many keys, or -1 after recording why not. canonical gets the
+ * normalised text, which the cursor carries. */
+static int parse_sort(struct request *req, const struct resource *res, struct sort_choice *out,
+                      char *canonical, size_t canonical_len)
+{
+    const char *sort = http_query(req, "sort");
+    if (!sort) {
+        out[0] = (struct sort_choice){&created_at, false};
+        snprintf(canonical, canonical_len, "createdAt");
+        return 1;
+    }
+    int n = 0;
+    canonical[0] = '\0';
+    for (const char *p = sort;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        bool desc = len > 0 && p[0] == '-';
+        const char *name = p + desc;
+        size_t name_len = len - desc;
+        const struct sort_key *key = NULL;
+        for (size_t i = 0; i < res->n_sort_keys; i++)
+            if (strlen(res->sort_keys[i].key) == name_len &&
+                strncmp(res->sort_keys[i].key, name, name_len) == 0)
+                key = &res->sort_keys[i];
+        for (int i = 0; key && i < n; i++)
+            if (out[i].key == key)
+                key = NULL;
+        if (!key || n == MAX_SORT) {
+            struct buf allowed = {0};
+            for (size_t i = 0; i < res->n_sort_keys; i++)
+                buf_printf(&allowed, "%s%s", i ? ", " : "", res->sort_keys[i].key);
+            http_invalid(req, "sort", "enum",
+                         "takes up to %d distinct keys, each optionally prefixed with -, of: %s",
+                         MAX_SORT, allowed.data);
+            buf_free(&allowed);
+            return -1;
+        }
+        out[n++] = (struct sort_choice){key, desc};
+        size_t used = strlen(canonical);
+        snprintf(canonical + used, canonical_len - used, "%s%s%s", n > 1 ? "," : "",
+                 desc ? "-" : "", key->key);
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    return n;
+}
+
+static void write_cursor(struct buf *out, const char *sort, const struct db_result *r, int row,
+                         int first_sort_column, int n_sort)
+{
+    struct buf payload = {0};
+    struct jsonw w;
+    jsonw_init(&w, &payload);
+    jsonw_array_begin(&w);
+    jsonw_string(&w, sort);
+    for (int i = 0; i < n_sort; i++)
+        jsonw_string(&w, db_value(r, row, first_sort_column + i));
+    jsonw_string(&w, db_value(r, row, 0));
+    jsonw_array_end(&w);
+
+    unsigned char mac[CRYPTO_SHA256_LEN];
+    crypto_hmac_sha256(cursor_key, cursor_key_len, payload.data, payload.len, mac);
+    char *text = xmalloc(crypto_base64url_len(payload.len) + 1);
+    crypto_base64url_encode((const unsigned char *)payload.data, payload.len, text);
+    char mac_text[32];
+    crypto_base64url_encode(mac, CURSOR_MAC_LEN, mac_text);
+    buf_printf(out, "%s.%s", text, mac_text);
+    free(text);
+    buf_free(&payload);
+}
+
+/* Decodes a cursor made for sort; fills values (n_sort + 1 strings, the last the id), owned
+ * by *json. False when it is not one of ours, or not for this sort. */
+static bool read_cursor(const char *cursor, const char *sort, int n_sort, json_t **json,
+                        const char **values)
+{
+    const char *dot = strchr(cursor, '.');
+    if (!dot || strlen(cursor) > 4096)
+        return false;
+    size_t payload_len = (size_t)(dot - cursor);
+    unsigned char *payload = xmalloc(payload_len);
+    long n = crypto_base64url_decode(cursor, payload_len, payload);
+    unsigned char mac[CRYPTO_SHA256_LEN], given[CRYPTO_SHA256_LEN];
+    bool ok = n > 0 && crypto_base64url_decode(dot + 1, strlen(dot + 1), given) == CURSOR_MAC_LEN;
+    if (ok) {
+        crypto_hmac_sha256(cursor_key, cursor_key_len, payload, (size_t)n, mac);
+        ok = crypto_equal(mac, given, CURSOR_MAC_LEN);
+    }
+    *json = ok ? json_loadb((const char *)payload, (size_t)n, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    free(payload);
+    if (!*json || !json_is_array(*json) || json_array_size(*json) != (size_t)n_sort + 2 ||
+        !json_is_string(json_array_get(*json, 0)) ||
+        strcmp(json_string_value(json_array_get(*json, 0)), sort) != 0)
+        return false;
+    for (int i = 0; i <= n_sort; i++) {
+        values[i] = json_string_value(json_array_get(*json, (size_t)i + 1));
+        if (!values[i])
+            return false;
+    }
+    return true;
+}
+
+/* Filters from the query string into conditions; false after recording what is invalid. */
+static void add_filters(struct request *req, const struct resource *res, struct list_query *q)
+{
+    for (size_t i = 0; i < res->n_filters; i++) {
+        const struct filter *flt = &res->filters[i];
+        const char *value = http_query(req, flt->key);
+        if (!value)
+            continue;
+        int before = req->n_invalid;
+        if (flt->kind == FILTER_SEARCH) {
+            if (!*value || utf8_chars(value) > 200)
+                http_invalid(req, flt->key, "maxLength", "must have 1 to 200 characters");
+            else
+                append_condition(&q->sql, flt->sql, add_param(q, value));
+            continue;
+        }
+        if (flt->kind == FILTER_SINCE) {
+            if (!valid_timestamp(value))
+                http_invalid(req, flt->key, "format",
+                             "must be an RFC 3339 timestamp, e.g. 2025-03-01T09:30:00Z");
+            else
+                append_condition(&q->sql, flt->sql, add_param(q, value));
+            continue;
+        }
+        /* ANY and EQUALS follow the rules of a field; reuse its checks on each value. */
+        size_t f = resource_field(res, flt->field);
+        struct resource_values scratch;
+        memset(&scratch, 0, sizeof scratch);
+        struct buf array = {0};
+        buf_putc(&array, '{');
+        const char *p = value;
+        int count = 0;
+        for (;;) {
+            const char *comma = flt->kind == FILTER_ANY ? strchr(p, ',') : NULL;
+            size_t len = comma ? (size_t)(comma - p) : strlen(p);
+            char *one = xstrndup(p, len);
+            json_t *as_json = res->fields[f].type == FIELD_BOOL
+                                  ? (strcmp(one, "true") == 0    ? json_true()
+                                     : strcmp(one, "false") == 0 ? json_false()
+                                                                 : json_string(one))
+                                  : json_string(one);
+            const char *checked;
+            if (as_json && check_value(req, res, f, as_json, &scratch, &checked) && checked) {
+                if (flt->kind == FILTER_EQUALS)
+                    append_condition(&q->sql, flt->sql, add_owned_param(q, xstrdup(checked)));
+                else
+                    buf_puts(&array, count ? "," : ""), array_element(&array, checked);
+                count++;
+            }
+            json_decref(as_json);
+            free(one);
+            if (!comma)
+                break;
+            p = comma + 1;
+        }
+        resource_values_free(&scratch);
+        /* check_value names the field; the client gave a query key. */
+        for (int k = before; k < req->n_invalid; k++)
+            snprintf(req->invalid[k].name, sizeof req->invalid[k].name, "%s", flt->key);
+        buf_putc(&array, '}');
+        if (flt->kind == FILTER_ANY && req->n_invalid == before)
+            append_condition(&q->sql, flt->sql, add_owned_param(q, buf_detach(&array)));
+        buf_free(&array);
+    }
+}
+
+/* The link to the next page: this request's query with the cursor replaced. */
+static void next_link(struct buf *b, const struct request *req, const char *cursor)
+{
+    buf_puts(b, req->path);
+    char sep = '?';
+    for (int i = 0; i < req->n_query; i++) {
+        if (strcmp(req->query[i].key, "cursor") == 0)
+            continue;
+        buf_putc(b, sep);
+        http_url_encode(b, req->query[i].key);
+        buf_putc(b, '=');
+        http_url_encode(b, req->query[i].value);
+        sep = '&';
+    }
+    buf_putc(b, sep);
+    buf_puts(b, "cursor=");
+    buf_puts(b, cursor);
+}
+
+void resource_list(struct request *req)
+{
+    const struct resource *res = resource_of(req);
+    struct list_query q = {0};
+    json_t *cursor_json = NULL;
+    struct db_result r = {0};
+
+    long limit = DEFAULT_LIMIT;
+    const char *limit_text = http_query(req, "limit");
+    if (limit_text) {
+        char *end;
+        limit = strtol(limit_text, &end, 10);
+        if (!*limit_text || *end || limit < 1 || limit > MAX_LIMIT)
+            http_invalid(req, "limit",
+                         *end || !*limit_text ? "type"
+                         : limit < 1          ? "minimum"
+                                              : "maximum",
+                         "must be a whole number from 1 to %d", MAX_LIMIT);
+    }
+    struct sort_choice sort[MAX_SORT];
+    char canonical[128];
+    int n_sort = parse_sort(req, res, sort, canonical, sizeof canonical);
+
+    buf_printf(&q.sql, "SELECT %s", res->sql->select_list);
+    for (int i = 0; i < n_sort; i++)
+        buf_printf(&q.sql, ", %s", sort[i].key->expr);
+    buf_printf(&q.sql, " FROM %s WHERE true", res->table);
+    add_filters(req, res, &q);
+    if (scoped(req, res))
+        append_condition(&q.sql, res->sql->scope_condition, add_owned_param(&q, scope_array(req)));
+
+    const char *cursor = http_query(req, "cursor");
+    const char *after[MAX_SORT + 1];
+    if (cursor && n_sort > 0 && !read_cursor(cursor, canonical, n_sort, &cursor_json, after))
+        http_invalid(req, "cursor", "format",
+                     "is not a cursor this list gave out for this sort order");
+    if (req->n_invalid) {
+        http_problem_invalid(req);
+        goto done;
+    }
+
+    if (cursor) {
+        /* Keyset: rows strictly after the cursor's (sort values, id) in this order. With one
+         * key the row comparison lets PostgreSQL use an index on (key, id). */
+        bool desc_last = sort[n_sort - 1].descending;
+        int id_param = add_param(&q, after[n_sort]);
+        if (n_sort == 1) {
+            int v = add_param(&q, after[0]);
+            buf_printf(&q.sql, " AND (%s, id) %s ($%d::%s, $%d::uuid)", sort[0].key->expr,
+                       sort[0].descending ? "<" : ">", v, sort[0].key->cast, id_param);
+        } else {
+            int values[MAX_SORT];
+            for (int i = 0; i < n_sort; i++)
+                values[i] = add_param(&q, after[i]);
+            buf_puts(&q.sql, " AND (");
+            for (int level = 0; level <= n_sort; level++) {
+                buf_puts(&q.sql, level ? " OR (" : "(");
+                for (int i = 0; i < level && i < n_sort; i++)
+                    buf_printf(&q.sql, "%s = $%d::%s AND ", sort[i].key->expr, values[i],
+                               sort[i].key->cast);
+                if (level < n_sort)
+                    buf_printf(&q.sql, "%s %s $%d::%s)", sort[level].key->expr,
+                               sort[level].descending ? "<" : ">", values[level],
+                               sort[level].key->cast);
+                else
+                    buf_printf(&q.sql, "id %s $%d::uuid)", desc_last ? "<" : ">", id_param);
+            }
+            buf_putc(&q.sql, ')');
+        }
+    }
+    buf_puts(&q.sql, " ORDER BY ");
+    for (int i = 0; i < n_sort; i++)
+        buf_printf(&q.sql, "%s %s, ", sort[i].key->expr, sort[i].descending ? "DESC" : "ASC");
+    char limit_param[24];
+    snprintf(limit_param, sizeof limit_param, "%ld", limit + 1);
+    buf_printf(&q.sql, "id %s LIMIT $%d::integer", sort[n_sort - 1].descending ? "DESC" : "ASC",
+               add_param(&q, limit_param));
+
+    if (db_exec(q.sql.data, q.n, q.params, &r) != DB_OK) {
+        resource_fail(req, res, &r, false);
+        goto done;
+    }
+    int rows = db_rows(&r);
+    bool more = rows > limit;
+    struct jsonw *w = &req->w;
+    jsonw_object_begin(w);
+    jsonw_key(w, "items");
+    jsonw_array_begin(w);
+    for (int i = 0; i < rows && i < limit; i++)
+        resource_render(req, res, &r, i);
+    jsonw_array_end(w);
+    jsonw_key(w, "next");
+    if (more) {
+        struct buf token = {0}, link = {0}, header = {0};
+        write_cursor(&token, canonical, &r, (int)limit - 1, res->sql->n_columns, n_sort);
+        next_link(&link, req, token.data);
+        jsonw_string(w, link.data);
+        buf_printf(&header, "<%s>; rel=\"next\"", link.data);
+        http_set_header(req, "Link", header.data);
+        buf_free(&token);
+        buf_free(&link);
+        buf_free(&header);
+    } else {
+        jsonw_null(w);
+    }
+    jsonw_object_end(w);
+    http_reply(req, 200);
+
+done:
+    db_clear(&r);
+    if (cursor_json)
+        json_decref(cursor_json);
+    for (int i = 0; i < q.n; i++)
+        free(q.owned[i]);
+    buf_free(&q.sql);
+}

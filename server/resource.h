@@ -1,0 +1,172 @@
+/* resource: one implementation of list, read, create, merge-patch and delete for every resource.
+ *
+ * A resource is described as data: its table, its fields with their JSON names, columns, types
+ * and rules, the filters and sort keys its list takes, and what its constraints mean. From that
+ * description resource_register() builds the SQL once and registers the routes; the handlers
+ * here validate bodies (reporting every invalid field at once), page lists by keyset with signed
+ * cursors, render rows as JSON (leaving out personal data for partner keys), and map constraint
+ * violations to 400 or 409. A resource that needs more (a secret made on creation, a status
+ * machine) replaces single handlers and reuses the parts below.
+ *
+ * Every table has id (uuid), version, created_at and updated_at; a trigger keeps version and
+ * updated_at, so they are not in the descriptions. */
+#ifndef WERKLAB_RESOURCE_H
+#define WERKLAB_RESOURCE_H
+
+#include "db.h"
+#include "http.h"
+
+#include <regex.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define RESOURCE_MAX_FIELDS 40
+
+enum field_type {
+    FIELD_TEXT,
+    FIELD_ENUM,       /* text, one of values */
+    FIELD_ENUM_ARRAY, /* text[], distinct members of values */
+    FIELD_BOOL,
+    FIELD_INT,
+    FIELD_DATE,      /* YYYY-MM-DD */
+    FIELD_TIMESTAMP, /* RFC 3339 in, UTC with Z out */
+    FIELD_UUID,
+    FIELD_EMAIL,
+    FIELD_URL,   /* absolute http(s) */
+    FIELD_PHONE, /* digits, spaces, + - ( ) */
+};
+
+enum field_flag {
+    FIELD_REQUIRED = 1,  /* must be given on create; never null */
+    FIELD_NULLABLE = 2,  /* may be null; null in a patch clears it */
+    FIELD_READONLY = 4,  /* the server's; invalid in a body */
+    FIELD_PERSONAL = 8,  /* personal data: left out for partner keys */
+    FIELD_INTERNAL = 16, /* not personal, but not for partners either (e.g. quotes) */
+    FIELD_IMMUTABLE = 32 /* given on create, never changed by a patch */
+};
+
+struct field {
+    const char *name;   /* JSON name; "contact.email" is "email" inside the "contact" object */
+    const char *column; /* SQL column; for read-only fields any expression */
+    enum field_type type;
+    unsigned flags;
+    long min, max;             /* characters for text, value for integers; max 0: no limit */
+    const char *const *values; /* ENUM and ENUM_ARRAY: NULL-terminated */
+    const char *pattern;       /* TEXT: POSIX extended regex the value must match */
+    const char *hint;          /* the reason given when pattern fails */
+    const char *fallback;      /* stored when a create leaves the field out */
+};
+
+enum filter_kind {
+    FILTER_ANY,    /* comma-separated values, each valid for field: sql gets a text[] */
+    FILTER_EQUALS, /* one value valid for field */
+    FILTER_SEARCH, /* free text for full-text search */
+    FILTER_SINCE,  /* RFC 3339 timestamp */
+};
+
+struct filter {
+    const char *key; /* query key */
+    enum filter_kind kind;
+    const char *field; /* the field whose rules the values follow (ANY, EQUALS) */
+    const char *sql;   /* condition; "$" stands for the parameter */
+};
+
+struct sort_key {
+    const char *key;  /* query name, e.g. "name" */
+    const char *expr; /* SQL expression; must never be NULL */
+    const char *cast; /* its type, for comparing with cursor values */
+};
+
+/* What a violated constraint means. For a unique constraint: a 409 conflict. For a CHECK: an
+ * invalid field. For a foreign key: an invalid reference when writing the referencing resource
+ * (field), and a 409 when deleting what it references (referenced_by). */
+struct constraint_rule {
+    const char *constraint;
+    const char *field;         /* JSON name of the field at fault */
+    const char *code;          /* invalidParams code (CHECK) */
+    const char *reason;        /* the reason or conflict detail */
+    const char *referenced_by; /* FK: "initiatives of this municipality" */
+};
+
+enum resource_method {
+    RESOURCE_LIST = 1,
+    RESOURCE_CREATE = 2,
+    RESOURCE_GET = 4,
+    RESOURCE_PATCH = 8,
+    RESOURCE_DELETE = 16,
+    RESOURCE_ALL = 31,
+};
+
+struct resource_sql; /* built by resource_register() */
+
+struct resource {
+    const char *name;  /* singular, in messages: "municipality" */
+    const char *table; /* SQL table */
+    const char *path;  /* collection path: "/v1/municipalities" */
+    const struct field *fields;
+    size_t n_fields;
+    const struct filter *filters;
+    size_t n_filters;
+    const struct sort_key *sort_keys;
+    size_t n_sort_keys;
+    const struct constraint_rule *constraints;
+    size_t n_constraints;
+    /* SQL giving the municipality id a row belongs to, for partner keys limited to a set of
+     * municipalities; NULL: the resource is not limited that way. */
+    const char *scope;
+    unsigned methods;     /* enum resource_method bits to register */
+    unsigned read_roles;  /* enum role bits for LIST and GET */
+    unsigned write_roles; /* for CREATE, PATCH and DELETE */
+    /* Replacements for the standard handlers; NULL: standard. */
+    route_handler on_create, on_patch, on_delete;
+    struct resource_sql *sql;
+};
+
+/* Checks the description, builds its SQL and registers its routes. Aborts on a description
+ * that is wrong (a bug, found at startup). */
+void resource_register(struct resource *res);
+/* The key that signs cursors: the same on every instance, so cursors survive load balancing. */
+void resource_set_cursor_key(const unsigned char *key, size_t len);
+
+/* Values of a body, by field index; what a create or patch will write. */
+struct resource_values {
+    const char *value[RESOURCE_MAX_FIELDS]; /* NULL: SQL NULL */
+    bool given[RESOURCE_MAX_FIELDS];
+    char scratch[RESOURCE_MAX_FIELDS][40]; /* numbers and booleans as text */
+    char *owned[RESOURCE_MAX_FIELDS];      /* arrays as text, freed by resource_values_free */
+};
+
+/* Validates req->json as a create (all required present) or a merge patch. On failure it has
+ * answered 400 and returns false. */
+bool resource_read_body(struct request *req, const struct resource *res, bool create,
+                        struct resource_values *v);
+void resource_values_free(struct resource_values *v);
+/* Index of the field named name; aborts when there is none (a bug). */
+size_t resource_field(const struct resource *res, const char *name);
+
+/* Writes row `row` of r (selected with the resource's select list) as a JSON object. */
+void resource_render(struct request *req, const struct resource *res, const struct db_result *r,
+                     int row);
+/* The same members without the braces, for a handler that adds members of its own. */
+void resource_render_members(struct request *req, const struct resource *res,
+                             const struct db_result *r, int row);
+/* Answers a failed statement: 400 (invalid value, bad reference), 409 (unique, dependents),
+ * 503 (unavailable) or 500. */
+void resource_fail(struct request *req, const struct resource *res, const struct db_result *r,
+                   bool deleting);
+/* The select list, and "SELECT <list> FROM <table>". */
+const char *resource_select_list(const struct resource *res);
+/* Answers 200 (or 201 with Location) with row 0 of r and its ETag. */
+void resource_answer_row(struct request *req, const struct resource *res, const struct db_result *r,
+                         int status);
+/* Answers a missing row after a conditional write: 404 when id is gone, else 412. */
+void resource_answer_missing(struct request *req, const struct resource *res, const char *id);
+
+/* The standard handlers, for resources that replace some and keep others. */
+void resource_list(struct request *req);
+void resource_get(struct request *req);
+void resource_create(struct request *req);
+void resource_patch(struct request *req);
+void resource_delete(struct request *req);
+
+#endif
