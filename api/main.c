@@ -10,6 +10,7 @@
 #include "migrate.h"
 #include "resource.h"
 #include "router.h"
+#include "validate.h"
 
 #include <jansson.h>
 #include <signal.h>
@@ -120,6 +121,13 @@ static int create_key(const struct config *cfg)
     if (!role || !cfg->key_name || !*cfg->key_name || strlen(cfg->key_name) > 200) {
         fprintf(stderr, "werklabd: create-key needs --role admin|staff|partner and --name "
                         "(1 to 200 characters)\n");
+        return 2;
+    }
+    if (cfg->key_expires_at && !validate_timestamp(cfg->key_expires_at)) {
+        fprintf(stderr,
+                "werklabd: --expires-at: '%s' is not an RFC 3339 time, e.g. "
+                "2027-01-01T00:00:00Z\n",
+                cfg->key_expires_at);
         return 2;
     }
     char *codes = NULL;

@@ -14,7 +14,6 @@ static const struct field fields[] = {
      .column = "code",
      .type = FIELD_TEXT,
      .flags = FIELD_REQUIRED,
-     .max = 6,
      .pattern = "^GM[0-9]{4}$",
      .hint = "must be a CBS code: GM and four digits, e.g. GM0297"},
     {.name = "name",

@@ -4,6 +4,7 @@
 #include "log.h"
 #include "metrics.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -33,6 +34,22 @@ struct connection {
 };
 
 static _Thread_local struct connection *tls;
+static pthread_key_t thread_end;
+static pthread_once_t thread_end_once = PTHREAD_ONCE_INIT;
+
+static void drop_connection(struct connection *c);
+
+/* Worker threads end when the server stops: close their connections then. */
+static void on_thread_end(void *c)
+{
+    drop_connection(c);
+    free(c);
+}
+
+static void make_thread_end_key(void)
+{
+    pthread_key_create(&thread_end, on_thread_end);
+}
 
 static int64_t now_ms(void)
 {
@@ -97,8 +114,11 @@ static void drop_connection(struct connection *c)
  * none to be had. */
 static PGconn *connection(void)
 {
-    if (!tls)
+    if (!tls) {
         tls = xcalloc(1, sizeof *tls);
+        pthread_once(&thread_end_once, make_thread_end_key);
+        pthread_setspecific(thread_end, tls);
+    }
     struct connection *c = tls;
     if (c->pg && PQstatus(c->pg) == CONNECTION_OK)
         return c->pg;
@@ -277,6 +297,7 @@ void db_disconnect(void)
 {
     if (!tls)
         return;
+    pthread_setspecific(thread_end, NULL);
     drop_connection(tls);
     free(tls);
     tls = NULL;

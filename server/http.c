@@ -351,10 +351,15 @@ static void set_request_id(struct request *req)
 }
 
 static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const char *key,
-                                     const char *value)
+                                     size_t key_size, const char *value, size_t value_size)
 {
     (void)kind;
     struct request *req = cls;
+    /* A %00 would cut the value short where C reads it: refuse it instead. */
+    if (strlen(key) != key_size || (value && strlen(value) != value_size)) {
+        req->query_has_nul = true;
+        http_invalid(req, key, "format", "contains a NUL character (%%00)");
+    }
     if (req->n_query == HTTP_MAX_QUERY) {
         req->n_query++; /* marks "too many" */
         return MHD_NO;
@@ -483,7 +488,11 @@ static void dispatch(struct request *req)
         return;
     }
 
-    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, collect_query, req);
+    MHD_get_connection_values_n(req->conn, MHD_GET_ARGUMENT_KIND, collect_query, req);
+    if (req->query_has_nul) {
+        http_problem_invalid(req);
+        return;
+    }
     /* A key in a URL ends up in logs and browser histories: refuse it before anything else. */
     static const char *const key_in_query[] = {"key",          "apiKey",      "api_key",
                                                "access_token", "accessToken", "token"};

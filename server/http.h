@@ -78,6 +78,7 @@ struct request {
 
     /* Bookkeeping. */
     bool too_large;
+    bool query_has_nul;
     bool queued;
     size_t discarded;
     double started;

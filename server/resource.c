@@ -2,11 +2,13 @@
 
 #include "crypto.h"
 #include "log.h"
+#include "validate.h"
 
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define MAX_RESOURCES  32
 #define MAX_SORT       3
@@ -18,13 +20,19 @@
 struct resource_sql {
     char *select_list;
     int n_columns; /* id, the fields, version, created_at, updated_at */
-    char *get, *get_scoped, *insert, *update, *remove, *probe;
-    char *scope_condition; /* "(<scope>) = ANY ($::uuid[])" */
-    int writable[RESOURCE_MAX_FIELDS];
-    int n_writable;
+    /* Statements; with a parent, each also checks the parent column against the path. */
+    char *get, *get_scoped, *insert, *update, *remove, *probe, *parent_exists;
+    char *scope_condition;           /* "(<scope>) = ANY ($::uuid[])" */
+    char *parent_condition;          /* "<parent column> = $" */
+    int stored[RESOURCE_MAX_FIELDS]; /* fields that are columns of the table: INSERT */
+    int n_stored;
+    int updatable[RESOURCE_MAX_FIELDS]; /* of those, what a patch may set: UPDATE */
+    int n_updatable;
+    int parent; /* index of the FIELD_PARENT field, or -1 */
     regex_t pattern[RESOURCE_MAX_FIELDS];
     bool has_pattern[RESOURCE_MAX_FIELDS];
     const char *list_keys[40];
+    char item_path[128];
     struct route routes[5];
 };
 
@@ -82,6 +90,7 @@ static void build_sql(struct resource *res)
 {
     struct resource_sql *s = xcalloc(1, sizeof *s);
     res->sql = s;
+    s->parent = -1;
     if (res->n_fields > RESOURCE_MAX_FIELDS)
         die(res, "too many fields");
 
@@ -90,15 +99,27 @@ static void build_sql(struct resource *res)
     for (size_t i = 0; i < res->n_fields; i++) {
         const struct field *f = &res->fields[i];
         buf_printf(&b, ", %s", f->column);
-        if (!(f->flags & FIELD_READONLY))
-            s->writable[s->n_writable++] = (int)i;
+        if (f->flags & FIELD_PARENT) {
+            if (s->parent >= 0 || !res->parent_table || f->type != FIELD_UUID)
+                die(res, "one FIELD_PARENT, a UUID, with parent_table");
+            s->parent = (int)i;
+            s->stored[s->n_stored++] = (int)i;
+        } else if (f->type == FIELD_RECORDS) {
+            if (!f->members || (!(f->flags & FIELD_READONLY) && !f->replace))
+                die(res, "a FIELD_RECORDS needs members, and replace unless read-only");
+        } else if (!(f->flags & FIELD_READONLY)) {
+            s->stored[s->n_stored++] = (int)i;
+            s->updatable[s->n_updatable++] = (int)i;
+        }
         if (f->pattern) {
             if (regcomp(&s->pattern[i], f->pattern, REG_EXTENDED | REG_NOSUB) != 0)
                 die(res, "a pattern does not compile");
             s->has_pattern[i] = true;
         }
-        if ((f->type == FIELD_ENUM || f->type == FIELD_ENUM_ARRAY) && !f->values)
+        if (f->type == FIELD_ENUM && !f->values)
             die(res, "an enum without values");
+        if (f->type == FIELD_ENUM_ARRAY && !f->values && !f->pattern)
+            die(res, "an array needs values or a pattern");
         /* Fields of one nested object stand together, so rendering can open it once. */
         for (size_t k = i + 2; k < res->n_fields && group_len(f->name); k++)
             if (same_group(f->name, res->fields[k].name) &&
@@ -108,45 +129,66 @@ static void build_sql(struct resource *res)
     buf_puts(&b, ", version, created_at, updated_at");
     s->select_list = buf_detach(&b);
     s->n_columns = (int)res->n_fields + 4;
+    const char *parent_column = s->parent >= 0 ? res->fields[s->parent].column : NULL;
+    if (parent_column) {
+        buf_printf(&b, "%s = $::uuid", parent_column);
+        s->parent_condition = buf_detach(&b);
+        buf_printf(&b, "SELECT 1 FROM %s WHERE id = $1", res->parent_table);
+        s->parent_exists = buf_detach(&b);
+    }
 
+    /* get: $1 id [, $2 parent] */
     buf_printf(&b, "SELECT %s FROM %s WHERE id = $1", s->select_list, res->table);
+    if (parent_column)
+        buf_printf(&b, " AND %s = $2", parent_column);
     s->get = buf_detach(&b);
     if (res->scope) {
-        buf_printf(&b, "SELECT %s FROM %s WHERE id = $1 AND (%s) = ANY ($2::uuid[])",
-                   s->select_list, res->table, res->scope);
+        buf_printf(&b, "%s AND (%s) = ANY ($%d::uuid[])", s->get, res->scope,
+                   parent_column ? 3 : 2);
         s->get_scoped = buf_detach(&b);
         buf_printf(&b, "(%s) = ANY ($::uuid[])", res->scope);
         s->scope_condition = buf_detach(&b);
     }
 
+    /* insert: the stored fields in order */
     buf_printf(&b, "INSERT INTO %s (", res->table);
-    for (int i = 0; i < s->n_writable; i++)
-        buf_printf(&b, "%s%s", i ? ", " : "", res->fields[s->writable[i]].column);
+    for (int i = 0; i < s->n_stored; i++)
+        buf_printf(&b, "%s%s", i ? ", " : "", res->fields[s->stored[i]].column);
     buf_puts(&b, ") VALUES (");
-    for (int i = 0; i < s->n_writable; i++)
-        buf_printf(&b, "%s$%d::%s", i ? ", " : "", i + 1,
-                   cast_of(res->fields[s->writable[i]].type));
+    for (int i = 0; i < s->n_stored; i++)
+        buf_printf(&b, "%s$%d::%s", i ? ", " : "", i + 1, cast_of(res->fields[s->stored[i]].type));
     buf_printf(&b, ") RETURNING %s", s->select_list);
     s->insert = buf_detach(&b);
 
-    /* $1 id, $2 the version If-Match names (NULL: any), $3 a mask of '0'/'1' saying which
-     * writable fields the patch sets, $4... their values. */
+    /* update: $1 id, $2 the version If-Match names (NULL: any), $3 a mask of '0'/'1' saying
+     * which updatable fields the patch sets, $4... their values [, then the parent]. */
     buf_printf(&b, "UPDATE %s SET ", res->table);
-    for (int i = 0; i < s->n_writable; i++) {
-        const struct field *f = &res->fields[s->writable[i]];
+    for (int i = 0; i < s->n_updatable; i++) {
+        const struct field *f = &res->fields[s->updatable[i]];
         buf_printf(&b, "%s%s = CASE WHEN substr($3, %d, 1) = '1' THEN $%d::%s ELSE %s END",
                    i ? ", " : "", f->column, i + 1, i + 4, cast_of(f->type), f->column);
     }
-    buf_printf(&b, " WHERE id = $1 AND ($2::integer IS NULL OR version = $2::integer) RETURNING %s",
-               s->select_list);
+    if (s->n_updatable == 0)
+        buf_puts(&b, "version = version");
+    buf_puts(&b, " WHERE id = $1 AND ($2::integer IS NULL OR version = $2::integer)");
+    if (parent_column)
+        buf_printf(&b, " AND %s = $%d", parent_column, s->n_updatable + 4);
+    buf_printf(&b, " RETURNING %s", s->select_list);
     s->update = buf_detach(&b);
 
+    /* remove: $1 id, $2 version [, $3 parent] */
     buf_printf(&b,
-               "DELETE FROM %s WHERE id = $1 AND ($2::integer IS NULL OR version = $2::integer) "
-               "RETURNING id",
+               "DELETE FROM %s WHERE id = $1 AND ($2::integer IS NULL OR version = $2::integer)",
                res->table);
+    if (parent_column)
+        buf_printf(&b, " AND %s = $3", parent_column);
+    buf_puts(&b, " RETURNING id");
     s->remove = buf_detach(&b);
+
+    /* probe: $1 id [, $2 parent] */
     buf_printf(&b, "SELECT version FROM %s WHERE id = $1", res->table);
+    if (parent_column)
+        buf_printf(&b, " AND %s = $2", parent_column);
     s->probe = buf_detach(&b);
 
     size_t k = 0;
@@ -164,64 +206,42 @@ void resource_register(struct resource *res)
 {
     if (n_registry == MAX_RESOURCES)
         die(res, "too many resources");
+    if (!res->item_param)
+        res->item_param = "id";
     build_sql(res);
     registry[n_registry++] = res;
 
-    static char item_paths[MAX_RESOURCES][96];
-    char *item = item_paths[n_registry - 1];
-    snprintf(item, sizeof item_paths[0], "%s/{id}", res->path);
     struct resource_sql *s = res->sql;
+    snprintf(s->item_path, sizeof s->item_path, "%s/{%s}", res->path, res->item_param);
     struct route all[] = {
-        {HTTP_GET,
-         res->path,
-         resource_list,
-         res->read_roles,
-         s->list_keys,
-         res,
-         NULL,
-         0,
-         0,
-         {0},
-         {0}},
-        {HTTP_POST,
-         res->path,
-         res->on_create ? res->on_create : resource_create,
-         res->write_roles,
-         NULL,
-         res,
-         NULL,
-         0,
-         0,
-         {0},
-         {0}},
-        {HTTP_GET, item, resource_get, res->read_roles, NULL, res, NULL, 0, 0, {0}, {0}},
-        {HTTP_PATCH,
-         item,
-         res->on_patch ? res->on_patch : resource_patch,
-         res->write_roles,
-         NULL,
-         res,
-         NULL,
-         0,
-         0,
-         {0},
-         {0}},
-        {HTTP_DELETE,
-         item,
-         res->on_delete ? res->on_delete : resource_delete,
-         res->write_roles,
-         NULL,
-         res,
-         NULL,
-         0,
-         0,
-         {0},
-         {0}},
+        {.method = HTTP_GET,
+         .pattern = res->path,
+         .handler = resource_list,
+         .roles = res->read_roles,
+         .query_keys = s->list_keys},
+        {.method = HTTP_POST,
+         .pattern = res->path,
+         .handler = res->on_create ? res->on_create : resource_create,
+         .roles = res->write_roles},
+        {.method = HTTP_GET,
+         .pattern = s->item_path,
+         .handler = resource_get,
+         .roles = res->read_roles},
+        {.method = HTTP_PATCH,
+         .pattern = s->item_path,
+         .handler = res->on_patch ? res->on_patch : resource_patch,
+         .roles = res->write_roles},
+        {.method = HTTP_DELETE,
+         .pattern = s->item_path,
+         .handler = res->on_delete ? res->on_delete : resource_delete,
+         .roles = res->write_roles},
     };
     size_t n = 0;
     for (size_t i = 0; i < 5; i++)
-        if (res->methods & (1u << i))
-            s->routes[n++] = all[i];
+        if (res->methods & (1u << i)) {
+            s->routes[n] = all[i];
+            s->routes[n++].context = res;
+        }
     router_add(s->routes, n);
 }
 
@@ -237,114 +257,6 @@ const char *resource_select_list(const struct resource *res)
 }
 
 /* ---- validating values ---- */
-
-static size_t utf8_chars(const char *s)
-{
-    size_t n = 0;
-    for (; *s; s++)
-        n += ((unsigned char)*s & 0xC0) != 0x80;
-    return n;
-}
-
-static bool digits(const char *s, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (!isdigit((unsigned char)s[i]))
-            return false;
-    return true;
-}
-
-static bool valid_date(const char *s)
-{
-    if (strlen(s) < 10 || !digits(s, 4) || s[4] != '-' || !digits(s + 5, 2) || s[7] != '-' ||
-        !digits(s + 8, 2))
-        return false;
-    int y = atoi(s), m = atoi(s + 5), d = atoi(s + 8);
-    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (y < 1 || m < 1 || m > 12 || d < 1)
-        return false;
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    return d <= days[m - 1] + (m == 2 && leap);
-}
-
-static bool valid_timestamp(const char *s)
-{
-    if (!valid_date(s) || (s[10] != 'T' && s[10] != 't') || !digits(s + 11, 2) || s[13] != ':' ||
-        !digits(s + 14, 2) || s[16] != ':' || !digits(s + 17, 2))
-        return false;
-    if (atoi(s + 11) > 23 || atoi(s + 14) > 59 || atoi(s + 17) > 60)
-        return false;
-    const char *p = s + 19;
-    if (*p == '.') {
-        int n = 0;
-        while (isdigit((unsigned char)p[1 + n]))
-            n++;
-        if (n == 0 || n > 9)
-            return false;
-        p += 1 + n;
-    }
-    if ((*p == 'Z' || *p == 'z') && p[1] == '\0')
-        return true;
-    return (*p == '+' || *p == '-') && digits(p + 1, 2) && p[3] == ':' && digits(p + 4, 2) &&
-           p[6] == '\0' && atoi(p + 1) <= 23 && atoi(p + 4) <= 59;
-}
-
-static bool valid_email(const char *s)
-{
-    const char *at = strchr(s, '@');
-    size_t len = strlen(s);
-    if (!at || strchr(at + 1, '@') || len > 254 || at == s || at - s > 64)
-        return false;
-    for (const char *p = s; p < at; p++)
-        if (!isalnum((unsigned char)*p) && !strchr(".!#$%&'*+/=?^_`{|}~-", *p))
-            return false;
-    if (s[0] == '.' || at[-1] == '.' || strstr(s, ".."))
-        return false;
-    const char *domain = at + 1;
-    int labels = 0;
-    for (const char *p = domain; *p;) {
-        const char *end = p;
-        while (*end && *end != '.')
-            end++;
-        size_t n = (size_t)(end - p);
-        if (n == 0 || n > 63 || p[0] == '-' || end[-1] == '-')
-            return false;
-        for (const char *q = p; q < end; q++)
-            if (!isalnum((unsigned char)*q) && *q != '-')
-                return false;
-        labels++;
-        p = *end ? end + 1 : end;
-        if (*end && !*p)
-            return false; /* a trailing dot */
-    }
-    return labels >= 2;
-}
-
-static bool valid_url(const char *s)
-{
-    const char *host = strncmp(s, "https://", 8) == 0  ? s + 8
-                       : strncmp(s, "http://", 7) == 0 ? s + 7
-                                                       : NULL;
-    if (!host || !isalnum((unsigned char)*host))
-        return false;
-    for (const char *p = host; *p; p++)
-        if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '"' || *p == '<' || *p == '>' ||
-            *p == '\\')
-            return false;
-    return true;
-}
-
-static bool valid_phone(const char *s)
-{
-    int n = 0;
-    for (const char *p = s; *p; p++) {
-        if (isdigit((unsigned char)*p))
-            n++;
-        else if (!strchr(" +-()", *p))
-            return false;
-    }
-    return n >= 6 && n <= 20;
-}
 
 static bool in_values(const char *const *values, const char *s)
 {
@@ -370,6 +282,64 @@ static void array_element(struct buf *b, const char *s)
         buf_putc(b, *s);
     }
     buf_putc(b, '"');
+}
+
+bool resource_check_records(struct request *req, const char *name, json_t *value,
+                            const struct record_member *members)
+{
+    if (!json_is_array(value)) {
+        http_invalid(req, name, "type", "must be an array");
+        return false;
+    }
+    int before = req->n_invalid;
+    size_t i;
+    json_t *item;
+    json_array_foreach(value, i, item)
+    {
+        char at[112];
+        snprintf(at, sizeof at, "%s[%zu]", name, i);
+        if (!json_is_object(item)) {
+            http_invalid(req, at, "type", "must be an object");
+            continue;
+        }
+        const char *key;
+        json_t *member;
+        json_object_foreach(item, key, member)
+        {
+            bool known = false;
+            for (const struct record_member *m = members; m->name; m++)
+                known |= strcmp(m->name, key) == 0;
+            if (!known)
+                http_invalid(req, at, "unknown", "has no member %s", key);
+        }
+        for (const struct record_member *m = members; m->name; m++) {
+            json_t *got = json_object_get(item, m->name);
+            const char *text = json_string_value(got);
+            if (!got) {
+                http_invalid(req, at, "required", "needs %s", m->name);
+            } else if (!text) {
+                http_invalid(req, at, "type", "%s must be a string", m->name);
+            } else if (m->type == FIELD_UUID && !router_is_uuid(text, strlen(text))) {
+                http_invalid(req, at, "format", "%s must be a UUID", m->name);
+            } else if (m->type == FIELD_ENUM && !in_values(m->values, text)) {
+                struct buf allowed = {0};
+                list_values(&allowed, m->values);
+                http_invalid(req, at, "enum", "%s must be one of: %s", m->name, allowed.data);
+                buf_free(&allowed);
+            }
+        }
+        /* The first member identifies a record: it may appear once. */
+        const char *id = json_string_value(json_object_get(item, members[0].name));
+        for (size_t k = 0; id && k < i; k++) {
+            const char *other =
+                json_string_value(json_object_get(json_array_get(value, k), members[0].name));
+            if (other && strcasecmp(other, id) == 0) {
+                http_invalid(req, at, "unknown", "repeats %s %s", members[0].name, id);
+                break;
+            }
+        }
+    }
+    return req->n_invalid == before;
 }
 
 /* Checks one JSON value against f; sets *out (NULL for null) or records why not. */
@@ -425,11 +395,22 @@ static bool check_value(struct request *req, const struct resource *res, size_t 
         json_array_foreach(value, i, item)
         {
             const char *s = json_string_value(item);
-            if (!s || !in_values(f->values, s)) {
+            if (!s) {
+                http_invalid(req, name, "type", "item %zu must be a string", i);
+                ok = false;
+                break;
+            }
+            if (f->values && !in_values(f->values, s)) {
                 struct buf allowed = {0};
                 list_values(&allowed, f->values);
                 http_invalid(req, name, "enum", "item %zu must be one of: %s", i, allowed.data);
                 buf_free(&allowed);
+                ok = false;
+                break;
+            }
+            if (!f->values && regexec(&res->sql->pattern[index], s, 0, NULL, 0)) {
+                http_invalid(req, name, "pattern", "item %zu %s", i,
+                             f->hint ? f->hint : "has the wrong form");
                 ok = false;
                 break;
             }
@@ -456,6 +437,14 @@ static bool check_value(struct request *req, const struct resource *res, size_t 
         *out = v->owned[index];
         return true;
     }
+    case FIELD_RECORDS:
+        if (!resource_check_records(req, name, value, f->members))
+            return false;
+        v->owned[index] = json_dumps(value, JSON_COMPACT);
+        if (!v->owned[index])
+            abort();
+        *out = v->owned[index];
+        return true;
     default: break;
     }
 
@@ -464,7 +453,7 @@ static bool check_value(struct request *req, const struct resource *res, size_t 
         http_invalid(req, name, "type", "must be a string");
         return false;
     }
-    size_t chars = utf8_chars(s);
+    size_t chars = validate_chars(s);
     switch (f->type) {
     case FIELD_ENUM:
         if (!in_values(f->values, s)) {
@@ -476,13 +465,13 @@ static bool check_value(struct request *req, const struct resource *res, size_t 
         }
         break;
     case FIELD_DATE:
-        if (strlen(s) != 10 || !valid_date(s)) {
+        if (strlen(s) != 10 || !validate_date(s)) {
             http_invalid(req, name, "format", "must be a date, YYYY-MM-DD");
             return false;
         }
         break;
     case FIELD_TIMESTAMP:
-        if (!valid_timestamp(s)) {
+        if (!validate_timestamp(s)) {
             http_invalid(req, name, "format",
                          "must be an RFC 3339 timestamp with an offset, e.g. 2025-03-01T09:30:00Z");
             return false;
@@ -504,17 +493,17 @@ static bool check_value(struct request *req, const struct resource *res, size_t 
             http_invalid(req, name, "maxLength", "must have at most %ld characters", f->max);
             return false;
         }
-        if (f->type == FIELD_EMAIL && !valid_email(s)) {
+        if (f->type == FIELD_EMAIL && !validate_email(s)) {
             http_invalid(req, name, "format", "must be an e-mail address");
             return false;
         }
-        if (f->type == FIELD_URL && !valid_url(s)) {
+        if (f->type == FIELD_URL && !validate_url(s)) {
             http_invalid(req, name, "format", "must be an absolute http or https URL");
             return false;
         }
-        if (f->type == FIELD_PHONE && !valid_phone(s)) {
-            http_invalid(req, name, "format",
-                         "must be a phone number: 6 to 20 digits, with spaces, +, -, ( and )");
+        if (f->type == FIELD_PHONE && !validate_phone(s)) {
+            http_invalid(req, name, "pattern",
+                         "must be a phone number: at least 6 digits, with spaces, +, -, ( and )");
             return false;
         }
         if (res->sql->has_pattern[index] && regexec(&res->sql->pattern[index], s, 0, NULL, 0)) {
@@ -547,6 +536,14 @@ static void take_member(struct request *req, const struct resource *res, bool cr
             continue;
         if (f->flags & FIELD_READONLY) {
             http_invalid(req, name, "unknown", "is read-only");
+            return;
+        }
+        if (f->flags & FIELD_PARENT) {
+            http_invalid(req, name, "unknown", "is given by the path");
+            return;
+        }
+        if (create && (f->flags & FIELD_NO_CREATE)) {
+            http_invalid(req, name, "unknown", "is set after creation, not with it");
             return;
         }
         if (!create && (f->flags & FIELD_IMMUTABLE)) {
@@ -620,7 +617,8 @@ bool resource_read_body(struct request *req, const struct resource *res, bool cr
     if (create) {
         for (size_t i = 0; i < res->n_fields; i++) {
             const struct field *f = &res->fields[i];
-            if (v->given[i] || (f->flags & FIELD_READONLY))
+            if (v->given[i] || (f->flags & (FIELD_READONLY | FIELD_PARENT)) ||
+                (f->type == FIELD_RECORDS && !f->fallback))
                 continue;
             bool named_invalid = false;
             for (int k = 0; k < req->n_invalid; k++)
@@ -687,8 +685,34 @@ static void write_array(struct jsonw *w, const char *pg)
     jsonw_array_end(w);
 }
 
+/* "a b;c d" → [{"m1":"a","m2":"b"},{"m1":"c","m2":"d"}] */
+static void write_records(struct jsonw *w, const struct record_member *members, const char *text)
+{
+    jsonw_array_begin(w);
+    for (const char *p = text; *p;) {
+        jsonw_object_begin(w);
+        for (const struct record_member *m = members; m->name; m++) {
+            size_t n = strcspn(p, " ;");
+            jsonw_key(w, m->name);
+            jsonw_stringn(w, p, n);
+            p += n;
+            if (*p == ' ')
+                p++;
+        }
+        jsonw_object_end(w);
+        p += strcspn(p, ";");
+        if (*p == ';')
+            p++;
+    }
+    jsonw_array_end(w);
+}
+
 static void write_value(struct jsonw *w, const struct field *f, const char *v)
 {
+    if (f->type == FIELD_RECORDS) {
+        write_records(w, f->members, v ? v : "");
+        return;
+    }
     if (!v) {
         jsonw_null(w);
         return;
@@ -760,6 +784,8 @@ void resource_render_members(struct request *req, const struct resource *res,
         i = end;
     }
     int tail = base + (int)res->n_fields;
+    if (res->no_meta)
+        return;
     jsonw_key(w, "version");
     jsonw_raw(w, db_value(r, row, tail));
     jsonw_key(w, "createdAt");
@@ -774,7 +800,7 @@ void resource_answer_row(struct request *req, const struct resource *res, const 
     const char *version = db_value(r, 0, res->sql->n_columns - 3);
     if (status == 201) {
         struct buf location = {0};
-        buf_printf(&location, "%s/%s", res->path, db_value(r, 0, 0));
+        buf_printf(&location, "%s/%s", req->path, db_value(r, 0, 0));
         http_set_header(req, "Location", location.data);
         buf_free(&location);
     }
@@ -847,14 +873,25 @@ void resource_fail(struct request *req, const struct resource *res, const struct
     }
 }
 
+/* The id of the item in the path, and for a nested resource the parent's id (always {id}). */
+static const char *item_id(const struct request *req, const struct resource *res)
+{
+    return http_param(req, res->item_param);
+}
+
+static const char *parent_id(const struct request *req, const struct resource *res)
+{
+    return res->sql->parent >= 0 ? http_param(req, "id") : NULL;
+}
+
 void resource_answer_missing(struct request *req, const struct resource *res, const char *id)
 {
     struct db_result r;
-    const char *params[] = {id};
-    if (db_exec(res->sql->probe, 1, params, &r) != DB_OK)
+    const char *params[] = {id, parent_id(req, res)};
+    if (db_exec(res->sql->probe, params[1] ? 2 : 1, params, &r) != DB_OK)
         resource_fail(req, res, &r, false);
     else if (db_rows(&r) == 0)
-        http_problem(req, 404, "There is no %s with id %s.", res->name, id);
+        http_problem(req, 404, "There is no %s with id %s here.", res->name, id);
     else
         http_problem(req, 412, "The %s has changed: its version is now %s.", res->name,
                      db_value(&r, 0, 0));
@@ -884,98 +921,193 @@ static bool scoped(const struct request *req, const struct resource *res)
     return res->scope && req->who.role == ROLE_PARTNER && req->who.n_municipalities > 0;
 }
 
+/* Reads the row id (under its parent, within a partner's municipalities) into r. */
+static enum db_status select_row(const struct request *req, const struct resource *res,
+                                 const char *id, struct db_result *r)
+{
+    char *scope = scoped(req, res) ? scope_array(req) : NULL;
+    const char *params[3] = {id};
+    int n = 1;
+    if (parent_id(req, res))
+        params[n++] = parent_id(req, res);
+    if (scope)
+        params[n++] = scope;
+    enum db_status s = db_exec(scope ? res->sql->get_scoped : res->sql->get, n, params, r);
+    free(scope);
+    return s;
+}
+
 void resource_get(struct request *req)
 {
     const struct resource *res = resource_of(req);
-    const char *id = http_param(req, "id");
-    char *scope = scoped(req, res) ? scope_array(req) : NULL;
-    const char *params[] = {id, scope};
+    const char *id = item_id(req, res);
     struct db_result r;
-    if (db_exec(scope ? res->sql->get_scoped : res->sql->get, scope ? 2 : 1, params, &r) != DB_OK)
+    if (select_row(req, res, id, &r) != DB_OK)
         resource_fail(req, res, &r, false);
     else if (db_rows(&r) == 0)
-        http_problem(req, 404, "There is no %s with id %s.", res->name, id);
+        http_problem(req, 404, "There is no %s with id %s here.", res->name, id);
     else
         resource_answer_row(req, res, &r, 200);
     db_clear(&r);
-    free(scope);
+}
+
+/* Writes the records fields the body gives; on failure r holds the error. */
+static bool write_records_fields(const struct resource *res, const char *id,
+                                 const struct resource_values *v, struct db_result *r)
+{
+    for (size_t i = 0; i < res->n_fields; i++) {
+        if (res->fields[i].type != FIELD_RECORDS || !v->given[i])
+            continue;
+        for (const char *const *sql = res->fields[i].replace; *sql; sql++) {
+            const char *params[] = {id, v->value[i] ? v->value[i] : "[]"};
+            if (db_exec(*sql, strstr(*sql, "$2") ? 2 : 1, params, r) != DB_OK)
+                return false;
+            db_clear(r);
+        }
+    }
+    return true;
+}
+
+static bool gives_records(const struct resource *res, const struct resource_values *v)
+{
+    for (size_t i = 0; i < res->n_fields; i++)
+        if (res->fields[i].type == FIELD_RECORDS && v->given[i])
+            return true;
+    return false;
+}
+
+/* Runs the INSERT or UPDATE of a write into r. *touched is false when a patch changes nothing
+ * (then the row is only read, and its version stays). */
+static enum db_status write_statement(struct request *req, const struct resource *res,
+                                      struct resource_write *w, const char *version,
+                                      struct db_result *r, bool *touched)
+{
+    const struct resource_sql *s = res->sql;
+    struct resource_values *v = w->values;
+    const char *params[4 + RESOURCE_MAX_FIELDS];
+    if (w->create) {
+        for (int i = 0; i < s->n_stored; i++)
+            params[i] = v->value[s->stored[i]];
+        *touched = true;
+        return db_exec(s->insert, s->n_stored, params, r);
+    }
+    char mask[RESOURCE_MAX_FIELDS + 1];
+    bool any = gives_records(res, v);
+    for (int i = 0; i < s->n_updatable; i++) {
+        mask[i] = v->given[s->updatable[i]] ? '1' : '0';
+        any |= v->given[s->updatable[i]];
+        params[3 + i] = v->value[s->updatable[i]];
+    }
+    mask[s->n_updatable] = '\0';
+    params[0] = w->id;
+    params[1] = version;
+    params[2] = mask;
+    int n = 3 + s->n_updatable;
+    if (parent_id(req, res))
+        params[n++] = parent_id(req, res);
+    *touched = any;
+    if (any)
+        return db_exec(s->update, n, params, r);
+    return select_row(req, res, w->id, r); /* nothing to change: answer the current state */
+}
+
+/* Create and patch: the row, its records and the resource's hooks, in one transaction when
+ * anything beyond the row is written. */
+static void write_row(struct request *req, bool create)
+{
+    const struct resource *res = resource_of(req);
+    struct resource_values v;
+    if (!resource_read_body(req, res, create, &v))
+        return;
+    char version_buf[16];
+    const char *version = create ? NULL : http_if_match(req, version_buf);
+    struct resource_write w = {
+        .create = create, .id = create ? NULL : item_id(req, res), .values = &v};
+    struct db_result r = {0};
+    bool tx = res->before_write || res->after_write || gives_records(res, &v);
+    bool touched;
+    char row_id[37];
+
+    if (version && !*version) {
+        http_problem(req, 412, "If-Match must name the current version, e.g. \"3\".");
+        goto done;
+    }
+    if (create && parent_id(req, res)) {
+        v.value[res->sql->parent] = parent_id(req, res);
+        v.given[res->sql->parent] = true;
+    }
+    if (tx && db_begin() != DB_OK) {
+        http_problem_unavailable(req);
+        goto done;
+    }
+    if (res->before_write && !res->before_write(req, res, &w))
+        goto rollback;
+    if (write_statement(req, res, &w, version, &r, &touched) != DB_OK) {
+        resource_fail(req, res, &r, false);
+        goto rollback;
+    }
+    if (db_rows(&r) == 0 ||
+        (!touched && version && strcmp(version, db_value(&r, 0, res->sql->n_columns - 3)) != 0)) {
+        resource_answer_missing(req, res, w.id);
+        goto rollback;
+    }
+    snprintf(row_id, sizeof row_id, "%s", db_value(&r, 0, 0));
+    w.id = row_id;
+    if (tx) {
+        db_clear(&r);
+        if (!write_records_fields(res, row_id, &v, &r)) {
+            resource_fail(req, res, &r, false);
+            goto rollback;
+        }
+        if (res->after_write && !res->after_write(req, res, &w))
+            goto rollback;
+        /* Read the row again: records and computed fields may have changed with the write. */
+        if (select_row(req, res, row_id, &r) != DB_OK || db_rows(&r) != 1) {
+            resource_fail(req, res, &r, false);
+            goto rollback;
+        }
+        enum db_status committed = db_commit();
+        if (committed != DB_OK) {
+            if (committed == DB_UNAVAILABLE)
+                http_problem_unavailable(req);
+            else
+                http_problem(req, 409, "The change collided with another one; try again.");
+            goto rollback;
+        }
+    }
+    resource_answer_row(req, res, &r, create ? 201 : 200);
+    goto done;
+rollback:
+    if (tx)
+        db_rollback();
+done:
+    db_clear(&r);
+    resource_values_free(&v);
 }
 
 void resource_create(struct request *req)
 {
-    const struct resource *res = resource_of(req);
-    struct resource_values v;
-    if (!resource_read_body(req, res, true, &v))
-        return;
-    const char *params[RESOURCE_MAX_FIELDS];
-    for (int i = 0; i < res->sql->n_writable; i++)
-        params[i] = v.value[res->sql->writable[i]];
-    struct db_result r;
-    if (db_exec(res->sql->insert, res->sql->n_writable, params, &r) != DB_OK)
-        resource_fail(req, res, &r, false);
-    else
-        resource_answer_row(req, res, &r, 201);
-    db_clear(&r);
-    resource_values_free(&v);
+    write_row(req, true);
 }
 
 void resource_patch(struct request *req)
 {
-    const struct resource *res = resource_of(req);
-    const char *id = http_param(req, "id");
-    struct resource_values v;
-    if (!resource_read_body(req, res, false, &v))
-        return;
-    char version_buf[16];
-    const char *version = http_if_match(req, version_buf);
-    if (version && !*version) {
-        http_problem(req, 412, "If-Match must name the current version, e.g. \"3\".");
-        resource_values_free(&v);
-        return;
-    }
-    const char *params[3 + RESOURCE_MAX_FIELDS];
-    char mask[RESOURCE_MAX_FIELDS + 1];
-    bool any = false;
-    for (int i = 0; i < res->sql->n_writable; i++) {
-        int f = res->sql->writable[i];
-        mask[i] = v.given[f] ? '1' : '0';
-        any |= v.given[f];
-        params[3 + i] = v.value[f];
-    }
-    mask[res->sql->n_writable] = '\0';
-    params[0] = id;
-    params[1] = version;
-    params[2] = mask;
-    struct db_result r;
-    enum db_status s;
-    if (any)
-        s = db_exec(res->sql->update, 3 + res->sql->n_writable, params, &r);
-    else /* nothing to change: answer the current state, still honouring If-Match */
-        s = db_exec(res->sql->get, 1, params, &r);
-    if (s != DB_OK)
-        resource_fail(req, res, &r, false);
-    else if (db_rows(&r) == 0 ||
-             (!any && version && strcmp(version, db_value(&r, 0, res->sql->n_columns - 3)) != 0))
-        resource_answer_missing(req, res, id);
-    else
-        resource_answer_row(req, res, &r, 200);
-    db_clear(&r);
-    resource_values_free(&v);
+    write_row(req, false);
 }
 
 void resource_delete(struct request *req)
 {
     const struct resource *res = resource_of(req);
-    const char *id = http_param(req, "id");
+    const char *id = item_id(req, res);
     char version_buf[16];
     const char *version = http_if_match(req, version_buf);
     if (version && !*version) {
         http_problem(req, 412, "If-Match must name the current version, e.g. \"3\".");
         return;
     }
-    const char *params[] = {id, version};
+    const char *params[] = {id, version, parent_id(req, res)};
     struct db_result r;
-    if (db_exec(res->sql->remove, 2, params, &r) != DB_OK)
+    if (db_exec(res->sql->remove, params[2] ? 3 : 2, params, &r) != DB_OK)
         resource_fail(req, res, &r, true);
     else if (db_rows(&r) == 0)
         resource_answer_missing(req, res, id);
@@ -1107,7 +1239,8 @@ static bool read_cursor(const char *cursor, const char *sort, int n_sort, json_t
                         const char **values)
 {
     const char *dot = strchr(cursor, '.');
-    if (!dot || strlen(cursor) > 4096)
+    /* The signature decodes into a fixed buffer: anything longer than ours is not ours. */
+    if (!dot || strlen(cursor) > 4096 || strlen(dot + 1) != crypto_base64url_len(CURSOR_MAC_LEN))
         return false;
     size_t payload_len = (size_t)(dot - cursor);
     unsigned char *payload = xmalloc(payload_len);
@@ -1120,8 +1253,11 @@ static bool read_cursor(const char *cursor, const char *sort, int n_sort, json_t
     }
     *json = ok ? json_loadb((const char *)payload, (size_t)n, JSON_REJECT_DUPLICATES, NULL) : NULL;
     free(payload);
-    if (!*json || !json_is_array(*json) || json_array_size(*json) != (size_t)n_sort + 2 ||
-        !json_is_string(json_array_get(*json, 0)) ||
+    if (!*json || !json_is_array(*json) || !json_is_string(json_array_get(*json, 0)))
+        return false;
+    if (!sort) /* the sort order is invalid: the cursor can only be checked for being ours */
+        return true;
+    if (json_array_size(*json) != (size_t)n_sort + 2 ||
         strcmp(json_string_value(json_array_get(*json, 0)), sort) != 0)
         return false;
     for (int i = 0; i <= n_sort; i++) {
@@ -1142,14 +1278,14 @@ static void add_filters(struct request *req, const struct resource *res, struct 
             continue;
         int before = req->n_invalid;
         if (flt->kind == FILTER_SEARCH) {
-            if (!*value || utf8_chars(value) > 200)
+            if (!*value || validate_chars(value) > 200)
                 http_invalid(req, flt->key, "maxLength", "must have 1 to 200 characters");
             else
                 append_condition(&q->sql, flt->sql, add_param(q, value));
             continue;
         }
         if (flt->kind == FILTER_SINCE) {
-            if (!valid_timestamp(value))
+            if (!validate_timestamp(value))
                 http_invalid(req, flt->key, "format",
                              "must be an RFC 3339 timestamp, e.g. 2025-03-01T09:30:00Z");
             else
@@ -1247,10 +1383,13 @@ void resource_list(struct request *req)
     add_filters(req, res, &q);
     if (scoped(req, res))
         append_condition(&q.sql, res->sql->scope_condition, add_owned_param(&q, scope_array(req)));
+    const char *parent = parent_id(req, res);
+    if (parent)
+        append_condition(&q.sql, res->sql->parent_condition, add_param(&q, parent));
 
     const char *cursor = http_query(req, "cursor");
     const char *after[MAX_SORT + 1];
-    if (cursor && n_sort > 0 && !read_cursor(cursor, canonical, n_sort, &cursor_json, after))
+    if (cursor && !read_cursor(cursor, n_sort > 0 ? canonical : NULL, n_sort, &cursor_json, after))
         http_invalid(req, "cursor", "format",
                      "is not a cursor this list gave out for this sort order");
     if (req->n_invalid) {
@@ -1301,6 +1440,20 @@ void resource_list(struct request *req)
     }
     int rows = db_rows(&r);
     bool more = rows > limit;
+    if (rows == 0 && parent) {
+        /* An empty list under a parent that does not exist is a wrong path. */
+        struct db_result exists;
+        const char *p[] = {parent};
+        enum db_status st = db_exec(res->sql->parent_exists, 1, p, &exists);
+        bool missing = st == DB_OK && db_rows(&exists) == 0;
+        if (st != DB_OK)
+            resource_fail(req, res, &exists, false);
+        else if (missing)
+            http_problem(req, 404, "There is nothing at %s.", req->path);
+        db_clear(&exists);
+        if (st != DB_OK || missing)
+            goto done;
+    }
     struct jsonw *w = &req->w;
     jsonw_object_begin(w);
     jsonw_key(w, "items");

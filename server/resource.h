@@ -34,15 +34,27 @@ enum field_type {
     FIELD_EMAIL,
     FIELD_URL,   /* absolute http(s) */
     FIELD_PHONE, /* digits, spaces, + - ( ) */
+    /* A list of small records, e.g. [{"initiativeId": ..., "role": "host"}], kept in a table of
+     * its own: read through `column` (an expression giving "v1 v2;v1 v2"), written by `replace`
+     * in the same transaction as the row. Members are UUIDs or enum words, never with spaces. */
+    FIELD_RECORDS,
 };
 
 enum field_flag {
-    FIELD_REQUIRED = 1,  /* must be given on create; never null */
-    FIELD_NULLABLE = 2,  /* may be null; null in a patch clears it */
-    FIELD_READONLY = 4,  /* the server's; invalid in a body */
-    FIELD_PERSONAL = 8,  /* personal data: left out for partner keys */
-    FIELD_INTERNAL = 16, /* not personal, but not for partners either (e.g. quotes) */
-    FIELD_IMMUTABLE = 32 /* given on create, never changed by a patch */
+    FIELD_REQUIRED = 1,   /* must be given on create; never null */
+    FIELD_NULLABLE = 2,   /* may be null; null in a patch clears it */
+    FIELD_READONLY = 4,   /* the server's; invalid in a body */
+    FIELD_PERSONAL = 8,   /* personal data: left out for partner keys */
+    FIELD_INTERNAL = 16,  /* not personal, but not for partners either (e.g. quotes) */
+    FIELD_IMMUTABLE = 32, /* given on create, never changed by a patch */
+    FIELD_NO_CREATE = 64, /* set by a patch only (e.g. a status staff move along) */
+    FIELD_PARENT = 128,   /* the id of the parent in the collection path, e.g. werklabId */
+};
+
+struct record_member {
+    const char *name;
+    enum field_type type;      /* FIELD_UUID or FIELD_ENUM */
+    const char *const *values; /* FIELD_ENUM */
 };
 
 struct field {
@@ -55,6 +67,10 @@ struct field {
     const char *pattern;       /* TEXT: POSIX extended regex the value must match */
     const char *hint;          /* the reason given when pattern fails */
     const char *fallback;      /* stored when a create leaves the field out */
+    const struct record_member *members; /* FIELD_RECORDS: NULL-name terminated */
+    /* FIELD_RECORDS: statements that replace the records; $1 is the row's id, $2 the records
+     * as a JSON array (a statement may use $1 only). NULL-terminated. */
+    const char *const *replace;
 };
 
 enum filter_kind {
@@ -98,6 +114,21 @@ enum resource_method {
 };
 
 struct resource_sql; /* built by resource_register() */
+struct resource_values;
+struct resource;
+
+/* A write in progress, handed to a resource's hooks. */
+struct resource_write {
+    bool create;
+    const char *id; /* the row's id; NULL in before_write of a create */
+    struct resource_values *values;
+    char note[64]; /* the hooks' own: e.g. a status read before the write */
+};
+
+/* A hook runs inside the write's transaction. It returns false after answering (the
+ * transaction is then rolled back). */
+typedef bool (*resource_hook)(struct request *req, const struct resource *res,
+                              struct resource_write *w);
 
 struct resource {
     const char *name;  /* singular, in messages: "municipality" */
@@ -114,6 +145,10 @@ struct resource {
     /* SQL giving the municipality id a row belongs to, for partner keys limited to a set of
      * municipalities; NULL: the resource is not limited that way. */
     const char *scope;
+    const char *item_param;   /* path parameter of an item: "id" unless named */
+    const char *parent_table; /* with a FIELD_PARENT field: the table it refers to */
+    bool no_meta;             /* render without version, createdAt and updatedAt */
+    resource_hook before_write, after_write;
     unsigned methods;     /* enum resource_method bits to register */
     unsigned read_roles;  /* enum role bits for LIST and GET */
     unsigned write_roles; /* for CREATE, PATCH and DELETE */
@@ -135,6 +170,11 @@ struct resource_values {
     char scratch[RESOURCE_MAX_FIELDS][40]; /* numbers and booleans as text */
     char *owned[RESOURCE_MAX_FIELDS];      /* arrays as text, freed by resource_values_free */
 };
+
+/* Validates a JSON array of records against members; name is the field for invalidParams.
+ * Returns false after recording what is wrong. */
+bool resource_check_records(struct request *req, const char *name, json_t *value,
+                            const struct record_member *members);
 
 /* Validates req->json as a create (all required present) or a merge patch. On failure it has
  * answered 400 and returns false. */

@@ -1,0 +1,21 @@
+/* validate: the formats werklabd accepts, shared by bodies, query keys and the command line. */
+#ifndef WERKLAB_VALIDATE_H
+#define WERKLAB_VALIDATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Characters (code points) in valid UTF-8. */
+size_t validate_chars(const char *s);
+/* YYYY-MM-DD, a real calendar date (at the start of s; the caller checks the length). */
+bool validate_date(const char *s);
+/* RFC 3339 date-time with seconds and an offset (Z or +hh:mm); fractions up to 9 digits. */
+bool validate_timestamp(const char *s);
+/* A plain ASCII address: local@domain.tld, at most 254 characters. */
+bool validate_email(const char *s);
+/* An absolute http or https URL without spaces or quotes. */
+bool validate_url(const char *s);
+/* Digits, spaces, + - ( ), with at least 6 digits. */
+bool validate_phone(const char *s);
+
+#endif

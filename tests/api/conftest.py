@@ -1,0 +1,307 @@
+"""Fixtures for the black-box tests of werklabd.
+
+Run from the repository root:  /usr/bin/python3 -m pytest tests/api
+The binary is $WERKLABD (default build/werklabd), so the suite also runs against a sanitizer
+build. Every session starts its own PostgreSQL cluster (scripts/pg) in a temporary directory,
+migrates it, makes one key per role and serves on a free port; all of it is removed at the end.
+
+Fixtures for tests: `api` (wlclient.Api), `keys` (.admin/.staff/.partner secrets, .ids),
+`daemon` (the running server: .log_lines(), .log_text()), `cluster` (.stop()/.start()),
+`werklabd` (run the command line), `new_municipality` (factory), `municipality` (a fresh one),
+`fresh_code` (an unused GM code).
+"""
+
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from wlclient import Api, describe  # noqa: E402
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BINARY = os.environ.get("WERKLABD", os.path.join(REPO, "build", "werklabd"))
+CORS_ORIGIN = "https://www.lsabewoners.nl"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Cluster:
+    def __init__(self, directory):
+        self.dir = directory
+        self.url = None
+
+    def start(self):
+        out = subprocess.run([os.path.join(REPO, "scripts", "pg"), "start", self.dir],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, f"scripts/pg start failed:\n{out.stdout}\n{out.stderr}"
+        self.url = out.stdout.strip().splitlines()[-1]
+        return self.url
+
+    def stop(self):
+        subprocess.run([os.path.join(REPO, "scripts", "pg"), "stop", self.dir],
+                       capture_output=True, timeout=120)
+
+
+class Werklabd:
+    """Runs the werklabd command line against the test database."""
+
+    def __init__(self, database_url):
+        self.database_url = database_url
+
+    def env(self, **extra):
+        env = dict(os.environ)
+        for k in list(env):
+            if k.startswith("WERKLAB_"):
+                del env[k]
+        env["WERKLAB_DATABASE_URL"] = self.database_url
+        env.update(extra)
+        return env
+
+    def run(self, *args, timeout=60, env=None):
+        return subprocess.run([BINARY, *args], capture_output=True, text=True,
+                              timeout=timeout, env=env or self.env())
+
+    def create_key(self, role, name, expires_at=None):
+        args = ["create-key", "--role", role, "--name", name]
+        if expires_at:
+            args += ["--expires-at", expires_at]
+        out = self.run(*args)
+        assert out.returncode == 0, f"create-key failed: {out.stderr}"
+        return out.stdout.strip()
+
+
+class Daemon:
+    """One `werklabd serve` process with its stderr in a file."""
+
+    def __init__(self, werklabd, log_dir, name="werklabd", threads=4, extra_args=(), env=None):
+        self.port = free_port()
+        self.log_path = os.path.join(log_dir, f"{name}-{self.port}.log")
+        self.api = Api("127.0.0.1", self.port)
+        self.args = [BINARY, "serve", "--listen", f"127.0.0.1:{self.port}", "--threads", str(threads),
+                     "--cors-origins", CORS_ORIGIN, *extra_args]
+        self.env = env or werklabd.env()
+        self.log_file = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=self.log_file,
+                                     stderr=self.log_file, env=self.env)
+        self.returncode = None
+
+    def restart(self):
+        """After a crash: a new process on the same port, logging to the same file."""
+        self.log_file.close()
+        self.log_file = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=self.log_file,
+                                     stderr=self.log_file, env=self.env)
+        self.wait_ready()
+
+    def wait_ready(self, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"werklabd exited with {self.proc.returncode}:\n{self.log_text()}")
+            try:
+                if self.api.get("/healthz", timeout=2).status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"werklabd did not answer /healthz in {timeout}s:\n{self.log_text()}")
+
+    def terminate(self, timeout=15):
+        """SIGTERM, wait; SIGKILL when it does not exit. Returns the exit code (None if killed)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                self.log_file.close()
+                return None
+        self.log_file.close()
+        self.returncode = self.proc.returncode
+        return self.returncode
+
+    def log_text(self):
+        if not self.log_file.closed:
+            self.log_file.flush()
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def log_lines(self):
+        """The JSON objects logged so far (other lines, e.g. sanitizer output, are skipped)."""
+        lines = []
+        for line in self.log_text().splitlines():
+            line = line.strip()
+            if line.startswith("{"):
+                try:
+                    lines.append(json.loads(line))
+                except ValueError:
+                    pass
+        return lines
+
+    def wait_log(self, predicate, timeout=5):
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [l for l in self.log_lines() if predicate(l)]
+            if found or time.monotonic() > deadline:
+                return found
+            time.sleep(0.05)
+
+
+# ------------------------------------------------------------------ session fixtures
+
+
+@pytest.fixture(scope="session")
+def binary():
+    if not os.access(BINARY, os.X_OK):
+        pytest.exit(f"werklabd binary not found at {BINARY} (build it: ninja -C build, "
+                    f"or set WERKLABD)", returncode=1)
+    return BINARY
+
+
+@pytest.fixture(scope="session")
+def log_dir():
+    d = tempfile.mkdtemp(prefix="werklab-test-logs-")
+    yield d
+    if os.environ.get("WERKLAB_KEEP_LOGS"):
+        print(f"\nwerklabd logs kept in {d}")
+    else:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def cluster(binary):
+    # Directly under /tmp: the cluster runs as user postgres, which must reach the directory.
+    d = tempfile.mkdtemp(prefix="werklab-test-pg-", dir="/tmp")
+    c = Cluster(d)
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def werklabd(cluster):
+    w = Werklabd(cluster.url)
+    out = w.run("migrate", timeout=120)
+    assert out.returncode == 0, f"werklabd migrate failed:\n{out.stdout}\n{out.stderr}"
+    return w
+
+
+class Keys:
+    def __init__(self):
+        self.admin = self.staff = self.partner = None
+        self.names = {}
+        self.ids = {}
+
+    def __getitem__(self, role):
+        return None if role in (None, "none") else getattr(self, role)
+
+
+@pytest.fixture(scope="session")
+def keys(werklabd):
+    k = Keys()
+    for role in ("admin", "staff", "partner"):
+        name = f"test-{role}-{uuid.uuid4().hex[:8]}"
+        setattr(k, role, werklabd.create_key(role, name))
+        k.names[role] = name
+    return k
+
+
+@pytest.fixture(scope="session")
+def daemon(werklabd, keys, log_dir):
+    d = Daemon(werklabd, log_dir)
+    try:
+        d.wait_ready()
+        # The key ids, for the log and role tests.
+        r = d.api.get("/v1/api-keys?limit=200", key=keys.admin)
+        if r.status == 200:
+            by_name = {item["name"]: item["id"] for item in r.json["items"]}
+            keys.ids = {role: by_name.get(name) for role, name in keys.names.items()}
+        yield d
+    finally:
+        code = d.terminate()
+    assert code == 0, f"werklabd exited with {code} at the end of the session:\n{d.log_text()[-4000:]}"
+
+
+@pytest.fixture(scope="session")
+def api(daemon):
+    return daemon.api
+
+
+@pytest.fixture(autouse=True)
+def daemon_survives(request):
+    """A test after which the session's werklabd is dead fails, with the end of its log;
+    the daemon is started again so that the tests after it still mean something."""
+    if "daemon" not in request.fixturenames and "api" not in request.fixturenames:
+        yield
+        return
+    d = request.getfixturevalue("daemon")
+    yield
+    if d.proc.poll() is not None:
+        code = d.proc.returncode
+        tail = d.log_text()[-6000:]
+        d.restart()
+        pytest.fail(f"werklabd died during this test (exit {code}); its log ends:\n{tail}")
+
+
+# ------------------------------------------------------------------ municipalities
+
+_used_codes = set()
+
+
+@pytest.fixture(scope="session")
+def code_pool():
+    def take():
+        free = [f"GM9{n:03d}" for n in range(1000) if f"GM9{n:03d}" not in _used_codes]
+        code = random.choice(free)
+        _used_codes.add(code)
+        return code
+    return take
+
+
+@pytest.fixture
+def fresh_code(code_pool):
+    return code_pool()
+
+
+@pytest.fixture
+def new_municipality(api, keys, code_pool):
+    """Factory: creates a municipality with an unused GM9xxx code; fields may be overridden."""
+    def make(**fields):
+        body = {"code": code_pool(), "name": f"Testgemeente {uuid.uuid4().hex[:6]}",
+                "province": "Gelderland",
+                "contact": {"name": "Jan de Vries", "email": "jan@example.nl",
+                            "phone": "+31 6 1234 5678"},
+                "notes": "made by the api tests"}
+        body.update(fields)
+        for _ in range(20):
+            r = api.post("/v1/municipalities", body, key=keys.admin)
+            if r.status == 409 and "code" not in fields:
+                body["code"] = code_pool()
+                continue
+            break
+        assert r.status == 201, describe(r)
+        return r.json
+    return make
+
+
+@pytest.fixture
+def municipality(new_municipality):
+    return new_municipality()
