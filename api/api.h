@@ -5,8 +5,16 @@
 
 void api_register(void);
 
-void municipalities_register(void);
-void api_keys_register(void);
 void meta_register(void);
+void municipalities_register(void);
+void initiatives_register(void);
+void trainers_register(void);
+void werklabs_register(void);
+void participants_register(void);
+void sessions_register(void);
+void feedback_register(void);
+void inquiries_register(void);
+void stats_register(void);
+void api_keys_register(void);
 
 #endif

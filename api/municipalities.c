@@ -2,9 +2,9 @@
  * change them. Their contact person is personal data. */
 #include "api.h"
 
-#include "resource.h"
+#include "common.h"
 
-static const char *const provinces[] = {
+const char *const provinces[] = {
     "Groningen", "Fryslân",       "Drenthe",      "Overijssel", "Flevoland",     "Gelderland",
     "Utrecht",   "Noord-Holland", "Zuid-Holland", "Zeeland",    "Noord-Brabant", "Limburg",
     NULL};

@@ -30,6 +30,7 @@ struct config {
     unsigned connection_limit;
     unsigned per_ip_connection_limit;
     unsigned connection_memory_limit;
+    unsigned public_write_limit; /* anonymous writes per client address per minute */
     bool no_migrate;
     /* create-key */
     char *key_role;

@@ -2,6 +2,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "ratelimit.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -452,6 +453,46 @@ static bool takes_body(enum http_method m)
     return m == HTTP_POST || m == HTTP_PUT || m == HTTP_PATCH;
 }
 
+void http_client_address(struct request *req, char *out, size_t len)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = info ? info->client_addr : NULL;
+    snprintf(out, len, "unknown");
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+                  (socklen_t)len);
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
+                  (socklen_t)len);
+}
+
+/* Writes without a key (a public inquiry form) are limited per client address: the one place
+ * where anyone can make the server store something. */
+static bool within_public_limit(struct request *req)
+{
+    if (req->who.role != ROLE_PUBLIC || req->method == HTTP_GET || req->method == HTTP_HEAD)
+        return true;
+    char address[64];
+    http_client_address(req, address, sizeof address);
+    struct ratelimit_verdict v;
+    ratelimit_take("public-write", address, cfg->public_write_limit, 60, &v);
+    char text[16];
+    snprintf(text, sizeof text, "%u", v.limit);
+    http_set_header(req, "RateLimit-Limit", text);
+    snprintf(text, sizeof text, "%u", v.remaining);
+    http_set_header(req, "RateLimit-Remaining", text);
+    snprintf(text, sizeof text, "%u", v.reset_s);
+    http_set_header(req, "RateLimit-Reset", text);
+    if (v.allowed)
+        return true;
+    http_problem(req, 429, "Too many requests from this address; try again in %u seconds.",
+                 v.retry_after);
+    snprintf(text, sizeof text, "%u", v.retry_after);
+    http_set_header(req, "Retry-After", text);
+    return false;
+}
+
 static void answer_preflight(struct request *req, unsigned allowed)
 {
     char methods[80];
@@ -532,6 +573,9 @@ static void dispatch(struct request *req)
         }
         break;
     }
+
+    if (!within_public_limit(req))
+        return;
 
     const char *produces = req->route->produces ? req->route->produces : "application/json";
     if (!accepts(http_header(req, "Accept"), produces)) {

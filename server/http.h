@@ -27,7 +27,7 @@
 
 #define HTTP_API_VERSION   "1.0.0"
 #define HTTP_MAX_QUERY     32
-#define HTTP_MAX_HEADERS   8
+#define HTTP_MAX_HEADERS   16
 #define HTTP_MAX_INVALID   64
 #define HTTP_MAX_CONFLICTS 16
 
@@ -128,6 +128,8 @@ void http_reply_not_modified(struct request *req);
  * any version (malformed), else the digits. out must hold 16 bytes. */
 const char *http_if_match(struct request *req, char *out);
 
+/* The client's IP address as text. */
+void http_client_address(struct request *req, char *out, size_t len);
 /* Percent-encodes s for a query string into b. */
 void http_url_encode(struct buf *b, const char *s);
 

@@ -222,7 +222,7 @@ void resource_register(struct resource *res)
         {.method = HTTP_POST,
          .pattern = res->path,
          .handler = res->on_create ? res->on_create : resource_create,
-         .roles = res->write_roles},
+         .roles = res->create_roles ? res->create_roles : res->write_roles},
         {.method = HTTP_GET,
          .pattern = s->item_path,
          .handler = resource_get,
@@ -651,8 +651,12 @@ void resource_values_free(struct resource_values *v)
 /* ---- rendering ---- */
 
 /* "2025-03-01 09:30:00.123+00" (UTC, ISO) → "2025-03-01T09:30:00.123Z" */
-static void write_timestamp(struct jsonw *w, const char *pg)
+void resource_write_timestamp(struct jsonw *w, const char *pg)
 {
+    if (!pg) {
+        jsonw_null(w);
+        return;
+    }
     char out[40];
     size_t n = strcspn(pg, "+");
     if (n >= sizeof out - 1 || n < 19) {
@@ -720,7 +724,7 @@ static void write_value(struct jsonw *w, const struct field *f, const char *v)
     switch (f->type) {
     case FIELD_INT: jsonw_raw(w, v); break;
     case FIELD_BOOL: jsonw_bool(w, v[0] == 't'); break;
-    case FIELD_TIMESTAMP: write_timestamp(w, v); break;
+    case FIELD_TIMESTAMP: resource_write_timestamp(w, v); break;
     case FIELD_ENUM_ARRAY: write_array(w, v); break;
     default: jsonw_string(w, v); break;
     }
@@ -830,7 +834,8 @@ void resource_fail(struct request *req, const struct resource *res, const struct
     switch (r->status) {
     case DB_UNAVAILABLE: http_problem_unavailable(req); return;
     case DB_UNIQUE:
-        http_conflict(req, "unique", "%s", rule ? rule->reason : "a unique value is taken");
+        http_conflict(req, rule && rule->code ? rule->code : "unique", "%s",
+                      rule ? rule->reason : "a unique value is taken");
         http_problem_conflicts(req, "A value that must be unique is taken.");
         return;
     case DB_FOREIGN_KEY:
@@ -839,6 +844,9 @@ void resource_fail(struct request *req, const struct resource *res, const struct
                           rule && rule->referenced_by ? rule->referenced_by
                                                       : "is referenced by other resources");
             http_problem_conflicts(req, "Other resources depend on this one.");
+        } else if (rule && rule->field && res->sql->parent >= 0 &&
+                   strcmp(rule->field, res->fields[res->sql->parent].name) == 0) {
+            http_problem(req, 404, "There is nothing at %s.", req->path);
         } else {
             http_invalid(req, rule && rule->field ? rule->field : "body", "reference", "%s",
                          rule ? rule->reason : "refers to something that does not exist");
@@ -847,13 +855,14 @@ void resource_fail(struct request *req, const struct resource *res, const struct
         return;
     case DB_CHECK:
     case DB_EXCLUSION:
-        if (rule && rule->code) {
-            http_invalid(req, rule->field, rule->code, "%s", rule->reason);
+        /* A rule about one field is invalid input; a rule about the state is a conflict. */
+        if (rule && rule->field) {
+            http_invalid(req, rule->field, rule->code ? rule->code : "format", "%s", rule->reason);
             http_problem_invalid(req);
             return;
         }
         if (rule) {
-            http_conflict(req, "conflict", "%s", rule->reason);
+            http_conflict(req, rule->code ? rule->code : "conflict", "%s", rule->reason);
             http_problem_conflicts(req, "The change conflicts with the current state.");
             return;
         }
@@ -919,6 +928,11 @@ static char *scope_array(const struct request *req)
 static bool scoped(const struct request *req, const struct resource *res)
 {
     return res->scope && req->who.role == ROLE_PARTNER && req->who.n_municipalities > 0;
+}
+
+char *resource_scope(const struct request *req, const struct resource *res)
+{
+    return scoped(req, res) ? scope_array(req) : NULL;
 }
 
 /* Reads the row id (under its parent, within a partner's municipalities) into r. */
@@ -1124,6 +1138,7 @@ struct sort_choice {
 };
 
 struct list_query {
+    bool out_of_scope; /* a filter names something outside a partner's municipalities */
     struct buf sql;
     const char *params[MAX_PARAMS];
     char *owned[MAX_PARAMS];
@@ -1268,6 +1283,36 @@ static bool read_cursor(const char *cursor, const char *sort, int n_sort, json_t
     return true;
 }
 
+/* A query value as the JSON a body would carry, so that filters reuse the fields' checks. */
+static json_t *query_value_as_json(enum field_type type, const char *text)
+{
+    if (type == FIELD_BOOL && strcmp(text, "true") == 0)
+        return json_true();
+    if (type == FIELD_BOOL && strcmp(text, "false") == 0)
+        return json_false();
+    if (type == FIELD_INT) {
+        char *end;
+        long long n = strtoll(text, &end, 10);
+        if (*text && !*end && strlen(text) < 12)
+            return json_integer(n);
+    }
+    return json_string(text);
+}
+
+/* True when the thing a filter names lies in one of a partner key's municipalities. */
+static bool within_scope(const struct request *req, const struct filter *flt, const char *value)
+{
+    struct db_result r;
+    const char *params[] = {value};
+    bool inside = false;
+    if (db_exec(flt->municipality_of, 1, params, &r) == DB_OK && db_rows(&r) == 1 &&
+        db_value(&r, 0, 0))
+        for (int i = 0; i < req->who.n_municipalities; i++)
+            inside |= strcmp(req->who.municipality_ids[i], db_value(&r, 0, 0)) == 0;
+    db_clear(&r);
+    return inside;
+}
+
 /* Filters from the query string into conditions; false after recording what is invalid. */
 static void add_filters(struct request *req, const struct resource *res, struct list_query *q)
 {
@@ -1304,15 +1349,13 @@ static void add_filters(struct request *req, const struct resource *res, struct 
             const char *comma = flt->kind == FILTER_ANY ? strchr(p, ',') : NULL;
             size_t len = comma ? (size_t)(comma - p) : strlen(p);
             char *one = xstrndup(p, len);
-            json_t *as_json = res->fields[f].type == FIELD_BOOL
-                                  ? (strcmp(one, "true") == 0    ? json_true()
-                                     : strcmp(one, "false") == 0 ? json_false()
-                                                                 : json_string(one))
-                                  : json_string(one);
+            json_t *as_json = query_value_as_json(res->fields[f].type, one);
             const char *checked;
             if (as_json && check_value(req, res, f, as_json, &scratch, &checked) && checked) {
                 if (flt->kind == FILTER_EQUALS)
                     append_condition(&q->sql, flt->sql, add_owned_param(q, xstrdup(checked)));
+                if (flt->municipality_of && scoped(req, res) && !within_scope(req, flt, checked))
+                    q->out_of_scope = true;
                 else
                     buf_puts(&array, count ? "," : ""), array_element(&array, checked);
                 count++;
@@ -1396,6 +1439,10 @@ void resource_list(struct request *req)
         http_problem_invalid(req);
         goto done;
     }
+    if (q.out_of_scope) {
+        http_problem(req, 404, "A filter names something this key cannot see.");
+        goto done;
+    }
 
     if (cursor) {
         /* Keyset: rows strictly after the cursor's (sort values, id) in this order. With one
@@ -1477,6 +1524,11 @@ void resource_list(struct request *req)
     }
     jsonw_object_end(w);
     http_reply(req, 200);
+    if (res->cache_seconds) {
+        char cache[48];
+        snprintf(cache, sizeof cache, "public, max-age=%u", res->cache_seconds);
+        http_set_header(req, "Cache-Control", cache);
+    }
 
 done:
     db_clear(&r);

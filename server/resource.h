@@ -85,6 +85,10 @@ struct filter {
     enum filter_kind kind;
     const char *field; /* the field whose rules the values follow (ANY, EQUALS) */
     const char *sql;   /* condition; "$" stands for the parameter */
+    /* For a filter naming something in a municipality (municipalityId, werklabId): SQL giving
+     * that municipality's id for $1, so that a partner limited to other municipalities gets
+     * 404, as for the thing itself. */
+    const char *municipality_of;
 };
 
 struct sort_key {
@@ -93,15 +97,18 @@ struct sort_key {
     const char *cast; /* its type, for comparing with cursor values */
 };
 
-/* What a violated constraint means. For a unique constraint: a 409 conflict. For a CHECK: an
- * invalid field. For a foreign key: an invalid reference when writing the referencing resource
- * (field), and a 409 when deleting what it references (referenced_by). */
+/* What a violated constraint (or a trigger raising under a constraint name) means:
+ * - unique: a 409 conflict, code `code` or "unique";
+ * - foreign key: writing, an invalid reference in `field` (404 when it is the parent in the
+ *   path); deleting what it references, a 409 conflict naming `referenced_by`;
+ * - check or exclusion: with a `field`, that field is invalid (code `code`); without, a 409
+ *   conflict with code `code`: a rule about the state, not about one value. */
 struct constraint_rule {
     const char *constraint;
-    const char *field;         /* JSON name of the field at fault */
-    const char *code;          /* invalidParams code (CHECK) */
+    const char *field;         /* JSON name of the field at fault, or NULL */
+    const char *code;          /* invalidParams or conflict code */
     const char *reason;        /* the reason or conflict detail */
-    const char *referenced_by; /* FK: "initiatives of this municipality" */
+    const char *referenced_by; /* FK: "is used by initiatives" */
 };
 
 enum resource_method {
@@ -148,10 +155,12 @@ struct resource {
     const char *item_param;   /* path parameter of an item: "id" unless named */
     const char *parent_table; /* with a FIELD_PARENT field: the table it refers to */
     bool no_meta;             /* render without version, createdAt and updatedAt */
+    unsigned cache_seconds;   /* lists are public and cacheable this long; 0: no-store */
     resource_hook before_write, after_write;
-    unsigned methods;     /* enum resource_method bits to register */
-    unsigned read_roles;  /* enum role bits for LIST and GET */
-    unsigned write_roles; /* for CREATE, PATCH and DELETE */
+    unsigned methods;      /* enum resource_method bits to register */
+    unsigned read_roles;   /* enum role bits for LIST and GET */
+    unsigned write_roles;  /* for CREATE, PATCH and DELETE */
+    unsigned create_roles; /* for CREATE when it differs from write_roles; 0: write_roles */
     /* Replacements for the standard handlers; NULL: standard. */
     route_handler on_create, on_patch, on_delete;
     struct resource_sql *sql;
@@ -190,6 +199,8 @@ void resource_render(struct request *req, const struct resource *res, const stru
 /* The same members without the braces, for a handler that adds members of its own. */
 void resource_render_members(struct request *req, const struct resource *res,
                              const struct db_result *r, int row);
+/* Writes a timestamp PostgreSQL gave (UTC, ISO) as RFC 3339 with Z; NULL writes null. */
+void resource_write_timestamp(struct jsonw *w, const char *pg);
 /* Answers a failed statement: 400 (invalid value, bad reference), 409 (unique, dependents),
  * 503 (unavailable) or 500. */
 void resource_fail(struct request *req, const struct resource *res, const struct db_result *r,
@@ -201,6 +212,10 @@ void resource_answer_row(struct request *req, const struct resource *res, const 
                          int status);
 /* Answers a missing row after a conditional write: 404 when id is gone, else 412. */
 void resource_answer_missing(struct request *req, const struct resource *res, const char *id);
+
+/* "{id,id}" of the municipalities the caller is limited to, for SQL (free() it); NULL when
+ * the caller is not limited or res is not limited by municipality. */
+char *resource_scope(const struct request *req, const struct resource *res);
 
 /* The standard handlers, for resources that replace some and keep others. */
 void resource_list(struct request *req);

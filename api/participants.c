@@ -1,0 +1,85 @@
+/* Participants (deelnemers): the civil servants in one werklab, under
+ * /v1/werklabs/{id}/participants. Staff only: partners never see who takes part. Capacity and
+ * the werklab's status are enforced by the database (participants_check), also when requests
+ * race for the last place. */
+#include "api.h"
+#include "common.h"
+
+static const char *const roles[] = {"adviser", "connector", "director", NULL};
+
+static const struct field fields[] = {
+    {.name = "werklabId", .column = "werklab_id", .type = FIELD_UUID, .flags = FIELD_PARENT},
+    {.name = "name",
+     .column = "name",
+     .type = FIELD_TEXT,
+     .flags = FIELD_REQUIRED | FIELD_PERSONAL,
+     .min = 1,
+     .max = 200},
+    {.name = "email",
+     .column = "email",
+     .type = FIELD_EMAIL,
+     .flags = FIELD_REQUIRED | FIELD_PERSONAL,
+     .max = 254},
+    {.name = "jobTitle",
+     .column = "job_title",
+     .type = FIELD_TEXT,
+     .flags = FIELD_NULLABLE | FIELD_PERSONAL,
+     .max = 200},
+    {.name = "department",
+     .column = "department",
+     .type = FIELD_TEXT,
+     .flags = FIELD_NULLABLE,
+     .max = 200},
+    {.name = "role",
+     .column = "role",
+     .type = FIELD_ENUM,
+     .flags = FIELD_NULLABLE,
+     .values = roles},
+};
+
+static const struct filter filters[] = {
+    {"role", FILTER_ANY, "role", "role = ANY ($::text[])", NULL},
+    UPDATED_SINCE_FILTER,
+};
+
+static const struct sort_key sort_keys[] = {
+    {"name", "name", "text"},
+    CREATED_AT_SORT,
+    UPDATED_AT_SORT,
+};
+
+static const struct constraint_rule constraints[] = {
+    {"participants_email_key", "email", "unique",
+     "another participant of this werklab has this e-mail address", NULL},
+    {"participants_capacity", NULL, "full", "the werklab is full: capacity.max is reached", NULL},
+    {"participants_werklab_status", NULL, "status",
+     "participants join a werklab in intake, planned or running", NULL},
+    {"attendance_participant_fkey", "participantId", "reference", "there is no such participant",
+     "has attendance recorded"},
+    {"feedback_participant_fkey", "participantId", NULL, "there is no such participant",
+     "has feedback"},
+};
+
+static struct resource participants = {
+    .name = "participant",
+    .table = "participants",
+    .path = "/v1/werklabs/{id}/participants",
+    .item_param = "participantId",
+    .parent_table = "werklabs",
+    .fields = fields,
+    .n_fields = COUNT(fields),
+    .filters = filters,
+    .n_filters = COUNT(filters),
+    .sort_keys = sort_keys,
+    .n_sort_keys = COUNT(sort_keys),
+    .constraints = constraints,
+    .n_constraints = COUNT(constraints),
+    .methods = RESOURCE_ALL,
+    .read_roles = ROLES_WRITE,
+    .write_roles = ROLES_WRITE,
+};
+
+void participants_register(void)
+{
+    resource_register(&participants);
+}

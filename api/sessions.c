@@ -1,0 +1,265 @@
+/* Sessions (bijeenkomsten) of a werklab, the initiatives taking part in them, and attendance.
+ * Sequence is unique within a werklab and sessions of one werklab never overlap: both are
+ * constraints in the database. */
+#include "api.h"
+#include "common.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const kinds[] = {"initiativeVisit", "municipalCollaboration", "ownRole",
+                                    "custom", NULL};
+static const char *const taking_part_roles[] = {"host", "guest", NULL};
+static const char *const attendance_statuses[] = {"present", "absent", "excused", NULL};
+
+static const struct record_member taking_part[] = {
+    {"initiativeId", FIELD_UUID, NULL},
+    {"role", FIELD_ENUM, taking_part_roles},
+    {NULL, 0, NULL},
+};
+
+static const char *const replace_initiatives[] = {
+    "DELETE FROM session_initiatives WHERE session_id = $1",
+    "INSERT INTO session_initiatives (session_id, initiative_id, role) "
+    "SELECT $1, (e ->> 'initiativeId')::uuid, e ->> 'role' FROM jsonb_array_elements($2::jsonb) e",
+    NULL,
+};
+
+static const struct field fields[] = {
+    {.name = "werklabId",
+     .column = "werklab_id",
+     .type = FIELD_UUID,
+     .flags = FIELD_REQUIRED | FIELD_IMMUTABLE},
+    {.name = "sequence",
+     .column = "sequence",
+     .type = FIELD_INT,
+     .flags = FIELD_REQUIRED,
+     .min = 1,
+     .max = 1000},
+    {.name = "kind",
+     .column = "kind",
+     .type = FIELD_ENUM,
+     .flags = FIELD_REQUIRED,
+     .values = kinds},
+    {.name = "title",
+     .column = "title",
+     .type = FIELD_TEXT,
+     .flags = FIELD_REQUIRED,
+     .min = 1,
+     .max = 200},
+    {.name = "description",
+     .column = "description",
+     .type = FIELD_TEXT,
+     .flags = FIELD_NULLABLE,
+     .max = 4000},
+    {.name = "startsAt", .column = "starts_at", .type = FIELD_TIMESTAMP, .flags = FIELD_REQUIRED},
+    {.name = "endsAt", .column = "ends_at", .type = FIELD_TIMESTAMP, .flags = FIELD_REQUIRED},
+    {.name = "location.name",
+     .column = "location_name",
+     .type = FIELD_TEXT,
+     .flags = FIELD_NULLABLE,
+     .max = 200},
+    {.name = "location.address",
+     .column = "location_address",
+     .type = FIELD_TEXT,
+     .flags = FIELD_NULLABLE,
+     .max = 400},
+    {.name = "location.onSite",
+     .column = "location_on_site",
+     .type = FIELD_BOOL,
+     .flags = FIELD_NULLABLE},
+    {.name = "initiatives",
+     .column = "(SELECT string_agg(si.initiative_id::text || ' ' || si.role, ';' "
+               "ORDER BY si.role DESC, si.initiative_id) FROM session_initiatives si "
+               "WHERE si.session_id = sessions.id)",
+     .type = FIELD_RECORDS,
+     .members = taking_part,
+     .replace = replace_initiatives},
+};
+
+static const struct filter filters[] = {
+    {"werklabId", FILTER_EQUALS, "werklabId", "werklab_id = $::uuid", WERKLAB_MUNICIPALITY},
+    {"kind", FILTER_ANY, "kind", "kind = ANY ($::text[])", NULL},
+    {"startsAtFrom", FILTER_SINCE, NULL, "starts_at >= $::timestamptz", NULL},
+    {"startsAtTo", FILTER_SINCE, NULL, "starts_at <= $::timestamptz", NULL},
+    UPDATED_SINCE_FILTER,
+};
+
+static const struct sort_key sort_keys[] = {
+    {"startsAt", "starts_at", "timestamptz"},
+    {"sequence", "sequence", "integer"},
+    CREATED_AT_SORT,
+    UPDATED_AT_SORT,
+};
+
+static const struct constraint_rule constraints[] = {
+    {"sessions_sequence_key", "sequence", "unique",
+     "another session of this werklab has this sequence number", NULL},
+    {"sessions_time_order", "endsAt", "minimum", "must be after startsAt", NULL},
+    {"sessions_no_overlap", NULL, "overlap", "the session overlaps another session of this werklab",
+     NULL},
+    {"sessions_werklab_fixed", "werklabId", "unknown", "cannot be changed", NULL},
+    {"session_initiatives_municipality", "initiatives", "reference",
+     "an initiative takes part only in werklabs of its own municipality", NULL},
+    {"feedback_session_fkey", "sessionId", NULL, "there is no such session", "has feedback"},
+};
+
+static struct resource sessions = {
+    .name = "session",
+    .table = "sessions",
+    .path = "/v1/sessions",
+    .fields = fields,
+    .n_fields = COUNT(fields),
+    .filters = filters,
+    .n_filters = COUNT(filters),
+    .sort_keys = sort_keys,
+    .n_sort_keys = COUNT(sort_keys),
+    .constraints = constraints,
+    .n_constraints = COUNT(constraints),
+    .scope = "(SELECT w.municipality_id FROM werklabs w WHERE w.id = sessions.werklab_id)",
+    .methods = RESOURCE_ALL,
+    .read_roles = ROLES_READ,
+    .write_roles = ROLES_WRITE,
+};
+
+/* ---- attendance: /v1/sessions/{id}/attendance ---- */
+
+static const struct record_member attendance_members[] = {
+    {"participantId", FIELD_UUID, NULL},
+    {"status", FIELD_ENUM, attendance_statuses},
+    {NULL, 0, NULL},
+};
+
+static void answer_attendance(struct request *req, const char *session)
+{
+    const char *params[] = {session};
+    struct db_result r;
+    if (db_exec("SELECT participant_id, status FROM attendance WHERE session_id = $1 "
+                "ORDER BY participant_id",
+                1, params, &r) != DB_OK) {
+        resource_fail(req, &sessions, &r, false);
+        db_clear(&r);
+        return;
+    }
+    struct jsonw *w = &req->w;
+    jsonw_object_begin(w);
+    jsonw_key(w, "items");
+    jsonw_array_begin(w);
+    for (int i = 0; i < db_rows(&r); i++) {
+        jsonw_object_begin(w);
+        jsonw_kv_string(w, "participantId", db_value(&r, i, 0));
+        jsonw_kv_string(w, "status", db_value(&r, i, 1));
+        jsonw_object_end(w);
+    }
+    jsonw_array_end(w);
+    jsonw_key(w, "next");
+    jsonw_null(w);
+    jsonw_object_end(w);
+    http_reply(req, 200);
+    db_clear(&r);
+}
+
+/* Finds the session, locking it when lock (so two replacements take turns); answers 404 when
+ * there is none. */
+static bool find_session(struct request *req, const char *session, bool lock)
+{
+    const char *params[] = {session};
+    struct db_result r;
+    enum db_status s = db_exec(lock ? "SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE"
+                                    : "SELECT 1 FROM sessions WHERE id = $1",
+                               1, params, &r);
+    bool found = s == DB_OK && db_rows(&r) == 1;
+    if (s != DB_OK)
+        resource_fail(req, &sessions, &r, false);
+    else if (!found)
+        http_problem(req, 404, "There is no session with id %s.", session);
+    db_clear(&r);
+    return found;
+}
+
+static void get_attendance(struct request *req)
+{
+    const char *session = http_param(req, "id");
+    if (find_session(req, session, false))
+        answer_attendance(req, session);
+}
+
+/* PUT replaces the whole list: [{participantId, status}], participants of the session's
+ * werklab only; every one that is not is listed. */
+static void put_attendance(struct request *req)
+{
+    const char *session = http_param(req, "id");
+    if (!resource_check_records(req, "body", req->json, attendance_members)) {
+        http_problem_invalid(req);
+        return;
+    }
+    char *records = json_dumps(req->json, JSON_COMPACT);
+    const char *params[] = {session, records};
+    struct db_result r = {0};
+    if (db_begin() != DB_OK) {
+        http_problem_unavailable(req);
+        free(records);
+        return;
+    }
+    if (!find_session(req, session, true))
+        goto rollback;
+    if (db_exec("SELECT e.n - 1 FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY e(v, n) "
+                "WHERE NOT EXISTS (SELECT 1 FROM participants p JOIN sessions s "
+                "ON s.werklab_id = p.werklab_id WHERE s.id = $1 "
+                "AND p.id = (e.v ->> 'participantId')::uuid) ORDER BY e.n",
+                2, params, &r) != DB_OK) {
+        resource_fail(req, &sessions, &r, false);
+        goto rollback;
+    }
+    for (int i = 0; i < db_rows(&r); i++) {
+        char name[32];
+        snprintf(name, sizeof name, "body[%s].participantId", db_value(&r, i, 0));
+        http_invalid(req, name, "reference", "is not a participant of this session's werklab");
+    }
+    if (req->n_invalid) {
+        http_problem_invalid(req);
+        goto rollback;
+    }
+    db_clear(&r);
+    if (db_exec("DELETE FROM attendance WHERE session_id = $1", 1, params, &r) != DB_OK) {
+        resource_fail(req, &sessions, &r, false);
+        goto rollback;
+    }
+    db_clear(&r);
+    if (db_exec("INSERT INTO attendance (session_id, participant_id, status) "
+                "SELECT $1, (e ->> 'participantId')::uuid, e ->> 'status' "
+                "FROM jsonb_array_elements($2::jsonb) e",
+                2, params, &r) != DB_OK) {
+        resource_fail(req, &sessions, &r, false);
+        goto rollback;
+    }
+    db_clear(&r);
+    answer_attendance(req, session);
+    if (req->status == 200 && db_commit() != DB_OK) {
+        http_problem_unavailable(req);
+        goto rollback;
+    }
+    free(records);
+    return;
+rollback:
+    db_clear(&r);
+    db_rollback();
+    free(records);
+}
+
+static struct route attendance_routes[] = {
+    {.method = HTTP_GET,
+     .pattern = "/v1/sessions/{id}/attendance",
+     .handler = get_attendance,
+     .roles = ROLES_WRITE},
+    {.method = HTTP_PUT,
+     .pattern = "/v1/sessions/{id}/attendance",
+     .handler = put_attendance,
+     .roles = ROLES_WRITE},
+};
+
+void sessions_register(void)
+{
+    resource_register(&sessions);
+    router_add(attendance_routes, COUNT(attendance_routes));
+}

@@ -1,0 +1,120 @@
+/* Figures for partners: werklabs by status, participants, sessions held, initiatives that took
+ * part and the average rating, per year and province — aggregates only, computed by PostgreSQL
+ * from the rows themselves. A werklab's year is that of its first session, in Europe/Amsterdam,
+ * or of its creation while it has no sessions. */
+#include "api.h"
+#include "common.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char stats_sql[] =
+    "WITH per AS ("
+    " SELECT w.id, w.status, w.participant_count, m.province,"
+    " coalesce(extract(year FROM w.starts_on),"
+    " extract(year FROM w.created_at AT TIME ZONE 'Europe/Amsterdam'))::integer AS year"
+    " FROM werklabs w JOIN municipalities m ON m.id = w.municipality_id"
+    " WHERE ($3::uuid[] IS NULL OR w.municipality_id = ANY ($3::uuid[]))"
+    " AND ($2::text IS NULL OR m.province = $2::text))"
+    " SELECT p.year, p.province, count(*),"
+    " count(*) FILTER (WHERE p.status = 'inquiry'), count(*) FILTER (WHERE p.status = 'intake'),"
+    " count(*) FILTER (WHERE p.status = 'planned'), count(*) FILTER (WHERE p.status = 'running'),"
+    " count(*) FILTER (WHERE p.status = 'completed'),"
+    " count(*) FILTER (WHERE p.status = 'cancelled'),"
+    " coalesce(sum(p.participant_count), 0),"
+    " (SELECT count(*) FROM sessions s JOIN per q ON q.id = s.werklab_id WHERE q.year = p.year"
+    " AND q.province IS NOT DISTINCT FROM p.province AND s.ends_at <= now()),"
+    " (SELECT count(DISTINCT si.initiative_id) FROM session_initiatives si"
+    " JOIN sessions s ON s.id = si.session_id JOIN per q ON q.id = s.werklab_id"
+    " WHERE q.year = p.year AND q.province IS NOT DISTINCT FROM p.province),"
+    " (SELECT round(avg(f.rating), 2) FROM feedback f JOIN per q ON q.id = f.werklab_id"
+    " WHERE q.year = p.year AND q.province IS NOT DISTINCT FROM p.province)"
+    " FROM per p WHERE ($1::integer IS NULL OR p.year = $1::integer)"
+    " GROUP BY p.year, p.province ORDER BY p.year, p.province NULLS LAST";
+
+static const char *const statuses[] = {"inquiry", "intake",    "planned",
+                                       "running", "completed", "cancelled"};
+
+/* Scope: partner keys limited to municipalities see figures over those only. */
+static const struct resource stats_scope = {.name = "figures", .scope = "municipality_id"};
+
+static void stats(struct request *req)
+{
+    const char *year = http_query(req, "year"), *province = http_query(req, "province");
+    if (year) {
+        char *end;
+        long y = strtol(year, &end, 10);
+        if (!*year || *end || y < 2000 || y > 2100)
+            http_invalid(req, "year", "format", "must be a year from 2000 to 2100");
+    }
+    if (province) {
+        bool known = false;
+        for (const char *const *p = provinces; *p; p++)
+            known |= strcmp(*p, province) == 0;
+        if (!known)
+            http_invalid(req, "province", "enum", "must be one of the 12 provinces");
+    }
+    if (req->n_invalid) {
+        http_problem_invalid(req);
+        return;
+    }
+    char *scope = resource_scope(req, &stats_scope);
+    const char *params[] = {year, province, scope};
+    struct db_result r;
+    if (db_exec(stats_sql, 3, params, &r) != DB_OK) {
+        http_problem_unavailable(req);
+        db_clear(&r);
+        free(scope);
+        return;
+    }
+    struct jsonw *w = &req->w;
+    jsonw_object_begin(w);
+    jsonw_key(w, "items");
+    jsonw_array_begin(w);
+    for (int i = 0; i < db_rows(&r); i++) {
+        jsonw_object_begin(w);
+        jsonw_key(w, "year");
+        jsonw_raw(w, db_value(&r, i, 0));
+        jsonw_kv_string(w, "province", db_value(&r, i, 1));
+        jsonw_key(w, "werklabs");
+        jsonw_object_begin(w);
+        jsonw_key(w, "total");
+        jsonw_raw(w, db_value(&r, i, 2));
+        for (int s = 0; s < 6; s++) {
+            jsonw_key(w, statuses[s]);
+            jsonw_raw(w, db_value(&r, i, 3 + s));
+        }
+        jsonw_object_end(w);
+        jsonw_key(w, "participants");
+        jsonw_raw(w, db_value(&r, i, 9));
+        jsonw_key(w, "sessionsHeld");
+        jsonw_raw(w, db_value(&r, i, 10));
+        jsonw_key(w, "initiatives");
+        jsonw_raw(w, db_value(&r, i, 11));
+        jsonw_key(w, "averageRating");
+        jsonw_raw(w, db_value(&r, i, 12) ? db_value(&r, i, 12) : "null");
+        jsonw_object_end(w);
+    }
+    jsonw_array_end(w);
+    jsonw_key(w, "next");
+    jsonw_null(w);
+    jsonw_object_end(w);
+    http_reply(req, 200);
+    db_clear(&r);
+    free(scope);
+}
+
+static const char *const stats_keys[] = {"year", "province", NULL};
+
+static struct route routes[] = {
+    {.method = HTTP_GET,
+     .pattern = "/v1/stats",
+     .handler = stats,
+     .roles = ROLES_READ,
+     .query_keys = stats_keys},
+};
+
+void stats_register(void)
+{
+    router_add(routes, COUNT(routes));
+}

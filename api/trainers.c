@@ -1,0 +1,78 @@
+/* Trainers: the two people who lead a werklab, one who knows municipal organisations and one
+ * who knows resident initiatives. Everything that identifies them is personal data; only staff
+ * see trainers. */
+#include "api.h"
+#include "common.h"
+
+const char *const trainer_roles[] = {"municipalOrganisation", "residentInitiatives", NULL};
+
+static const struct field fields[] = {
+    {.name = "name",
+     .column = "name",
+     .type = FIELD_TEXT,
+     .flags = FIELD_REQUIRED | FIELD_PERSONAL,
+     .min = 1,
+     .max = 200},
+    {.name = "email",
+     .column = "email",
+     .type = FIELD_EMAIL,
+     .flags = FIELD_REQUIRED | FIELD_PERSONAL,
+     .max = 254},
+    {.name = "phone",
+     .column = "phone",
+     .type = FIELD_PHONE,
+     .flags = FIELD_NULLABLE | FIELD_PERSONAL,
+     .max = 40},
+    {.name = "expertise",
+     .column = "expertise",
+     .type = FIELD_ENUM_ARRAY,
+     .flags = FIELD_REQUIRED,
+     .min = 1,
+     .values = trainer_roles},
+    {.name = "bio", .column = "bio", .type = FIELD_TEXT, .flags = FIELD_NULLABLE, .max = 4000},
+};
+
+static const struct filter filters[] = {
+    {"expertise", FILTER_ANY, "expertise", "expertise && $::text[]", NULL},
+    {"q", FILTER_SEARCH, NULL,
+     "to_tsvector('simple', name || ' ' || coalesce(bio, '')) @@ plainto_tsquery('simple', $)",
+     NULL},
+    UPDATED_SINCE_FILTER,
+};
+
+static const struct sort_key sort_keys[] = {
+    {"name", "name", "text"},
+    CREATED_AT_SORT,
+    UPDATED_AT_SORT,
+};
+
+static const struct constraint_rule constraints[] = {
+    {"trainers_expertise", "expertise", "enum",
+     "must list municipalOrganisation, residentInitiatives or both", NULL},
+    {"trainers_expertise_assigned", NULL, "expertiseAssigned",
+     "the trainer holds a role in a werklab that the new expertise leaves out", NULL},
+    {"werklab_trainers_trainer_fkey", "trainerId", NULL, "there is no such trainer",
+     "is assigned to werklabs"},
+};
+
+static struct resource trainers = {
+    .name = "trainer",
+    .table = "trainers",
+    .path = "/v1/trainers",
+    .fields = fields,
+    .n_fields = COUNT(fields),
+    .filters = filters,
+    .n_filters = COUNT(filters),
+    .sort_keys = sort_keys,
+    .n_sort_keys = COUNT(sort_keys),
+    .constraints = constraints,
+    .n_constraints = COUNT(constraints),
+    .methods = RESOURCE_ALL,
+    .read_roles = ROLES_WRITE,
+    .write_roles = ROLES_WRITE,
+};
+
+void trainers_register(void)
+{
+    resource_register(&trainers);
+}
