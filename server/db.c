@@ -27,6 +27,7 @@ struct statement_slot {
 
 struct connection {
     PGconn *pg;
+    int depth; /* open transactions: 1 is BEGIN, more are savepoints */
     struct statement_slot slots[STATEMENT_SLOTS];
     int slots_used;
     int64_t next_attempt_ms; /* no connect before this, after a failure */
@@ -102,6 +103,7 @@ static void forget_statements(struct connection *c)
 
 static void drop_connection(struct connection *c)
 {
+    c->depth = 0;
     if (c->pg) {
         PQfinish(c->pg);
         c->pg = NULL;
@@ -260,20 +262,59 @@ static enum db_status simple(const char *command)
     return s;
 }
 
+/* Transactions nest: an inner one is a savepoint, so a handler that runs its own transaction
+ * can run inside another (an idempotent POST stores its answer in the transaction of its
+ * effect). */
 enum db_status db_begin(void)
 {
-    return simple("BEGIN");
+    if (tls && tls->depth > 0 && tls->pg) {
+        char sql[32];
+        snprintf(sql, sizeof sql, "SAVEPOINT s%d", tls->depth);
+        enum db_status s = simple(sql);
+        if (s == DB_OK)
+            tls->depth++;
+        return s;
+    }
+    enum db_status s = simple("BEGIN");
+    if (s == DB_OK)
+        tls->depth = 1;
+    return s;
 }
 
 enum db_status db_commit(void)
 {
+    if (!tls || tls->depth == 0)
+        return DB_ERROR;
+    if (tls->depth > 1) {
+        char sql[40];
+        snprintf(sql, sizeof sql, "RELEASE SAVEPOINT s%d", tls->depth - 1);
+        tls->depth--;
+        return simple(sql);
+    }
+    tls->depth = 0;
     return simple("COMMIT");
 }
 
 void db_rollback(void)
 {
-    if (tls && tls->pg && PQtransactionStatus(tls->pg) != PQTRANS_IDLE)
+    if (!tls || tls->depth == 0)
+        return;
+    if (tls->depth > 1 && tls->pg && PQstatus(tls->pg) == CONNECTION_OK) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "ROLLBACK TO SAVEPOINT s%d", tls->depth - 1);
+        tls->depth--;
+        simple(sql);
+        return;
+    }
+    tls->depth = 0;
+    if (tls->pg && PQstatus(tls->pg) == CONNECTION_OK &&
+        PQtransactionStatus(tls->pg) != PQTRANS_IDLE)
         simple("ROLLBACK");
+}
+
+int db_depth(void)
+{
+    return tls ? tls->depth : 0;
 }
 
 int db_rows(const struct db_result *r)

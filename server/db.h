@@ -42,11 +42,15 @@ void db_configure(const char *url, unsigned statement_timeout_ms);
 enum db_status db_exec(const char *sql, int n, const char *const *values, struct db_result *r);
 void db_clear(struct db_result *r);
 
-/* Transactions on this thread's connection. db_begin() may fail with DB_UNAVAILABLE;
- * db_rollback() is always safe to call, also after a failed statement or lost connection. */
+/* Transactions on this thread's connection. They nest: inside an open transaction, begin
+ * makes a savepoint, commit releases it and rollback returns to it. db_begin() may fail with
+ * DB_UNAVAILABLE; db_rollback() is always safe to call, also after a failed statement or a lost
+ * connection. */
 enum db_status db_begin(void);
 enum db_status db_commit(void);
 void db_rollback(void);
+/* How many transactions are open (0: none). */
+int db_depth(void);
 
 /* Shorthands for results. db_value() returns NULL for SQL NULL. */
 int db_rows(const struct db_result *r);

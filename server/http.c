@@ -130,6 +130,23 @@ void http_reply_empty(struct request *req, int status)
     req->content_type = NULL;
 }
 
+/* Cuts a string that snprintf shortened back to its last whole UTF-8 character. */
+static void utf8_trim(char *s, size_t size)
+{
+    size_t n = strlen(s);
+    if (n + 1 < size)
+        return;
+    size_t start = n;
+    while (start > 0 && ((unsigned char)s[start - 1] & 0xc0) == 0x80)
+        start--;
+    if (start > 0 && (unsigned char)s[start - 1] >= 0xc0) {
+        unsigned char lead = (unsigned char)s[start - 1];
+        size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+        if (n - (start - 1) < need)
+            s[start - 1] = '\0';
+    }
+}
+
 static void write_problem(struct request *req, int status, const char *detail)
 {
     restart_body(req);
@@ -175,6 +192,7 @@ void http_problem(struct request *req, int status, const char *detail, ...)
     va_start(ap, detail);
     vsnprintf(text, sizeof text, detail, ap);
     va_end(ap);
+    utf8_trim(text, sizeof text);
     write_problem(req, status, text);
 }
 
@@ -184,11 +202,13 @@ void http_invalid(struct request *req, const char *name, const char *code, const
         return;
     struct http_invalid_param *p = &req->invalid[req->n_invalid++];
     snprintf(p->name, sizeof p->name, "%s", name);
+    utf8_trim(p->name, sizeof p->name);
     p->code = code;
     va_list ap;
     va_start(ap, reason);
     vsnprintf(p->reason, sizeof p->reason, reason, ap);
     va_end(ap);
+    utf8_trim(p->reason, sizeof p->reason);
 }
 
 void http_problem_invalid(struct request *req)

@@ -75,11 +75,42 @@ void jsonw_array_end(struct jsonw *w)
     container_close(w, false);
 }
 
+/* Length of the valid UTF-8 sequence at s (at most len bytes), or 0 when it is not one. */
+static size_t utf8_sequence(const unsigned char *s, size_t len)
+{
+    size_t n = s[0] >= 0xf0 && s[0] <= 0xf4   ? 4
+               : s[0] >= 0xe0                 ? 3
+               : s[0] >= 0xc2 && s[0] <= 0xdf ? 2
+                                              : 0;
+    if (n == 0 || n > len)
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    /* No overlong forms, no surrogates, nothing above U+10FFFF. */
+    if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0) ||
+        (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))
+        return 0;
+    return n;
+}
+
 void jsonw_escape(struct buf *b, const char *s, size_t len)
 {
     size_t run = 0; /* start of the stretch that needs no escaping */
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
+        if (c >= 0x80) {
+            /* Text from a URL is bytes, not necessarily UTF-8: keep the JSON valid. */
+            size_t n = utf8_sequence((const unsigned char *)s + i, len - i);
+            if (n > 0) {
+                i += n - 1;
+                continue;
+            }
+            buf_append(b, s + run, i - run);
+            buf_append(b, "\\ufffd", 6);
+            run = i + 1;
+            continue;
+        }
         if (c >= 0x20 && c != '"' && c != '\\')
             continue;
         buf_append(b, s + run, i - run);

@@ -3,9 +3,9 @@
  * Responses are written with this, not with jansson: it appends and escapes into one buffer and
  * places commas itself. Misuse (a value where a key is due, nesting deeper than JSONW_MAX_DEPTH,
  * closing what is not open) sets a sticky `failed` flag instead of asserting; check
- * jsonw_finished() once before sending. Strings are taken as UTF-8 and only escaped, not validated:
- * everything written comes from PostgreSQL (a UTF-8 database) or from bodies jansson already
- * validated. */
+ * jsonw_finished() once before sending. Strings are taken as UTF-8; a byte that does not belong
+ * to a valid UTF-8 sequence (a URL can carry any bytes) is written as U+FFFD, so the output is
+ * always valid JSON. */
 #ifndef WERKLAB_JSONW_H
 #define WERKLAB_JSONW_H
 

@@ -52,14 +52,17 @@ void router_add(struct route *routes, size_t count)
             fail(r, "declares no roles");
         if (!r->handler)
             fail(r, "has no handler");
-        if (r->method == HTTP_HEAD || r->method == HTTP_OPTIONS || !router_method_name(r->method))
+        if (r->method == HTTP_HEAD || r->method == HTTP_OPTIONS)
             fail(r, "HEAD and OPTIONS are answered by the server itself");
+        if (strcmp(router_method_name(r->method), "?") == 0)
+            fail(r, "a route has exactly one method");
         if (n_table == MAX_ROUTES)
             fail(r, "too many routes");
         const char *p = r->pattern;
         if (p[0] != '/' || (strlen(p) > 1 && p[strlen(p) - 1] == '/'))
             fail(r, "a pattern starts with / and does not end with one");
         r->n_segments = 0;
+        int params = 0;
         while (*p == '/') {
             const char *start = ++p;
             while (*p && *p != '/')
@@ -68,6 +71,8 @@ void router_add(struct route *routes, size_t count)
                 fail(r, "empty or too many segments");
             if (start[0] == '{' && p[-1] != '}')
                 fail(r, "unclosed parameter");
+            if (start[0] == '{' && ++params > ROUTER_MAX_PARAMS)
+                fail(r, "too many parameters");
             r->segments[r->n_segments] = start;
             r->segment_len[r->n_segments] = (size_t)(p - start);
             r->n_segments++;

@@ -57,6 +57,10 @@ def main() -> None:
             sys.exit(f"embed.py: {name}: copy-into and copy-from go together")
         checksum = hashlib.sha256(sql + b"\0" + data).hexdigest()
         entries.append((m.group(1), m.group(2), sql, into.group(1).strip() if into else None, data, checksum))
+    listed = {os.path.basename(p) for p in migrations}
+    on_disk = {n for n in os.listdir(os.path.join(root, "migrations")) if n.endswith(".sql")}
+    if on_disk - listed:
+        sys.exit(f"embed.py: list {', '.join(sorted(on_disk - listed))} in meson.build")
     versions = [e[0] for e in entries]
     if len(set(versions)) != len(versions):
         sys.exit("embed.py: two migrations share a number")
