@@ -1,6 +1,8 @@
 #include "api.h"
 
-void api_register(void)
+#include "config.h"
+
+void api_register(const struct config *cfg)
 {
     meta_register();
     municipalities_register();
@@ -13,4 +15,7 @@ void api_register(void)
     inquiries_register();
     stats_register();
     api_keys_register();
+    subjects_register();
+    audit_log_register();
+    changes_register(cfg->changes_retention_s, cfg->prune_interval_s);
 }

@@ -3,7 +3,10 @@
 #ifndef WERKLAB_API_H
 #define WERKLAB_API_H
 
-void api_register(void);
+struct config;
+
+/* Registers every route, and the jobs of the change feed (cfg gives their settings). */
+void api_register(const struct config *cfg);
 
 void meta_register(void);
 void municipalities_register(void);
@@ -16,5 +19,8 @@ void feedback_register(void);
 void inquiries_register(void);
 void stats_register(void);
 void api_keys_register(void);
+void subjects_register(void);
+void audit_log_register(void);
+void changes_register(unsigned retention_seconds, unsigned prune_interval_s);
 
 #endif

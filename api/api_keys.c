@@ -6,6 +6,8 @@
 #include "auth.h"
 #include "resource.h"
 
+#include <string.h>
+
 static const char *const roles[] = {"admin", "staff", "partner", NULL};
 
 static const struct field fields[] = {
@@ -24,6 +26,23 @@ static const struct field fields[] = {
      .column = "expires_at",
      .type = FIELD_TIMESTAMP,
      .flags = FIELD_NULLABLE | FIELD_IMMUTABLE},
+    {.name = "municipalities",
+     .column = "municipality_codes",
+     .type = FIELD_ENUM_ARRAY,
+     .flags = FIELD_NULLABLE | FIELD_IMMUTABLE,
+     .pattern = "^GM[0-9]{4}$",
+     .hint = "must be a CBS code, e.g. GM0297"},
+    {.name = "requireIfMatch",
+     .column = "require_if_match",
+     .type = FIELD_BOOL,
+     .flags = FIELD_IMMUTABLE,
+     .fallback = "false"},
+    {.name = "rateLimit",
+     .column = "rate_limit",
+     .type = FIELD_INT,
+     .flags = FIELD_NULLABLE | FIELD_IMMUTABLE,
+     .min = 0,
+     .max = 10000000},
     {.name = "revokedAt", .column = "revoked_at", .type = FIELD_TIMESTAMP, .flags = FIELD_READONLY},
     {.name = "lastUsedAt",
      .column = "last_used_at",
@@ -70,14 +89,35 @@ static void create_key(struct request *req)
     auth_new_key(key, hash);
     struct buf sql = {0};
     buf_printf(&sql,
-               "INSERT INTO api_keys (name, role, expires_at, secret_hash) "
-               "VALUES ($1, $2, $3::timestamptz, $4::bytea) RETURNING %s",
+               "INSERT INTO api_keys (name, role, expires_at, secret_hash, municipality_codes, "
+               "require_if_match, rate_limit) SELECT $1, $2, $3::timestamptz, $4::bytea, "
+               "$5::text[], $6::boolean, $7::integer "
+               /* A limit names municipalities that exist; otherwise nothing is inserted. */
+               "WHERE $5::text[] IS NULL OR (SELECT count(*) FROM municipalities "
+               "WHERE code = ANY ($5::text[])) = cardinality($5::text[]) RETURNING %s",
                resource_select_list(&api_keys));
+    const char *codes = v.value[resource_field(&api_keys, "municipalities")];
+    const char *role = v.value[resource_field(&api_keys, "role")];
+    if (codes && strcmp(role, "partner") != 0) {
+        http_invalid(req, "municipalities", "unknown", "limits partner keys only");
+        http_problem_invalid(req);
+        resource_values_free(&v);
+        buf_free(&sql);
+        return;
+    }
     const char *params[] = {v.value[resource_field(&api_keys, "name")],
-                            v.value[resource_field(&api_keys, "role")],
-                            v.value[resource_field(&api_keys, "expiresAt")], hash};
+                            role,
+                            v.value[resource_field(&api_keys, "expiresAt")],
+                            hash,
+                            codes,
+                            v.value[resource_field(&api_keys, "requireIfMatch")],
+                            v.value[resource_field(&api_keys, "rateLimit")]};
     struct db_result r;
-    if (db_exec(sql.data, 4, params, &r) != DB_OK) {
+    enum db_status s = db_exec(sql.data, 7, params, &r);
+    if (s == DB_OK && db_rows(&r) == 0) {
+        http_invalid(req, "municipalities", "reference", "names a code that is not a municipality");
+        http_problem_invalid(req);
+    } else if (s != DB_OK) {
         resource_fail(req, &api_keys, &r, false);
     } else {
         jsonw_object_begin(&req->w);

@@ -100,6 +100,8 @@ static const struct sort_key sort_keys[] = {
 };
 
 static const struct constraint_rule constraints[] = {
+    {"initiatives_taking_part", NULL, "takingPart",
+     "the initiative takes part in sessions of werklabs in its municipality: it cannot move", NULL},
     {"initiatives_municipality_fkey", "municipalityId", NULL, "there is no such municipality",
      "is the municipality of initiatives"},
     {"session_initiatives_initiative_fkey", "initiatives", NULL, "there is no such initiative",

@@ -1,10 +1,12 @@
 /* werklabd: the commands — serve, migrate, create-key, routes. */
 #include "api.h"
 
+#include "audit.h"
 #include "auth.h"
 #include "config.h"
 #include "db.h"
 #include "http.h"
+#include "jobs.h"
 #include "log.h"
 #include "metrics.h"
 #include "migrate.h"
@@ -84,14 +86,19 @@ static int serve(const struct config *cfg)
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (http_start(cfg) < 0)
+    jobs_add("audit", AUDIT_FLUSH_MS, audit_flush);
+    jobs_start();
+    if (http_start(cfg) < 0) {
+        jobs_stop();
         return 1;
+    }
     log_event("info", "serving on http://%s with %u threads", cfg->listen, cfg->threads);
     int sig;
     sigwait(&stop, &sig);
     log_event("info", "%s: finishing requests in flight, then stopping",
               sig == SIGTERM ? "SIGTERM" : "SIGINT");
     http_stop(SHUTDOWN_GRACE_MS);
+    jobs_stop(); /* runs each job once more: the last audit entries are written */
     log_event("info", "stopped");
     return 0;
 }
@@ -130,6 +137,11 @@ static int create_key(const struct config *cfg)
                 cfg->key_expires_at);
         return 2;
     }
+    if (cfg->key_rate && !validate_whole(cfg->key_rate, 0, 10000000, NULL)) {
+        fprintf(stderr, "werklabd: --rate-limit: '%s' is not a whole number from 0\n",
+                cfg->key_rate);
+        return 2;
+    }
     char *codes = NULL;
     if (cfg->key_municipalities) {
         if (role != ROLE_PARTNER) {
@@ -152,14 +164,21 @@ static int create_key(const struct config *cfg)
     }
     char key[AUTH_KEY_LEN + 1], hash[67];
     auth_new_key(key, hash);
-    const char *params[] = {cfg->key_name, auth_role_name(role), cfg->key_expires_at, hash, codes};
+    const char *params[] = {cfg->key_name,
+                            auth_role_name(role),
+                            cfg->key_expires_at,
+                            hash,
+                            codes,
+                            cfg->key_require_if_match ? "true" : "false",
+                            cfg->key_rate};
     PGresult *res = PQexecParams(
         pg,
-        "INSERT INTO api_keys (name, role, expires_at, secret_hash, municipality_codes) "
-        "SELECT $1, $2, $3::timestamptz, $4::bytea, $5::text[] "
+        "INSERT INTO api_keys (name, role, expires_at, secret_hash, municipality_codes, "
+        "require_if_match, rate_limit) "
+        "SELECT $1, $2, $3::timestamptz, $4::bytea, $5::text[], $6::boolean, $7::integer "
         "WHERE $5::text[] IS NULL OR (SELECT count(*) FROM municipalities "
         "WHERE code = ANY ($5::text[])) = cardinality($5::text[]) RETURNING id",
-        5, NULL, params, NULL, NULL, 0);
+        7, NULL, params, NULL, NULL, 0);
     int rc = 0;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         fprintf(stderr, "werklabd: cannot create the key: %s", PQresultErrorMessage(res));
@@ -187,7 +206,7 @@ int main(int argc, char **argv)
         return 2;
     }
     json_object_seed(0);
-    api_register();
+    api_register(&cfg);
     int rc = 0;
     switch (cfg.command) {
     case CONFIG_HELP: config_usage(stdout); break;

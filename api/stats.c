@@ -4,6 +4,7 @@
  * or of its creation while it has no sessions. */
 #include "api.h"
 #include "common.h"
+#include "validate.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -41,12 +42,8 @@ static const struct resource stats_scope = {.name = "figures", .scope = "municip
 static void stats(struct request *req)
 {
     const char *year = http_query(req, "year"), *province = http_query(req, "province");
-    if (year) {
-        char *end;
-        long y = strtol(year, &end, 10);
-        if (!*year || *end || y < 2000 || y > 2100)
-            http_invalid(req, "year", "format", "must be a year from 2000 to 2100");
-    }
+    if (year && !validate_whole(year, 2000, 2100, NULL))
+        http_invalid(req, "year", "format", "must be a year from 2000 to 2100");
     if (province) {
         bool known = false;
         for (const char *const *p = provinces; *p; p++)

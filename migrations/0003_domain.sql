@@ -114,6 +114,8 @@ CREATE FUNCTION werklabs_check() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF NEW.quote_amount_cents IS NOT NULL AND NEW.quote_currency IS NULL THEN
         NEW.quote_currency := 'EUR';
+    ELSIF NEW.quote_amount_cents IS NULL THEN
+        NEW.quote_currency := NULL;
     END IF;
     IF TG_OP = 'UPDATE' AND NEW.status IS DISTINCT FROM OLD.status AND NOT (
         (OLD.status, NEW.status) IN (('inquiry', 'intake'), ('intake', 'planned'),
@@ -158,6 +160,16 @@ BEGIN
 END
 $$;
 
+-- Everything that changes what a werklab's status depends on (trainers, participants,
+-- sessions, their initiatives) locks the werklab's row first, as a status change does: changes
+-- to one werklab take turns, so a status check never sees a state that a concurrent change is
+-- about to undo. One lock order (werklab, then the row) keeps this free of deadlocks.
+CREATE FUNCTION werklab_lock(werklab uuid) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM werklabs WHERE id = werklab FOR UPDATE;
+END
+$$;
+
 CREATE TABLE werklab_trainers (
     werklab_id uuid NOT NULL
         CONSTRAINT werklab_trainers_werklab_fkey REFERENCES werklabs (id) ON DELETE CASCADE,
@@ -175,13 +187,15 @@ DECLARE
     expertise text[];
     werklab_status text;
 BEGIN
+    PERFORM werklab_lock(CASE WHEN TG_OP = 'DELETE' THEN OLD.werklab_id ELSE NEW.werklab_id END);
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        SELECT t.expertise INTO expertise FROM trainers t WHERE t.id = NEW.trainer_id;
+        -- Shared lock: an expertise change of this trainer waits for this assignment, and the
+        -- other way round (trainers_check reads the assignments after its own row lock).
+        SELECT t.expertise INTO expertise FROM trainers t WHERE t.id = NEW.trainer_id FOR SHARE;
         IF expertise IS NOT NULL AND NOT NEW.role = ANY (expertise) THEN
             PERFORM refuse('werklab_trainers_expertise',
                            format('the trainer''s expertise does not include %s', NEW.role));
         END IF;
-        PERFORM werklab_touch(NEW.werklab_id);
         RETURN NEW;
     END IF;
     SELECT w.status INTO werklab_status FROM werklabs w WHERE w.id = OLD.werklab_id;
@@ -189,12 +203,21 @@ BEGIN
         PERFORM refuse('werklab_trainers_required', format(
             'a %s werklab keeps both trainers: assign another instead of removing one', werklab_status));
     END IF;
-    PERFORM werklab_touch(OLD.werklab_id);
     RETURN OLD;
 END
 $$;
 CREATE TRIGGER werklab_trainers_check BEFORE INSERT OR UPDATE OR DELETE ON werklab_trainers
     FOR EACH ROW EXECUTE FUNCTION werklab_trainers_check();
+
+-- After the change, once (an upsert fires BEFORE INSERT and then BEFORE UPDATE).
+CREATE FUNCTION werklab_trainers_touch() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM werklab_touch(CASE WHEN TG_OP = 'DELETE' THEN OLD.werklab_id ELSE NEW.werklab_id END);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER werklab_trainers_touch AFTER INSERT OR UPDATE OR DELETE ON werklab_trainers
+    FOR EACH ROW EXECUTE FUNCTION werklab_trainers_touch();
 
 -- A trainer's expertise may not lose a role the trainer holds somewhere.
 CREATE FUNCTION trainers_check() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -235,6 +258,10 @@ CREATE FUNCTION participants_check() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     w record;
 BEGIN
+    IF TG_OP = 'DELETE' THEN
+        PERFORM werklab_lock(OLD.werklab_id);
+        RETURN OLD;
+    END IF;
     IF TG_OP = 'INSERT' THEN
         SELECT status, capacity_max INTO w FROM werklabs WHERE id = NEW.werklab_id FOR UPDATE;
         IF FOUND AND w.status NOT IN ('intake', 'planned', 'running') THEN
@@ -252,7 +279,7 @@ BEGIN
     RETURN NEW;
 END
 $$;
-CREATE TRIGGER participants_check BEFORE INSERT OR UPDATE ON participants
+CREATE TRIGGER participants_check BEFORE INSERT OR UPDATE OR DELETE ON participants
     FOR EACH ROW EXECUTE FUNCTION participants_check();
 
 CREATE FUNCTION participants_count() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -293,13 +320,18 @@ CREATE TRIGGER sessions_touch BEFORE UPDATE ON sessions FOR EACH ROW EXECUTE FUN
 
 CREATE FUNCTION sessions_check() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    IF TG_OP = 'DELETE' THEN
+        PERFORM werklab_lock(OLD.werklab_id);
+        RETURN OLD;
+    END IF;
+    PERFORM werklab_lock(NEW.werklab_id);
     IF TG_OP = 'UPDATE' AND NEW.werklab_id <> OLD.werklab_id THEN
         PERFORM refuse('sessions_werklab_fixed', 'a session stays in its werklab');
     END IF;
     RETURN NEW;
 END
 $$;
-CREATE TRIGGER sessions_check BEFORE UPDATE ON sessions
+CREATE TRIGGER sessions_check BEFORE INSERT OR UPDATE OR DELETE ON sessions
     FOR EACH ROW EXECUTE FUNCTION sessions_check();
 
 CREATE FUNCTION sessions_dates() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -324,6 +356,11 @@ CREATE INDEX session_initiatives_initiative ON session_initiatives (initiative_i
 -- Initiatives take part in werklabs of their own municipality.
 CREATE FUNCTION session_initiatives_check() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    PERFORM werklab_lock(s.werklab_id) FROM sessions s
+    WHERE s.id = CASE WHEN TG_OP = 'DELETE' THEN OLD.session_id ELSE NEW.session_id END;
+    IF TG_OP = 'DELETE' THEN
+        RETURN OLD;
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM sessions s JOIN werklabs w ON w.id = s.werklab_id
                    JOIN initiatives i ON i.municipality_id = w.municipality_id
                    WHERE s.id = NEW.session_id AND i.id = NEW.initiative_id)
@@ -334,8 +371,22 @@ BEGIN
     RETURN NEW;
 END
 $$;
-CREATE TRIGGER session_initiatives_check BEFORE INSERT OR UPDATE ON session_initiatives
+CREATE TRIGGER session_initiatives_check BEFORE INSERT OR UPDATE OR DELETE ON session_initiatives
     FOR EACH ROW EXECUTE FUNCTION session_initiatives_check();
+
+-- An initiative that takes part in a session cannot move to another municipality.
+CREATE FUNCTION initiatives_check() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.municipality_id <> OLD.municipality_id
+       AND EXISTS (SELECT 1 FROM session_initiatives si WHERE si.initiative_id = NEW.id) THEN
+        PERFORM refuse('initiatives_taking_part',
+                       'the initiative takes part in sessions of werklabs in its municipality');
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER initiatives_check BEFORE UPDATE OF municipality_id ON initiatives
+    FOR EACH ROW EXECUTE FUNCTION initiatives_check();
 
 CREATE TABLE attendance (
     session_id uuid NOT NULL

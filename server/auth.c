@@ -32,7 +32,8 @@ static const char lookup_sql[] =
     "AND (expires_at IS NULL OR expires_at > now()) "
     "RETURNING id, role, COALESCE(extract(epoch FROM expires_at)::bigint, 0), "
     "(SELECT string_agg(m.id::text, ',') FROM municipalities m "
-    "WHERE m.code = ANY (api_keys.municipality_codes))";
+    "WHERE m.code = ANY (api_keys.municipality_codes)), require_if_match, "
+    "coalesce(rate_limit, -1)";
 
 void auth_configure(unsigned key_cache_ms)
 {
@@ -164,6 +165,8 @@ enum auth_result auth_check(const char *authorization, struct auth_identity *who
         who->role = auth_role_parse(db_value(&r, 0, 1));
         snprintf(who->key_id, sizeof who->key_id, "%s", db_value(&r, 0, 0));
         parse_municipalities(db_value(&r, 0, 3), who);
+        who->require_if_match = db_value(&r, 0, 4)[0] == 't';
+        who->rate_limit = atoi(db_value(&r, 0, 5));
         if (who->role) {
             to_cache(digest, who, strtoll(db_value(&r, 0, 2), NULL, 10));
             result = AUTH_OK;

@@ -20,6 +20,8 @@ struct auth_identity {
     /* A partner key may be limited to municipalities (their ids); 0 means all. */
     int n_municipalities;
     char municipality_ids[AUTH_MAX_MUNICIPALITIES][37];
+    bool require_if_match; /* PATCH, PUT and DELETE must carry If-Match (else 428) */
+    int rate_limit;        /* requests per minute; -1: the server's default; 0: unlimited */
 };
 
 enum auth_result {

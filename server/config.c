@@ -52,6 +52,13 @@ static const struct option options[] = {
     {"public-write-limit", "WERKLAB_PUBLIC_WRITE_LIMIT", OPT_UINT, AT(public_write_limit), "10",
      CONFIG_SERVE, 1, 100000,
      "writes without a key (public inquiries) per client address per minute"},
+    {"key-rate-limit", "WERKLAB_KEY_RATE_LIMIT", OPT_UINT, AT(key_rate_limit), "6000", CONFIG_SERVE,
+     0, 10000000,
+     "requests per API key per minute (a key's own rateLimit overrides it); 0: unlimited"},
+    {"changes-retention", "WERKLAB_CHANGES_RETENTION", OPT_UINT, AT(changes_retention_s), "2592000",
+     CONFIG_SERVE, 1, 1u << 31, "seconds the change feed keeps an entry; an older position is 410"},
+    {"prune-interval", "WERKLAB_PRUNE_INTERVAL", OPT_UINT, AT(prune_interval_s), "60", CONFIG_SERVE,
+     1, 86400, "seconds between prunings of the change feed and stored idempotent answers"},
     {"no-migrate", NULL, OPT_FLAG, AT(no_migrate), NULL, CONFIG_SERVE, 0, 0,
      "do not apply migrations at start"},
     {"role", NULL, OPT_STRING, AT(key_role), NULL, CONFIG_CREATE_KEY, 0, 0,
@@ -62,6 +69,10 @@ static const struct option options[] = {
      "create-key: RFC 3339 time after which the key is refused"},
     {"municipalities", NULL, OPT_STRING, AT(key_municipalities), NULL, CONFIG_CREATE_KEY, 0, 0,
      "create-key: comma-separated GM codes a partner key is limited to"},
+    {"require-if-match", NULL, OPT_FLAG, AT(key_require_if_match), NULL, CONFIG_CREATE_KEY, 0, 0,
+     "create-key: the key must send If-Match on PATCH, PUT and DELETE"},
+    {"rate-limit", NULL, OPT_STRING, AT(key_rate), NULL, CONFIG_CREATE_KEY, 0, 0,
+     "create-key: requests per minute for this key (0: unlimited)"},
 };
 
 static const struct {

@@ -31,12 +31,17 @@ struct config {
     unsigned per_ip_connection_limit;
     unsigned connection_memory_limit;
     unsigned public_write_limit; /* anonymous writes per client address per minute */
+    unsigned key_rate_limit;     /* requests per key per minute, unless the key says otherwise */
+    unsigned changes_retention_s;
+    unsigned prune_interval_s;
     bool no_migrate;
     /* create-key */
     char *key_role;
     char *key_name;
     char *key_expires_at;
     char *key_municipalities;
+    bool key_require_if_match;
+    char *key_rate;
 };
 
 /* Fills c from the environment, then argv (argv[1] is the command). Returns 0, or -1 with a

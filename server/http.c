@@ -1,5 +1,7 @@
 #include "http.h"
 
+#include "audit.h"
+#include "idempotency.h"
 #include "log.h"
 #include "metrics.h"
 #include "ratelimit.h"
@@ -121,6 +123,27 @@ void http_reply_text(struct request *req, int status, const char *content_type, 
     buf_append(&req->out, body, len);
     req->status = status;
     req->content_type = content_type;
+}
+
+void http_reply_stream(struct request *req, int status, const char *content_type,
+                       long (*read)(void *ctx, char *out, size_t max), void (*free_ctx)(void *ctx),
+                       void *ctx)
+{
+    restart_body(req);
+    req->status = status;
+    req->content_type = content_type;
+    req->stream_read = read;
+    req->stream_free = free_ctx;
+    req->stream_ctx = ctx;
+}
+
+void http_clear_headers(struct request *req)
+{
+    for (int i = 0; i < req->n_headers; i++) {
+        free(req->header_names[i]);
+        free(req->header_values[i]);
+    }
+    req->n_headers = 0;
 }
 
 void http_reply_empty(struct request *req, int status)
@@ -313,14 +336,28 @@ static void add(struct MHD_Response *r, const char *name, const char *value)
     MHD_add_response_header(r, name, value);
 }
 
+static ssize_t stream_reader(void *cls, uint64_t pos, char *out, size_t max)
+{
+    (void)pos;
+    struct request *req = cls;
+    long n = req->stream_read(req->stream_ctx, out, max);
+    if (n < 0)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    return n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : (ssize_t)n;
+}
+
 static enum MHD_Result send_response(struct request *req)
 {
     if (req->status == 0)
         http_problem(req, 500, "The server could not answer this request.");
     size_t len = req->out.len;
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, len ? buf_detach(&req->out) : (void *)"",
-                                        len ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *r;
+    if (req->stream_read)
+        r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, stream_reader, req,
+                                              NULL);
+    else
+        r = MHD_create_response_from_buffer(len, len ? buf_detach(&req->out) : (void *)"",
+                                            len ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (!r)
         return MHD_NO;
     bool cache_set = false;
@@ -487,6 +524,8 @@ void http_client_address(struct request *req, char *out, size_t len)
                   (socklen_t)len);
 }
 
+static bool answer_limit(struct request *req, const struct ratelimit_verdict *v, const char *who);
+
 /* Writes without a key (a public inquiry form) are limited per client address: the one place
  * where anyone can make the server store something. */
 static bool within_public_limit(struct request *req)
@@ -497,24 +536,71 @@ static bool within_public_limit(struct request *req)
     http_client_address(req, address, sizeof address);
     struct ratelimit_verdict v;
     ratelimit_take("public-write", address, cfg->public_write_limit, 60, &v);
+    return answer_limit(req, &v, "this address");
+}
+
+/* Sets the RateLimit headers; when the limit is reached, answers 429. */
+static bool answer_limit(struct request *req, const struct ratelimit_verdict *v, const char *who)
+{
     char text[16];
-    snprintf(text, sizeof text, "%u", v.limit);
+    snprintf(text, sizeof text, "%u", v->limit);
     http_set_header(req, "RateLimit-Limit", text);
-    snprintf(text, sizeof text, "%u", v.remaining);
+    snprintf(text, sizeof text, "%u", v->remaining);
     http_set_header(req, "RateLimit-Remaining", text);
-    snprintf(text, sizeof text, "%u", v.reset_s);
+    snprintf(text, sizeof text, "%u", v->reset_s);
     http_set_header(req, "RateLimit-Reset", text);
-    if (v.allowed)
+    if (v->allowed)
         return true;
-    http_problem(req, 429, "Too many requests from this address; try again in %u seconds.",
-                 v.retry_after);
-    snprintf(text, sizeof text, "%u", v.retry_after);
+    http_problem(req, 429, "Too many requests from %s; try again in %u seconds.", who,
+                 v->retry_after);
+    snprintf(text, sizeof text, "%u", v->retry_after);
     http_set_header(req, "Retry-After", text);
+    return false;
+}
+
+/* Requests per key per minute: the key's own limit, or the server's. */
+static bool within_key_limit(struct request *req)
+{
+    if (!req->who.key_id[0])
+        return true;
+    unsigned limit = req->who.rate_limit >= 0 ? (unsigned)req->who.rate_limit : cfg->key_rate_limit;
+    if (limit == 0)
+        return true;
+    struct ratelimit_verdict v;
+    ratelimit_take("key", req->who.key_id, limit, 60, &v);
+    return answer_limit(req, &v, "this API key");
+}
+
+/* True when the Accept header names text/csv itself (a wildcard keeps JSON). */
+static bool names_csv(const char *accept)
+{
+    if (!accept)
+        return false;
+    for (const char *p = strcasestr(accept, "text/csv"); p; p = strcasestr(p + 8, "text/csv")) {
+        const char *end = p + 8;
+        if ((p == accept || p[-1] == ' ' || p[-1] == ',') &&
+            (*end == '\0' || *end == ',' || *end == ';' || *end == ' ')) {
+            const char *q = strstr(end, "q=");
+            const char *next = strchr(end, ',');
+            bool zero =
+                q && (!next || q < next) && q[2] == '0' && strspn(q + 3, ".0") == strlen(q + 3);
+            if (!zero)
+                return true;
+        }
+    }
     return false;
 }
 
 static void answer_preflight(struct request *req, unsigned allowed)
 {
+    /* The method the browser asks about decides: a public one allows every origin. */
+    const char *asked = http_header(req, "Access-Control-Request-Method");
+    const struct route *route;
+    unsigned ignored;
+    if (asked &&
+        router_match(router_method(asked), req->path, &route, NULL, &ignored) == ROUTER_FOUND &&
+        route && (route->roles & ROLE_PUBLIC))
+        req->public_cors = true;
     char methods[80];
     router_allow_header(allowed, methods, sizeof methods);
     http_reply_empty(req, 204);
@@ -594,12 +680,20 @@ static void dispatch(struct request *req)
         break;
     }
 
-    if (!within_public_limit(req))
+    if (!within_public_limit(req) || !within_key_limit(req))
         return;
+    if (req->who.require_if_match && !http_header(req, "If-Match") &&
+        (req->method == HTTP_PATCH || req->method == HTTP_PUT || req->method == HTTP_DELETE)) {
+        http_problem(req, 428, "This key must send If-Match with the ETag it last read.");
+        return;
+    }
 
     const char *produces = req->route->produces ? req->route->produces : "application/json";
-    if (!accepts(http_header(req, "Accept"), produces)) {
-        http_problem(req, 406, "This endpoint answers with %s.", produces);
+    const char *accept = http_header(req, "Accept");
+    req->wants_csv = req->route->csv && names_csv(accept);
+    if (!req->wants_csv && !accepts(accept, produces)) {
+        http_problem(req, 406, "This endpoint answers with %s%s.", produces,
+                     req->route->csv ? " or text/csv" : "");
         return;
     }
     if (req->too_large) {
@@ -628,7 +722,10 @@ static void dispatch(struct request *req)
             return;
         }
     }
+    if (!idempotency_begin(req))
+        return;
     req->route->handler(req);
+    idempotency_finish(req);
 }
 
 /* ---- libmicrohttpd callbacks ---- */
@@ -652,10 +749,9 @@ static struct request *request_new(struct MHD_Connection *conn, const char *url,
 
 static void request_free(struct request *req)
 {
-    for (int i = 0; i < req->n_headers; i++) {
-        free(req->header_names[i]);
-        free(req->header_values[i]);
-    }
+    if (req->stream_free)
+        req->stream_free(req->stream_ctx);
+    http_clear_headers(req);
     if (req->json)
         json_decref(req->json);
     buf_free(&req->body);
@@ -714,6 +810,55 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return send_response(req);
 }
 
+/* The id a request acted on: the last UUID in its path, or the one its 201 created. */
+static void acted_on(const struct request *req, char *id)
+{
+    id[0] = '\0';
+    for (int i = 0; i < req->params.count; i++)
+        if (router_is_uuid(req->params.values[i], strlen(req->params.values[i])))
+            snprintf(id, 37, "%s", req->params.values[i]);
+    for (int i = 0; req->status == 201 && i < req->n_headers; i++) {
+        const char *slash = strrchr(req->header_values[i], '/');
+        if (strcasecmp(req->header_names[i], "Location") == 0 && slash &&
+            router_is_uuid(slash + 1, strlen(slash + 1)))
+            snprintf(id, 37, "%s", slash + 1);
+    }
+}
+
+/* Every write, and every read that showed personal data, goes to the audit log. */
+static void audit_request(const struct request *req, int status)
+{
+    static const struct {
+        enum http_method method;
+        const char *action;
+    } actions[] = {{HTTP_POST, "create"},
+                   {HTTP_PUT, "replace"},
+                   {HTTP_PATCH, "update"},
+                   {HTTP_DELETE, "delete"},
+                   {HTTP_GET, "read"}};
+    if (!req->route || (req->method == HTTP_GET && !req->personal_shown))
+        return;
+    const char *action = NULL;
+    for (size_t i = 0; i < sizeof actions / sizeof *actions; i++)
+        if (actions[i].method == req->method)
+            action = actions[i].action;
+    if (req->audit_action)
+        action = req->audit_action;
+    if (!action)
+        return;
+    struct audit_entry e = {.status = status};
+    snprintf(e.key_id, sizeof e.key_id, "%s", req->who.key_id);
+    snprintf(e.action, sizeof e.action, "%s", action);
+    snprintf(e.resource, sizeof e.resource, "%s", req->route->pattern);
+    acted_on(req, e.resource_id);
+    /* Only ids that cannot be personal data are kept: a client chooses its X-Request-Id. */
+    size_t n = strlen(req->request_id);
+    if (n <= 64 && strspn(req->request_id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                           "0123456789-_.:") == n)
+        snprintf(e.request_id, sizeof e.request_id, "%s", req->request_id);
+    audit_add(&e);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -727,6 +872,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     int status = req->queued ? req->status : 499; /* the client left before an answer */
     (void)toe;
     metrics_request(req->route ? req->route->index : -1, status, seconds);
+    audit_request(req, status);
     log_request(&(struct log_request){
         .request_id = req->request_id,
         .method = req->method_name,

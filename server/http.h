@@ -79,6 +79,15 @@ struct request {
     /* Bookkeeping. */
     bool too_large;
     bool query_has_nul;
+    bool idempotent;          /* the handler runs inside idempotency's transaction */
+    bool wants_csv;           /* a list asked for as text/csv */
+    bool personal_shown;      /* the answer showed personal data: the read is audited */
+    const char *audit_action; /* what the audit log calls this request, when not its method */
+
+    /* A streamed body (CSV): libmicrohttpd pulls it through stream_read. */
+    long (*stream_read)(void *ctx, char *out, size_t max); /* bytes, 0 at the end, -1 error */
+    void (*stream_free)(void *ctx);
+    void *stream_ctx;
     bool queued;
     size_t discarded;
     double started;
@@ -101,6 +110,14 @@ const char *http_param(const struct request *req, const char *name);
 void http_set_header(struct request *req, const char *name, const char *value);
 /* Answers with what the handler wrote through req->w, as application/json. */
 void http_reply(struct request *req, int status);
+/* Answers with a body produced piece by piece (sent chunked): read fills out with up to max
+ * bytes and returns how many, 0 at the end, -1 on an error (the connection is then closed).
+ * free_ctx runs when the response is done. */
+void http_reply_stream(struct request *req, int status, const char *content_type,
+                       long (*read)(void *ctx, char *out, size_t max), void (*free_ctx)(void *ctx),
+                       void *ctx);
+/* Drops the response headers set so far (e.g. a Location that no longer holds). */
+void http_clear_headers(struct request *req);
 /* Answers with a body that is not JSON. */
 void http_reply_text(struct request *req, int status, const char *content_type, const char *body,
                      size_t len);

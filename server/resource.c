@@ -41,7 +41,7 @@ static size_t n_registry;
 static unsigned char cursor_key[64];
 static size_t cursor_key_len;
 
-static const char *const list_keys_common[] = {"limit", "cursor", "sort"};
+static const char *const list_keys_common[] = {"limit", "cursor", "sort", "delimiter"};
 
 /* ---- description checks and SQL ---- */
 
@@ -218,7 +218,8 @@ void resource_register(struct resource *res)
          .pattern = res->path,
          .handler = resource_list,
          .roles = res->read_roles,
-         .query_keys = s->list_keys},
+         .query_keys = s->list_keys,
+         .csv = true},
         {.method = HTTP_POST,
          .pattern = res->path,
          .handler = res->on_create ? res->on_create : resource_create,
@@ -735,6 +736,14 @@ static bool hidden(const struct request *req, const struct field *f)
     return req->who.role == ROLE_PARTNER && (f->flags & (FIELD_PERSONAL | FIELD_INTERNAL));
 }
 
+/* Writes one field's value, noting when personal data leaves the server (for the audit). */
+static void write_field(struct request *req, const struct field *f, const char *v)
+{
+    if (v && (f->flags & FIELD_PERSONAL))
+        req->personal_shown = true;
+    write_value(&req->w, f, v);
+}
+
 void resource_render(struct request *req, const struct resource *res, const struct db_result *r,
                      int row)
 {
@@ -756,7 +765,7 @@ void resource_render_members(struct request *req, const struct resource *res,
         if (!g) {
             if (!hidden(req, f)) {
                 jsonw_key(w, f->name);
-                write_value(w, f, db_value(r, row, base + (int)i));
+                write_field(req, f, db_value(r, row, base + (int)i));
             }
             i++;
             continue;
@@ -780,7 +789,7 @@ void resource_render_members(struct request *req, const struct resource *res,
                     if (hidden(req, &res->fields[k]))
                         continue;
                     jsonw_key(w, res->fields[k].name + g + 1);
-                    write_value(w, &res->fields[k], db_value(r, row, base + (int)k));
+                    write_field(req, &res->fields[k], db_value(r, row, base + (int)k));
                 }
                 jsonw_object_end(w);
             }
@@ -1224,6 +1233,41 @@ static int parse_sort(struct request *req, const struct resource *res, struct so
     return n;
 }
 
+void resource_sign(struct buf *out, const char *payload, size_t len)
+{
+    unsigned char mac[CRYPTO_SHA256_LEN];
+    crypto_hmac_sha256(cursor_key, cursor_key_len, payload, len, mac);
+    char *text = xmalloc(crypto_base64url_len(len) + 1);
+    crypto_base64url_encode((const unsigned char *)payload, len, text);
+    char mac_text[32];
+    crypto_base64url_encode(mac, CURSOR_MAC_LEN, mac_text);
+    buf_printf(out, "%s.%s", text, mac_text);
+    free(text);
+}
+
+bool resource_unsign(const char *token, struct buf *payload)
+{
+    const char *dot = strchr(token, '.');
+    /* The signature decodes into a fixed buffer: anything longer than ours is not ours. */
+    if (!dot || strlen(token) > 4096 || strlen(dot + 1) != crypto_base64url_len(CURSOR_MAC_LEN))
+        return false;
+    size_t text_len = (size_t)(dot - token);
+    unsigned char *data = xmalloc(text_len + 1);
+    long n = crypto_base64url_decode(token, text_len, data);
+    unsigned char mac[CRYPTO_SHA256_LEN], given[CRYPTO_SHA256_LEN];
+    bool ok = n > 0 && crypto_base64url_decode(dot + 1, strlen(dot + 1), given) == CURSOR_MAC_LEN;
+    if (ok) {
+        crypto_hmac_sha256(cursor_key, cursor_key_len, data, (size_t)n, mac);
+        ok = crypto_equal(mac, given, CURSOR_MAC_LEN);
+    }
+    if (ok) {
+        buf_reset(payload);
+        buf_append(payload, data, (size_t)n);
+    }
+    free(data);
+    return ok;
+}
+
 static void write_cursor(struct buf *out, const char *sort, const struct db_result *r, int row,
                          int first_sort_column, int n_sort)
 {
@@ -1236,15 +1280,7 @@ static void write_cursor(struct buf *out, const char *sort, const struct db_resu
         jsonw_string(&w, db_value(r, row, first_sort_column + i));
     jsonw_string(&w, db_value(r, row, 0));
     jsonw_array_end(&w);
-
-    unsigned char mac[CRYPTO_SHA256_LEN];
-    crypto_hmac_sha256(cursor_key, cursor_key_len, payload.data, payload.len, mac);
-    char *text = xmalloc(crypto_base64url_len(payload.len) + 1);
-    crypto_base64url_encode((const unsigned char *)payload.data, payload.len, text);
-    char mac_text[32];
-    crypto_base64url_encode(mac, CURSOR_MAC_LEN, mac_text);
-    buf_printf(out, "%s.%s", text, mac_text);
-    free(text);
+    resource_sign(out, payload.data, payload.len);
     buf_free(&payload);
 }
 
@@ -1253,21 +1289,11 @@ static void write_cursor(struct buf *out, const char *sort, const struct db_resu
 static bool read_cursor(const char *cursor, const char *sort, int n_sort, json_t **json,
                         const char **values)
 {
-    const char *dot = strchr(cursor, '.');
-    /* The signature decodes into a fixed buffer: anything longer than ours is not ours. */
-    if (!dot || strlen(cursor) > 4096 || strlen(dot + 1) != crypto_base64url_len(CURSOR_MAC_LEN))
-        return false;
-    size_t payload_len = (size_t)(dot - cursor);
-    unsigned char *payload = xmalloc(payload_len);
-    long n = crypto_base64url_decode(cursor, payload_len, payload);
-    unsigned char mac[CRYPTO_SHA256_LEN], given[CRYPTO_SHA256_LEN];
-    bool ok = n > 0 && crypto_base64url_decode(dot + 1, strlen(dot + 1), given) == CURSOR_MAC_LEN;
-    if (ok) {
-        crypto_hmac_sha256(cursor_key, cursor_key_len, payload, (size_t)n, mac);
-        ok = crypto_equal(mac, given, CURSOR_MAC_LEN);
-    }
-    *json = ok ? json_loadb((const char *)payload, (size_t)n, JSON_REJECT_DUPLICATES, NULL) : NULL;
-    free(payload);
+    struct buf payload = {0};
+    *json = resource_unsign(cursor, &payload)
+                ? json_loadb(payload.data, payload.len, JSON_REJECT_DUPLICATES, NULL)
+                : NULL;
+    buf_free(&payload);
     if (!*json || !json_is_array(*json) || !json_is_string(json_array_get(*json, 0)))
         return false;
     if (!sort) /* the sort order is invalid: the cursor can only be checked for being ours */
@@ -1290,12 +1316,9 @@ static json_t *query_value_as_json(enum field_type type, const char *text)
         return json_true();
     if (type == FIELD_BOOL && strcmp(text, "false") == 0)
         return json_false();
-    if (type == FIELD_INT) {
-        char *end;
-        long long n = strtoll(text, &end, 10);
-        if (*text && !*end && strlen(text) < 12)
-            return json_integer(n);
-    }
+    long n;
+    if (type == FIELD_INT && validate_whole(text, -1000000000, 1000000000, &n))
+        return json_integer(n);
     return json_string(text);
 }
 
@@ -1349,15 +1372,22 @@ static void add_filters(struct request *req, const struct resource *res, struct 
             const char *comma = flt->kind == FILTER_ANY ? strchr(p, ',') : NULL;
             size_t len = comma ? (size_t)(comma - p) : strlen(p);
             char *one = xstrndup(p, len);
-            json_t *as_json = query_value_as_json(res->fields[f].type, one);
+            /* An array field is filtered by its members: check each against the members. */
+            json_t *as_json = res->fields[f].type == FIELD_ENUM_ARRAY
+                                  ? json_pack("[s]", one)
+                                  : query_value_as_json(res->fields[f].type, one);
             const char *checked;
             if (as_json && check_value(req, res, f, as_json, &scratch, &checked) && checked) {
-                if (flt->kind == FILTER_EQUALS)
+                if (res->fields[f].type == FIELD_ENUM_ARRAY)
+                    checked = one;
+                if (flt->kind == FILTER_EQUALS) {
                     append_condition(&q->sql, flt->sql, add_owned_param(q, xstrdup(checked)));
+                } else {
+                    buf_puts(&array, count ? "," : "");
+                    array_element(&array, checked);
+                }
                 if (flt->municipality_of && scoped(req, res) && !within_scope(req, flt, checked))
                     q->out_of_scope = true;
-                else
-                    buf_puts(&array, count ? "," : ""), array_element(&array, checked);
                 count++;
             }
             json_decref(as_json);
@@ -1396,45 +1426,291 @@ static void next_link(struct buf *b, const struct request *req, const char *curs
     buf_puts(b, cursor);
 }
 
+/* What a list request asks for, checked once; each page is built from it. */
+struct list_plan {
+    struct sort_choice sort[MAX_SORT];
+    int n_sort;
+    char canonical[128]; /* the sort as a cursor carries it */
+    long limit;
+};
+
+static void list_query_free(struct list_query *q)
+{
+    for (int i = 0; i < q->n; i++)
+        free(q->owned[i]);
+    buf_free(&q->sql);
+    memset(q, 0, sizeof *q);
+}
+
+/* The SQL of one page: filters, scope and parent, rows after `after` (the sort values and the
+ * id of the last row seen; NULL for the first page) in the plan's order, at most `rows`. */
+static void page_query(struct request *req, const struct resource *res, const struct list_plan *p,
+                       const char *const *after, long rows, struct list_query *q)
+{
+    buf_printf(&q->sql, "SELECT %s", res->sql->select_list);
+    for (int i = 0; i < p->n_sort; i++)
+        buf_printf(&q->sql, ", %s", p->sort[i].key->expr);
+    buf_printf(&q->sql, " FROM %s WHERE true", res->table);
+    add_filters(req, res, q);
+    if (scoped(req, res))
+        append_condition(&q->sql, res->sql->scope_condition, add_owned_param(q, scope_array(req)));
+    const char *parent = parent_id(req, res);
+    if (parent)
+        append_condition(&q->sql, res->sql->parent_condition, add_param(q, parent));
+
+    const struct sort_choice *sort = p->sort;
+    int n_sort = p->n_sort;
+    if (after) {
+        /* Keyset: rows strictly after (sort values, id) in this order. With one key the row
+         * comparison lets PostgreSQL use an index on (key, id). */
+        bool desc_last = sort[n_sort - 1].descending;
+        int id_param = add_param(q, after[n_sort]);
+        if (n_sort == 1) {
+            int v = add_param(q, after[0]);
+            buf_printf(&q->sql, " AND (%s, %s.id) %s ($%d::%s, $%d::uuid)", sort[0].key->expr,
+                       res->table, sort[0].descending ? "<" : ">", v, sort[0].key->cast, id_param);
+        } else {
+            int values[MAX_SORT];
+            for (int i = 0; i < n_sort; i++)
+                values[i] = add_param(q, after[i]);
+            buf_puts(&q->sql, " AND (");
+            for (int level = 0; level <= n_sort; level++) {
+                buf_puts(&q->sql, level ? " OR (" : "(");
+                for (int i = 0; i < level && i < n_sort; i++)
+                    buf_printf(&q->sql, "%s = $%d::%s AND ", sort[i].key->expr, values[i],
+                               sort[i].key->cast);
+                if (level < n_sort)
+                    buf_printf(&q->sql, "%s %s $%d::%s)", sort[level].key->expr,
+                               sort[level].descending ? "<" : ">", values[level],
+                               sort[level].key->cast);
+                else
+                    buf_printf(&q->sql, "%s.id %s $%d::uuid)", res->table, desc_last ? "<" : ">",
+                               id_param);
+            }
+            buf_putc(&q->sql, ')');
+        }
+    }
+    buf_puts(&q->sql, " ORDER BY ");
+    for (int i = 0; i < n_sort; i++)
+        buf_printf(&q->sql, "%s %s, ", sort[i].key->expr, sort[i].descending ? "DESC" : "ASC");
+    char *rows_param = xmalloc(24);
+    snprintf(rows_param, 24, "%ld", rows);
+    /* Qualified: a computed column of the select list may be called id as well. */
+    buf_printf(&q->sql, "%s.id %s LIMIT $%d::integer", res->table,
+               sort[n_sort - 1].descending ? "DESC" : "ASC", add_owned_param(q, rows_param));
+}
+
+/* ---- CSV: every page, streamed ---- */
+
+#define CSV_PAGE 500
+
+struct csv_stream {
+    struct request *req;
+    const struct resource *res;
+    struct list_plan plan;
+    char *after[MAX_SORT + 1]; /* the last row sent: sort values and id */
+    bool started, done;
+    char delimiter;
+    struct buf pending;
+    size_t sent;
+};
+
+/* One cell, RFC 4180: quoted when it holds the delimiter, a quote or a line break; a cell a
+ * spreadsheet would run as a formula (=, +, -, @, tab, CR first) gets a leading '. */
+static void csv_cell(struct buf *b, const char *s, char delimiter, bool first)
+{
+    if (!first)
+        buf_putc(b, delimiter);
+    if (!s || !*s)
+        return;
+    bool formula = strchr("=+-@\t\r", s[0]) != NULL;
+    bool quote = formula || strchr(s, delimiter) || strpbrk(s, "\"\r\n") || s[0] == ' ' ||
+                 s[strlen(s) - 1] == ' ';
+    if (quote)
+        buf_putc(b, '"');
+    if (formula)
+        buf_putc(b, '\'');
+    for (const char *p = s; *p; p++) {
+        if (*p == '"')
+            buf_putc(b, '"');
+        buf_putc(b, *p);
+    }
+    if (quote)
+        buf_putc(b, '"');
+}
+
+/* A field's value as CSV text: arrays and records joined with ", ". */
+static void csv_value(struct buf *b, const struct field *f, const char *v, char delimiter)
+{
+    struct buf text = {0};
+    if (v && f->type == FIELD_BOOL) {
+        buf_puts(&text, v[0] == 't' ? "true" : "false");
+    } else if (v && f->type == FIELD_TIMESTAMP) {
+        struct jsonw w;
+        jsonw_init(&w, &text);
+        jsonw_array_begin(&w);
+        resource_write_timestamp(&w, v);
+        jsonw_array_end(&w);
+        memmove(text.data, text.data + 2, text.len - 4); /* ["…"] → … */
+        text.len -= 4;
+        text.data[text.len] = '\0';
+    } else if (v && f->type == FIELD_ENUM_ARRAY) {
+        for (const char *p = v + (*v == '{'); *p && *p != '}'; p++)
+            if (*p == ',')
+                buf_puts(&text, ", ");
+            else if (*p != '"')
+                buf_putc(&text, *p);
+    } else if (v && f->type == FIELD_RECORDS) {
+        for (const char *p = v; *p; p++)
+            buf_puts(&text, *p == ';' ? ", " : *p == ' ' ? ":" : (char[]){*p, 0});
+    } else if (v) {
+        buf_puts(&text, v);
+    }
+    csv_cell(b, text.data ? text.data : "", delimiter, false);
+    buf_free(&text);
+}
+
+static void csv_header(struct csv_stream *c)
+{
+    csv_cell(&c->pending, "id", c->delimiter, true);
+    for (size_t i = 0; i < c->res->n_fields; i++)
+        if (!hidden(c->req, &c->res->fields[i]))
+            csv_cell(&c->pending, c->res->fields[i].name, c->delimiter, false);
+    if (!c->res->no_meta) {
+        csv_cell(&c->pending, "version", c->delimiter, false);
+        csv_cell(&c->pending, "createdAt", c->delimiter, false);
+        csv_cell(&c->pending, "updatedAt", c->delimiter, false);
+    }
+    buf_puts(&c->pending, "\r\n");
+}
+
+static void csv_row(struct csv_stream *c, const struct db_result *r, int row)
+{
+    static const struct field text = {.type = FIELD_TEXT}, timestamp = {.type = FIELD_TIMESTAMP};
+    const struct resource *res = c->res;
+    csv_cell(&c->pending, db_value(r, row, 0), c->delimiter, true);
+    for (size_t i = 0; i < res->n_fields; i++) {
+        if (hidden(c->req, &res->fields[i]))
+            continue;
+        const char *v = db_value(r, row, 1 + (int)i);
+        if (v && (res->fields[i].flags & FIELD_PERSONAL))
+            c->req->personal_shown = true;
+        csv_value(&c->pending, &res->fields[i], v, c->delimiter);
+    }
+    if (!res->no_meta) {
+        int tail = 1 + (int)res->n_fields;
+        csv_value(&c->pending, &text, db_value(r, row, tail), c->delimiter);
+        csv_value(&c->pending, &timestamp, db_value(r, row, tail + 1), c->delimiter);
+        csv_value(&c->pending, &timestamp, db_value(r, row, tail + 2), c->delimiter);
+    }
+    buf_puts(&c->pending, "\r\n");
+}
+
+/* Fetches the next page into pending. False when the database failed. */
+static bool csv_next_page(struct csv_stream *c)
+{
+    struct list_query q = {0};
+    const char *after[MAX_SORT + 1];
+    for (int i = 0; i <= c->plan.n_sort; i++)
+        after[i] = c->after[i];
+    page_query(c->req, c->res, &c->plan, c->started ? after : NULL, CSV_PAGE, &q);
+    struct db_result r;
+    bool ok = db_exec(q.sql.data, q.n, q.params, &r) == DB_OK;
+    if (ok) {
+        if (!c->started)
+            csv_header(c);
+        c->started = true;
+        int rows = db_rows(&r);
+        for (int i = 0; i < rows; i++)
+            csv_row(c, &r, i);
+        if (rows > 0) {
+            for (int i = 0; i < c->plan.n_sort; i++) {
+                free(c->after[i]);
+                c->after[i] = xstrdup(db_value(&r, rows - 1, c->res->sql->n_columns + i));
+            }
+            free(c->after[c->plan.n_sort]);
+            c->after[c->plan.n_sort] = xstrdup(db_value(&r, rows - 1, 0));
+        }
+        c->done = rows < CSV_PAGE;
+    }
+    db_clear(&r);
+    list_query_free(&q);
+    return ok;
+}
+
+static long csv_read(void *ctx, char *out, size_t max)
+{
+    struct csv_stream *c = ctx;
+    while (c->sent == c->pending.len && !c->done) {
+        buf_reset(&c->pending);
+        c->sent = 0;
+        if (!csv_next_page(c))
+            return -1;
+    }
+    size_t n = c->pending.len - c->sent;
+    if (n > max)
+        n = max;
+    memcpy(out, c->pending.data + c->sent, n);
+    c->sent += n;
+    return (long)n;
+}
+
+static void csv_free(void *ctx)
+{
+    struct csv_stream *c = ctx;
+    for (int i = 0; i <= MAX_SORT; i++)
+        free(c->after[i]);
+    buf_free(&c->pending);
+    free(c);
+}
+
+static void answer_csv(struct request *req, const struct resource *res,
+                       const struct list_plan *plan, char delimiter)
+{
+    struct csv_stream *c = xcalloc(1, sizeof *c);
+    c->req = req;
+    c->res = res;
+    c->plan = *plan;
+    c->delimiter = delimiter;
+    /* The first page is read now, so that a database that is down still gets its 503. */
+    if (!csv_next_page(c)) {
+        csv_free(c);
+        http_problem_unavailable(req);
+        return;
+    }
+    char disposition[160];
+    const char *name = strrchr(res->path, '/') + 1;
+    snprintf(disposition, sizeof disposition, "attachment; filename=\"%s.csv\"", name);
+    http_reply_stream(req, 200, "text/csv; charset=utf-8", csv_read, csv_free, c);
+    http_set_header(req, "Content-Disposition", disposition);
+}
+
 void resource_list(struct request *req)
 {
     const struct resource *res = resource_of(req);
     struct list_query q = {0};
     json_t *cursor_json = NULL;
     struct db_result r = {0};
+    struct list_plan plan = {.limit = DEFAULT_LIMIT};
 
-    long limit = DEFAULT_LIMIT;
-    const char *limit_text = http_query(req, "limit");
-    if (limit_text) {
-        char *end;
-        limit = strtol(limit_text, &end, 10);
-        if (!*limit_text || *end || limit < 1 || limit > MAX_LIMIT)
-            http_invalid(req, "limit",
-                         *end || !*limit_text ? "type"
-                         : limit < 1          ? "minimum"
-                                              : "maximum",
-                         "must be a whole number from 1 to %d", MAX_LIMIT);
-    }
-    struct sort_choice sort[MAX_SORT];
-    char canonical[128];
-    int n_sort = parse_sort(req, res, sort, canonical, sizeof canonical);
-
-    buf_printf(&q.sql, "SELECT %s", res->sql->select_list);
-    for (int i = 0; i < n_sort; i++)
-        buf_printf(&q.sql, ", %s", sort[i].key->expr);
-    buf_printf(&q.sql, " FROM %s WHERE true", res->table);
-    add_filters(req, res, &q);
-    if (scoped(req, res))
-        append_condition(&q.sql, res->sql->scope_condition, add_owned_param(&q, scope_array(req)));
-    const char *parent = parent_id(req, res);
-    if (parent)
-        append_condition(&q.sql, res->sql->parent_condition, add_param(&q, parent));
+    resource_read_limit(req, http_query(req, "limit"), MAX_LIMIT, &plan.limit);
+    const char *delimiter = http_query(req, "delimiter");
+    if (delimiter && strcmp(delimiter, "comma") != 0 && strcmp(delimiter, "semicolon") != 0)
+        http_invalid(req, "delimiter", "enum", "must be comma or semicolon");
+    plan.n_sort = parse_sort(req, res, plan.sort, plan.canonical, sizeof plan.canonical);
 
     const char *cursor = http_query(req, "cursor");
     const char *after[MAX_SORT + 1];
-    if (cursor && !read_cursor(cursor, n_sort > 0 ? canonical : NULL, n_sort, &cursor_json, after))
+    if (cursor && !read_cursor(cursor, plan.n_sort > 0 ? plan.canonical : NULL, plan.n_sort,
+                               &cursor_json, after))
         http_invalid(req, "cursor", "format",
                      "is not a cursor this list gave out for this sort order");
+    /* Checks the filters (and whether they name anything outside a partner's scope). */
+    if (plan.n_sort > 0)
+        page_query(req, res, &plan, cursor && !req->n_invalid ? after : NULL,
+                   req->wants_csv ? CSV_PAGE : plan.limit + 1, &q);
+    else
+        add_filters(req, res, &q);
     if (req->n_invalid) {
         http_problem_invalid(req);
         goto done;
@@ -1443,50 +1719,18 @@ void resource_list(struct request *req)
         http_problem(req, 404, "A filter names something this key cannot see.");
         goto done;
     }
-
-    if (cursor) {
-        /* Keyset: rows strictly after the cursor's (sort values, id) in this order. With one
-         * key the row comparison lets PostgreSQL use an index on (key, id). */
-        bool desc_last = sort[n_sort - 1].descending;
-        int id_param = add_param(&q, after[n_sort]);
-        if (n_sort == 1) {
-            int v = add_param(&q, after[0]);
-            buf_printf(&q.sql, " AND (%s, id) %s ($%d::%s, $%d::uuid)", sort[0].key->expr,
-                       sort[0].descending ? "<" : ">", v, sort[0].key->cast, id_param);
-        } else {
-            int values[MAX_SORT];
-            for (int i = 0; i < n_sort; i++)
-                values[i] = add_param(&q, after[i]);
-            buf_puts(&q.sql, " AND (");
-            for (int level = 0; level <= n_sort; level++) {
-                buf_puts(&q.sql, level ? " OR (" : "(");
-                for (int i = 0; i < level && i < n_sort; i++)
-                    buf_printf(&q.sql, "%s = $%d::%s AND ", sort[i].key->expr, values[i],
-                               sort[i].key->cast);
-                if (level < n_sort)
-                    buf_printf(&q.sql, "%s %s $%d::%s)", sort[level].key->expr,
-                               sort[level].descending ? "<" : ">", values[level],
-                               sort[level].key->cast);
-                else
-                    buf_printf(&q.sql, "id %s $%d::uuid)", desc_last ? "<" : ">", id_param);
-            }
-            buf_putc(&q.sql, ')');
-        }
+    if (req->wants_csv) {
+        answer_csv(req, res, &plan, delimiter && strcmp(delimiter, "semicolon") == 0 ? ';' : ',');
+        goto done;
     }
-    buf_puts(&q.sql, " ORDER BY ");
-    for (int i = 0; i < n_sort; i++)
-        buf_printf(&q.sql, "%s %s, ", sort[i].key->expr, sort[i].descending ? "DESC" : "ASC");
-    char limit_param[24];
-    snprintf(limit_param, sizeof limit_param, "%ld", limit + 1);
-    buf_printf(&q.sql, "id %s LIMIT $%d::integer", sort[n_sort - 1].descending ? "DESC" : "ASC",
-               add_param(&q, limit_param));
 
     if (db_exec(q.sql.data, q.n, q.params, &r) != DB_OK) {
         resource_fail(req, res, &r, false);
         goto done;
     }
     int rows = db_rows(&r);
-    bool more = rows > limit;
+    bool more = rows > plan.limit;
+    const char *parent = parent_id(req, res);
     if (rows == 0 && parent) {
         /* An empty list under a parent that does not exist is a wrong path. */
         struct db_result exists;
@@ -1505,13 +1749,14 @@ void resource_list(struct request *req)
     jsonw_object_begin(w);
     jsonw_key(w, "items");
     jsonw_array_begin(w);
-    for (int i = 0; i < rows && i < limit; i++)
+    for (int i = 0; i < rows && i < plan.limit; i++)
         resource_render(req, res, &r, i);
     jsonw_array_end(w);
     jsonw_key(w, "next");
     if (more) {
         struct buf token = {0}, link = {0}, header = {0};
-        write_cursor(&token, canonical, &r, (int)limit - 1, res->sql->n_columns, n_sort);
+        write_cursor(&token, plan.canonical, &r, (int)plan.limit - 1, res->sql->n_columns,
+                     plan.n_sort);
         next_link(&link, req, token.data);
         jsonw_string(w, link.data);
         buf_printf(&header, "<%s>; rel=\"next\"", link.data);
@@ -1534,7 +1779,45 @@ done:
     db_clear(&r);
     if (cursor_json)
         json_decref(cursor_json);
-    for (int i = 0; i < q.n; i++)
-        free(q.owned[i]);
-    buf_free(&q.sql);
+    list_query_free(&q);
+}
+
+void resource_read_limit(struct request *req, const char *text, long max, long *limit)
+{
+    if (!text || validate_whole(text, 1, max, limit))
+        return;
+    long n;
+    bool number = validate_whole(text, -1000000000, 1000000000, &n);
+    http_invalid(req, "limit",
+                 !number ? "type"
+                 : n < 1 ? "minimum"
+                         : "maximum",
+                 "must be a whole number from 1 to %ld", max);
+}
+
+const struct resource *resource_named(const char *name)
+{
+    for (size_t i = 0; i < n_registry; i++)
+        if (strcmp(registry[i]->name, name) == 0)
+            return registry[i];
+    return NULL;
+}
+
+bool resource_render_where(struct request *req, const struct resource *res, const char *condition,
+                           int n, const char *const *params)
+{
+    struct buf sql = {0};
+    buf_printf(&sql, "SELECT %s FROM %s WHERE %s ORDER BY created_at, id", res->sql->select_list,
+               res->table, condition);
+    struct db_result r;
+    bool ok = db_exec(sql.data, n, params, &r) == DB_OK;
+    if (ok) {
+        jsonw_array_begin(&req->w);
+        for (int i = 0; i < db_rows(&r); i++)
+            resource_render(req, res, &r, i);
+        jsonw_array_end(&req->w);
+    }
+    db_clear(&r);
+    buf_free(&sql);
+    return ok;
 }

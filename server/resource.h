@@ -171,6 +171,10 @@ struct resource {
 void resource_register(struct resource *res);
 /* The key that signs cursors: the same on every instance, so cursors survive load balancing. */
 void resource_set_cursor_key(const unsigned char *key, size_t len);
+/* Opaque tokens (list cursors, change feed positions): payload + HMAC, base64url. */
+void resource_sign(struct buf *out, const char *payload, size_t len);
+/* The payload of a token this server signed; false for anything else. */
+bool resource_unsign(const char *token, struct buf *payload);
 
 /* Values of a body, by field index; what a create or patch will write. */
 struct resource_values {
@@ -216,6 +220,15 @@ void resource_answer_missing(struct request *req, const struct resource *res, co
 /* "{id,id}" of the municipalities the caller is limited to, for SQL (free() it); NULL when
  * the caller is not limited or res is not limited by municipality. */
 char *resource_scope(const struct request *req, const struct resource *res);
+
+/* Reads a `limit` query value (NULL: keep *limit) of 1 to max, or records why it is invalid. */
+void resource_read_limit(struct request *req, const char *text, long max, long *limit);
+/* The registered resource with this name ("participant"), or NULL. */
+const struct resource *resource_named(const char *name);
+/* Writes a JSON array of the rows of res matching condition (SQL with $1…$n). False when the
+ * database failed (nothing written then). */
+bool resource_render_where(struct request *req, const struct resource *res, const char *condition,
+                           int n, const char *const *params);
 
 /* The standard handlers, for resources that replace some and keep others. */
 void resource_list(struct request *req);

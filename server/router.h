@@ -45,6 +45,8 @@ struct route {
     const char *const *query_keys; /* NULL-terminated keys the route takes; NULL: none */
     const void *context;           /* handed to the handler (e.g. a resource description) */
     const char *produces;          /* media type of success bodies; NULL: application/json */
+    bool csv;                      /* a list that can also answer text/csv */
+    bool no_idempotency;           /* POST whose answer must not be stored (personal data) */
     /* Filled at registration. */
     int index;
     int n_segments;

@@ -111,3 +111,17 @@ bool validate_phone(const char *s)
     }
     return n >= 6;
 }
+
+bool validate_whole(const char *s, long min, long max, long *out)
+{
+    size_t n = strlen(s);
+    bool negative = n > 1 && s[0] == '-';
+    if (n == 0 || n > 18 || strspn(s + negative, "0123456789") != n - negative)
+        return false;
+    long v = strtol(s, NULL, 10);
+    if (v < min || v > max)
+        return false;
+    if (out)
+        *out = v;
+    return true;
+}

@@ -15,6 +15,9 @@ bool validate_timestamp(const char *s);
 bool validate_email(const char *s);
 /* An absolute http or https URL without spaces or quotes. */
 bool validate_url(const char *s);
+/* A whole number written plainly (digits, an optional leading -; no spaces, no +) within
+ * [min, max]; stores it in *out when out is not NULL. */
+bool validate_whole(const char *s, long min, long max, long *out);
 /* Digits, spaces, + - ( ), with at least 6 digits. */
 bool validate_phone(const char *s);
 

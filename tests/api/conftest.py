@@ -226,7 +226,9 @@ def keys(werklabd):
 
 @pytest.fixture(scope="session")
 def daemon(werklabd, keys, log_dir):
-    d = Daemon(werklabd, log_dir)
+    # The suite sends hundreds of requests a second with one key and posts many public
+    # inquiries: the limits are tested with daemons and keys of their own.
+    d = Daemon(werklabd, log_dir, extra_args=["--key-rate-limit", "0", "--public-write-limit", "100000"])
     try:
         d.wait_ready()
         # The key ids, for the log and role tests.

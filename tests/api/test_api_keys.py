@@ -7,7 +7,8 @@ import pytest
 
 from wlclient import (KEY_RE, TIMESTAMP_RE, UUID_RE, assert_problem, assert_status, describe)
 
-FIELDS = {"id", "name", "role", "expiresAt", "revokedAt", "lastUsedAt", "version", "createdAt", "updatedAt"}
+FIELDS = {"id", "name", "role", "municipalities", "requireIfMatch", "rateLimit", "expiresAt",
+          "revokedAt", "lastUsedAt", "version", "createdAt", "updatedAt"}
 
 
 def assert_key_shape(k):

@@ -1,0 +1,137 @@
+/* GET /v1/audit-log: who did what, for administrators. Filters keyId, resource (the route),
+ * resourceId, action, from and to (times); paged by a signed cursor, oldest first. */
+#include "api.h"
+#include "common.h"
+#include "validate.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_LIMIT 50
+#define MAX_LIMIT     200
+
+static const char audit_sql[] =
+    "SELECT id, at, key_id, action, resource, resource_id, status, request_id FROM audit_log "
+    "WHERE id > $1::bigint AND ($2::uuid IS NULL OR key_id = $2::uuid) "
+    "AND ($3::text IS NULL OR resource = $3) AND ($4::uuid IS NULL OR resource_id = $4::uuid) "
+    "AND ($5::text IS NULL OR action = $5) AND ($6::timestamptz IS NULL OR at >= $6) "
+    "AND ($7::timestamptz IS NULL OR at < $7) ORDER BY id LIMIT $8::integer";
+
+static void check_uuid(struct request *req, const char *key)
+{
+    const char *v = http_query(req, key);
+    if (v && !router_is_uuid(v, strlen(v)))
+        http_invalid(req, key, "format", "must be a UUID");
+}
+
+static void check_time(struct request *req, const char *key)
+{
+    const char *v = http_query(req, key);
+    if (v && !validate_timestamp(v))
+        http_invalid(req, key, "format", "must be an RFC 3339 timestamp");
+}
+
+static void audit_log(struct request *req)
+{
+    long limit = DEFAULT_LIMIT;
+    const char *limit_text = http_query(req, "limit"), *cursor = http_query(req, "cursor");
+    resource_read_limit(req, limit_text, MAX_LIMIT, &limit);
+    check_uuid(req, "keyId");
+    check_uuid(req, "resourceId");
+    check_time(req, "from");
+    check_time(req, "to");
+    char after[24] = "0";
+    struct buf payload = {0};
+    if (cursor && (!resource_unsign(cursor, &payload) || payload.len >= sizeof after ||
+                   !validate_whole(payload.data, 0, 999999999999999999, NULL)))
+        http_invalid(req, "cursor", "format", "is not a cursor this list gave out");
+    else if (cursor)
+        snprintf(after, sizeof after, "%s", payload.data);
+    buf_free(&payload);
+    if (req->n_invalid) {
+        http_problem_invalid(req);
+        return;
+    }
+    char rows[24];
+    snprintf(rows, sizeof rows, "%ld", limit + 1);
+    const char *params[] = {after,
+                            http_query(req, "keyId"),
+                            http_query(req, "resource"),
+                            http_query(req, "resourceId"),
+                            http_query(req, "action"),
+                            http_query(req, "from"),
+                            http_query(req, "to"),
+                            rows};
+    struct db_result r;
+    if (db_exec(audit_sql, 8, params, &r) != DB_OK) {
+        http_problem_unavailable(req);
+        db_clear(&r);
+        return;
+    }
+    struct jsonw *w = &req->w;
+    jsonw_object_begin(w);
+    jsonw_key(w, "items");
+    jsonw_array_begin(w);
+    int n = db_rows(&r) < limit ? db_rows(&r) : (int)limit;
+    for (int i = 0; i < n; i++) {
+        jsonw_object_begin(w);
+        jsonw_key(w, "id");
+        jsonw_raw(w, db_value(&r, i, 0));
+        jsonw_key(w, "at");
+        resource_write_timestamp(w, db_value(&r, i, 1));
+        jsonw_kv_string(w, "keyId", db_value(&r, i, 2));
+        jsonw_kv_string(w, "action", db_value(&r, i, 3));
+        jsonw_kv_string(w, "resource", db_value(&r, i, 4));
+        jsonw_kv_string(w, "resourceId", db_value(&r, i, 5));
+        jsonw_key(w, "status");
+        jsonw_raw(w, db_value(&r, i, 6));
+        jsonw_kv_string(w, "requestId", db_value(&r, i, 7));
+        jsonw_object_end(w);
+    }
+    jsonw_array_end(w);
+    jsonw_key(w, "next");
+    if (db_rows(&r) > limit) {
+        const char *last = db_value(&r, n - 1, 0);
+        struct buf token = {0}, link = {0};
+        resource_sign(&token, last, strlen(last));
+        buf_puts(&link, "/v1/audit-log?");
+        for (int i = 0; i < req->n_query; i++) {
+            if (strcmp(req->query[i].key, "cursor") == 0)
+                continue;
+            http_url_encode(&link, req->query[i].key);
+            buf_putc(&link, '=');
+            http_url_encode(&link, req->query[i].value);
+            buf_putc(&link, '&');
+        }
+        buf_printf(&link, "cursor=%s", token.data);
+        jsonw_string(w, link.data);
+        struct buf header = {0};
+        buf_printf(&header, "<%s>; rel=\"next\"", link.data);
+        http_set_header(req, "Link", header.data);
+        buf_free(&header);
+        buf_free(&token);
+        buf_free(&link);
+    } else {
+        jsonw_null(w);
+    }
+    jsonw_object_end(w);
+    http_reply(req, 200);
+    db_clear(&r);
+}
+
+static const char *const keys[] = {"keyId", "resource", "resourceId", "action", "from",
+                                   "to",    "limit",    "cursor",     NULL};
+
+static struct route routes[] = {
+    {.method = HTTP_GET,
+     .pattern = "/v1/audit-log",
+     .handler = audit_log,
+     .roles = ROLE_ADMIN,
+     .query_keys = keys},
+};
+
+void audit_log_register(void)
+{
+    router_add(routes, COUNT(routes));
+}

@@ -1,0 +1,179 @@
+/* The change feed: GET /v1/changes?after=<token>&limit=N.
+ *
+ * Triggers write an entry for every create, update and delete in the transaction of the change
+ * (migrations/0004_integration.sql). The feed serves only entries of transactions older than
+ * every transaction still running, in (transaction id, seq) order: a transaction that took its
+ * sequence numbers early but commits late is held back until nothing older is running, so no
+ * entry ever appears behind a position a reader already passed. `next` is always given; a reader
+ * stores it and polls it again later. Pruning moves a horizon; a position before it is 410. */
+#include "api.h"
+#include "common.h"
+#include "jobs.h"
+#include "validate.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_LIMIT 100
+#define MAX_LIMIT     1000
+
+/* What partners may read of the feed: the types they may read. */
+#define PARTNER_TYPES "{municipality,initiative,werklab,session,feedback}"
+
+static const char feed_sql[] = "SELECT seq, txid::text, type, id, op, version, at FROM changes "
+                               "WHERE (txid, seq) > ($1::xid8, $2::bigint) "
+                               "AND txid < pg_snapshot_xmin(pg_current_snapshot()) "
+                               "AND ($3::text[] IS NULL OR type = ANY ($3::text[])) "
+                               "AND ($4::uuid[] IS NULL OR municipality_id = ANY ($4::uuid[])) "
+                               "ORDER BY txid, seq LIMIT $5::integer";
+
+static const char horizon_sql[] = "SELECT txid::text, seq, "
+                                  "($1::xid8, $2::bigint) < (txid, seq) FROM changes_horizon";
+
+/* Scope: partner keys limited to municipalities follow only those. */
+static const struct resource feed_scope = {.name = "changes", .scope = "municipality_id"};
+
+/* "txid:seq" of a position; false when the text is not one. */
+static bool parse_position(const char *text, char *txid, size_t txid_len, char *seq, size_t seq_len)
+{
+    const char *colon = strchr(text, ':');
+    if (!colon || colon == text || colon[1] == '\0' || (size_t)(colon - text) >= txid_len ||
+        strlen(colon + 1) >= seq_len)
+        return false;
+    if (strspn(text, "0123456789") != (size_t)(colon - text) ||
+        strspn(colon + 1, "0123456789") != strlen(colon + 1))
+        return false;
+    snprintf(txid, txid_len, "%.*s", (int)(colon - text), text);
+    snprintf(seq, seq_len, "%s", colon + 1);
+    return true;
+}
+
+static void next_link(struct buf *b, const char *txid, const char *seq, const char *limit)
+{
+    char payload[64];
+    int n = snprintf(payload, sizeof payload, "%s:%s", txid, seq);
+    struct buf token = {0};
+    resource_sign(&token, payload, (size_t)n);
+    buf_puts(b, "/v1/changes?after=");
+    buf_puts(b, token.data);
+    if (limit) {
+        buf_puts(b, "&limit=");
+        buf_puts(b, limit);
+    }
+    buf_free(&token);
+}
+
+static void changes(struct request *req)
+{
+    const char *after = http_query(req, "after"), *limit_text = http_query(req, "limit");
+    long limit = DEFAULT_LIMIT;
+    resource_read_limit(req, limit_text, MAX_LIMIT, &limit);
+    char txid[24] = "0", seq[24] = "0";
+    struct buf payload = {0};
+    if (after && (!resource_unsign(after, &payload) ||
+                  !parse_position(payload.data, txid, sizeof txid, seq, sizeof seq)))
+        http_invalid(req, "after", "format", "is not a position this feed gave out");
+    buf_free(&payload);
+    if (req->n_invalid) {
+        http_problem_invalid(req);
+        return;
+    }
+
+    /* Where the feed begins now; a position before it has been pruned away. */
+    struct db_result r;
+    const char *horizon_params[] = {txid, seq};
+    if (db_exec(horizon_sql, 2, horizon_params, &r) != DB_OK || db_rows(&r) != 1) {
+        http_problem_unavailable(req);
+        db_clear(&r);
+        return;
+    }
+    if (!after) {
+        snprintf(txid, sizeof txid, "%s", db_value(&r, 0, 0));
+        snprintf(seq, sizeof seq, "%s", db_value(&r, 0, 1));
+    } else if (db_value(&r, 0, 2)[0] == 't') {
+        db_clear(&r);
+        http_problem(req, 410,
+                     "This position is older than the oldest change kept: read the resources "
+                     "again, then follow the feed from its beginning (GET /v1/changes).");
+        return;
+    }
+    db_clear(&r);
+
+    char *scope = resource_scope(req, &feed_scope);
+    char limit_param[16];
+    snprintf(limit_param, sizeof limit_param, "%ld", limit);
+    const char *params[] = {txid, seq, req->who.role == ROLE_PARTNER ? PARTNER_TYPES : NULL, scope,
+                            limit_param};
+    if (db_exec(feed_sql, 5, params, &r) != DB_OK) {
+        http_problem_unavailable(req);
+        goto done;
+    }
+    struct jsonw *w = &req->w;
+    jsonw_object_begin(w);
+    jsonw_key(w, "items");
+    jsonw_array_begin(w);
+    for (int i = 0; i < db_rows(&r); i++) {
+        jsonw_object_begin(w);
+        jsonw_key(w, "seq");
+        jsonw_raw(w, db_value(&r, i, 0));
+        jsonw_kv_string(w, "type", db_value(&r, i, 2));
+        jsonw_kv_string(w, "id", db_value(&r, i, 3));
+        jsonw_kv_string(w, "op", db_value(&r, i, 4));
+        jsonw_key(w, "version");
+        jsonw_raw(w, db_value(&r, i, 5));
+        jsonw_key(w, "at");
+        resource_write_timestamp(w, db_value(&r, i, 6));
+        jsonw_object_end(w);
+    }
+    jsonw_array_end(w);
+    int last = db_rows(&r) - 1;
+    struct buf next = {0};
+    next_link(&next, last >= 0 ? db_value(&r, last, 1) : txid,
+              last >= 0 ? db_value(&r, last, 0) : seq, limit_text);
+    jsonw_kv_string(w, "next", next.data);
+    jsonw_object_end(w);
+    http_reply(req, 200);
+    buf_free(&next);
+done:
+    db_clear(&r);
+    free(scope);
+}
+
+static unsigned retention_s;
+
+/* Drops entries older than the retention and moves the horizon past them. */
+static void prune_changes(void)
+{
+    char seconds[16];
+    snprintf(seconds, sizeof seconds, "%u", retention_s);
+    const char *params[] = {seconds};
+    struct db_result r;
+    db_exec("WITH gone AS (DELETE FROM changes WHERE at < now() - make_interval(secs => "
+            "$1::integer) RETURNING txid, seq), "
+            "last AS (SELECT txid, seq FROM gone ORDER BY txid DESC, seq DESC LIMIT 1) "
+            "UPDATE changes_horizon h SET txid = last.txid, seq = last.seq FROM last "
+            "WHERE (last.txid, last.seq) > (h.txid, h.seq)",
+            1, params, &r);
+    db_clear(&r);
+    db_exec("DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'", 0, NULL,
+            &r);
+    db_clear(&r);
+}
+
+static const char *const keys[] = {"after", "limit", NULL};
+
+static struct route routes[] = {
+    {.method = HTTP_GET,
+     .pattern = "/v1/changes",
+     .handler = changes,
+     .roles = ROLES_READ,
+     .query_keys = keys},
+};
+
+void changes_register(unsigned retention_seconds, unsigned prune_interval_s)
+{
+    retention_s = retention_seconds;
+    router_add(routes, COUNT(routes));
+    jobs_add("prune", prune_interval_s * 1000, prune_changes);
+}
