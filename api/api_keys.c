@@ -30,6 +30,7 @@ static const struct field fields[] = {
      .column = "municipality_codes",
      .type = FIELD_ENUM_ARRAY,
      .flags = FIELD_NULLABLE | FIELD_IMMUTABLE,
+     .min = 1,
      .pattern = "^GM[0-9]{4}$",
      .hint = "must be a CBS code, e.g. GM0297"},
     {.name = "requireIfMatch",
@@ -77,6 +78,7 @@ static struct resource api_keys = {
     .read_roles = ROLE_ADMIN,
     .write_roles = ROLE_ADMIN,
     .on_create = create_key,
+    .no_idempotency = true,
     .on_delete = revoke_key,
 };
 

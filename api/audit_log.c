@@ -40,6 +40,15 @@ static void audit_log(struct request *req)
     check_uuid(req, "keyId");
     check_uuid(req, "resourceId");
     check_time(req, "from");
+    static const char *const actions[] = {"create", "replace", "update", "delete",
+                                          "read",   "export",  "erase"};
+    const char *action = http_query(req, "action");
+    bool known = !action;
+    for (size_t i = 0; action && i < COUNT(actions); i++)
+        known |= strcmp(actions[i], action) == 0;
+    if (!known)
+        http_invalid(req, "action", "enum",
+                     "must be create, replace, update, delete, read, export or erase");
     check_time(req, "to");
     char after[24] = "0";
     struct buf payload = {0};

@@ -21,14 +21,46 @@
 /* What partners may read of the feed: the types they may read. */
 #define PARTNER_TYPES "{municipality,initiative,werklab,session,feedback}"
 
-static const char feed_sql[] = "SELECT seq, txid::text, type, id, op, version, at FROM changes "
-                               "WHERE (txid, seq) > ($1::xid8, $2::bigint) "
-                               "AND txid < pg_snapshot_xmin(pg_current_snapshot()) "
-                               "AND ($3::text[] IS NULL OR type = ANY ($3::text[])) "
-                               "AND ($4::uuid[] IS NULL OR municipality_id = ANY ($4::uuid[])) "
-                               "ORDER BY txid, seq LIMIT $5::integer";
+/* The text form of txid is not called txid: ORDER BY txid would then sort that text ("100000"
+ * before "99999") instead of the transaction ids. */
+static const char feed_sql[] =
+    "SELECT seq, txid::text AS position, type, id, op, version, at, parent_id FROM changes "
+    "WHERE (txid, seq) > ($1::xid8, $2::bigint) "
+    "AND txid < pg_snapshot_xmin(pg_current_snapshot()) "
+    "AND ($3::text[] IS NULL OR type = ANY ($3::text[])) "
+    "AND ($4::uuid[] IS NULL OR municipality_id = ANY ($4::uuid[])) "
+    "ORDER BY changes.txid, changes.seq LIMIT $5::integer";
 
-static const char horizon_sql[] = "SELECT txid::text, seq, "
+/* Where each type of entry is read. */
+static const struct {
+    const char *type;
+    const char *path; /* %1$s: the id; %2$s: the parent's id */
+} paths[] = {
+    {"municipality", "/v1/municipalities/%1$s"},
+    {"initiative", "/v1/initiatives/%1$s"},
+    {"trainer", "/v1/trainers/%1$s"},
+    {"werklab", "/v1/werklabs/%1$s"},
+    {"participant", "/v1/werklabs/%2$s/participants/%1$s"},
+    {"session", "/v1/sessions/%1$s"},
+    {"attendance", "/v1/sessions/%1$s/attendance"},
+    {"feedback", "/v1/feedback/%1$s"},
+    {"inquiry", "/v1/inquiries/%1$s"},
+};
+
+static void write_path(struct jsonw *w, const char *type, const char *id, const char *parent)
+{
+    for (size_t i = 0; i < COUNT(paths); i++) {
+        if (strcmp(paths[i].type, type) != 0)
+            continue;
+        char path[160];
+        snprintf(path, sizeof path, paths[i].path, id, parent ? parent : "");
+        jsonw_kv_string(w, "path", path);
+        return;
+    }
+    jsonw_kv_string(w, "path", NULL);
+}
+
+static const char horizon_sql[] = "SELECT txid::text AS position, seq, "
                                   "($1::xid8, $2::bigint) < (txid, seq) FROM changes_horizon";
 
 /* Scope: partner keys limited to municipalities follow only those. */
@@ -124,6 +156,7 @@ static void changes(struct request *req)
         jsonw_raw(w, db_value(&r, i, 5));
         jsonw_key(w, "at");
         resource_write_timestamp(w, db_value(&r, i, 6));
+        write_path(w, db_value(&r, i, 2), db_value(&r, i, 3), db_value(&r, i, 7));
         jsonw_object_end(w);
     }
     jsonw_array_end(w);

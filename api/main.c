@@ -106,6 +106,10 @@ static int serve(const struct config *cfg)
 /* "GM0297,GM0363" → "{GM0297,GM0363}", or NULL after a message when a code is malformed. */
 static char *codes_array(const char *list)
 {
+    if (!*list) {
+        fprintf(stderr, "werklabd: --municipalities needs at least one GM code\n");
+        return NULL;
+    }
     struct buf b = {0};
     buf_putc(&b, '{');
     for (const char *p = list; *p;) {

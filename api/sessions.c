@@ -99,6 +99,8 @@ static const struct constraint_rule constraints[] = {
     {"sessions_no_overlap", NULL, "overlap", "the session overlaps another session of this werklab",
      NULL},
     {"sessions_werklab_fixed", "werklabId", "unknown", "cannot be changed", NULL},
+    {"sessions_werklab_closed", NULL, "status",
+     "the werklab is completed or cancelled: its sessions do not change", NULL},
     {"session_initiatives_municipality", "initiatives", "reference",
      "an initiative takes part only in werklabs of its own municipality", NULL},
     {"feedback_session_fkey", "sessionId", NULL, "there is no such session", "has feedback"},

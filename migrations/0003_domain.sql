@@ -328,6 +328,14 @@ BEGIN
     IF TG_OP = 'UPDATE' AND NEW.werklab_id <> OLD.werklab_id THEN
         PERFORM refuse('sessions_werklab_fixed', 'a session stays in its werklab');
     END IF;
+    -- A closed werklab gets no new sessions and none move in time; words may still be mended
+    -- (and erased, for a data subject).
+    IF (TG_OP = 'INSERT' OR NEW.starts_at <> OLD.starts_at OR NEW.ends_at <> OLD.ends_at)
+       AND EXISTS (SELECT 1 FROM werklabs w WHERE w.id = NEW.werklab_id
+                   AND w.status IN ('completed', 'cancelled')) THEN
+        PERFORM refuse('sessions_werklab_closed',
+                       'the werklab is completed or cancelled: its sessions do not change');
+    END IF;
     RETURN NEW;
 END
 $$;
@@ -361,6 +369,9 @@ BEGIN
     IF TG_OP = 'DELETE' THEN
         RETURN OLD;
     END IF;
+    -- Shared lock: a move of this initiative to another municipality waits for this, and the
+    -- other way round (initiatives_check reads session_initiatives after its own row lock).
+    PERFORM 1 FROM initiatives WHERE id = NEW.initiative_id FOR SHARE;
     IF NOT EXISTS (SELECT 1 FROM sessions s JOIN werklabs w ON w.id = s.werklab_id
                    JOIN initiatives i ON i.municipality_id = w.municipality_id
                    WHERE s.id = NEW.session_id AND i.id = NEW.initiative_id)

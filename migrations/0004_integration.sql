@@ -2,9 +2,15 @@
 
 -- ---- The change feed ----
 -- Every create, update and delete of every resource, recorded by triggers in the same
--- transaction as the change. Entries carry their transaction id: the feed serves only entries of
--- transactions older than every transaction still running, ordered by (transaction, seq), so an
+-- transaction as the change. Entries carry a transaction id: the feed serves only entries whose
+-- transaction id is older than every transaction still running, ordered by (txid, seq), so an
 -- entry can never appear behind a position a reader has already passed.
+--
+-- The txid of an entry is its own transaction's, or, when an earlier entry of the same object
+-- carries a later one, that later one: a transaction that began early (a small txid) but
+-- changes an object after a younger transaction did must not sort before it, or a reader would
+-- end with the older version. Raising the txid keeps the guarantee: an entry whose txid is at
+-- least its own transaction's is served only after that transaction ended.
 CREATE TABLE changes (
     seq bigserial PRIMARY KEY,
     txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
@@ -14,10 +20,20 @@ CREATE TABLE changes (
     version integer NOT NULL,
     at timestamptz NOT NULL DEFAULT now(),
     -- For partner keys limited to municipalities; NULL for what has none.
-    municipality_id uuid
+    municipality_id uuid,
+    -- The parent in the resource's path (a participant's werklab), so the feed can say where
+    -- the resource is read.
+    parent_id uuid
 );
 CREATE INDEX changes_position ON changes (txid, seq);
 CREATE INDEX changes_at ON changes (at);
+CREATE INDEX changes_object ON changes (id, txid);
+
+-- The txid an entry for object `object` takes now (see above).
+CREATE FUNCTION change_txid(object uuid) RETURNS xid8 LANGUAGE sql AS $$
+    SELECT greatest(pg_current_xact_id(),
+                    (SELECT c.txid FROM changes c WHERE c.id = object ORDER BY c.txid DESC LIMIT 1))
+$$;
 
 -- Where the feed begins after pruning: a position before it is gone (410).
 CREATE TABLE changes_horizon (
@@ -32,6 +48,7 @@ CREATE FUNCTION record_change() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     r record;
     municipality uuid;
+    parent uuid;
 BEGIN
     IF TG_OP = 'DELETE' THEN
         r := OLD;
@@ -46,10 +63,13 @@ BEGIN
     ELSIF TG_TABLE_NAME IN ('participants', 'sessions', 'feedback') THEN
         SELECT w.municipality_id INTO municipality FROM werklabs w WHERE w.id = r.werklab_id;
     END IF;
-    INSERT INTO changes (type, id, op, version, municipality_id)
-    VALUES (TG_ARGV[0], r.id,
+    IF TG_TABLE_NAME = 'participants' THEN
+        parent := r.werklab_id;
+    END IF;
+    INSERT INTO changes (txid, type, id, op, version, municipality_id, parent_id)
+    VALUES (change_txid(r.id), TG_ARGV[0], r.id,
             CASE TG_OP WHEN 'INSERT' THEN 'created' WHEN 'UPDATE' THEN 'updated' ELSE 'deleted' END,
-            CASE WHEN TG_OP = 'DELETE' THEN r.version + 1 ELSE r.version END, municipality);
+            CASE WHEN TG_OP = 'DELETE' THEN r.version + 1 ELSE r.version END, municipality, parent);
     RETURN NULL;
 END
 $$;
@@ -75,8 +95,8 @@ CREATE TRIGGER inquiries_changes AFTER INSERT OR UPDATE OR DELETE ON inquiries
 -- attendance list, recorded as type 'attendance' under the session's id.
 CREATE FUNCTION record_attendance_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO changes (type, id, op, version, municipality_id)
-    SELECT 'attendance', s.id, 'updated', s.version, w.municipality_id
+    INSERT INTO changes (txid, type, id, op, version, municipality_id)
+    SELECT change_txid(s.id), 'attendance', s.id, 'updated', s.version, w.municipality_id
     FROM sessions s JOIN werklabs w ON w.id = s.werklab_id
     WHERE s.id IN (SELECT session_id FROM changed);
     RETURN NULL;
@@ -152,3 +172,5 @@ UNION ALL SELECT 'session', s.id, 'created', s.version, w.municipality_id
 UNION ALL SELECT 'feedback', f.id, 'created', f.version, w.municipality_id
     FROM feedback f JOIN werklabs w ON w.id = f.werklab_id
 UNION ALL SELECT 'inquiry', id, 'created', version, NULL FROM inquiries;
+UPDATE changes c SET parent_id = p.werklab_id FROM participants p
+WHERE c.type = 'participant' AND c.id = p.id;

@@ -5,8 +5,8 @@ WERKLAB_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 # Debian packages by purpose.
 WERKLAB_PACKAGES_BUILD="gcc meson ninja-build pkg-config libmicrohttpd-dev libjansson-dev libpq-dev uuid-dev python3-yaml"
-WERKLAB_PACKAGES_RUN="postgresql-15 postgresql-client-15"
-WERKLAB_PACKAGES_TEST="libcmocka-dev python3-pytest clang libclang-rt-14-dev nodejs npm"
+WERKLAB_PACKAGES_RUN="postgresql-15 postgresql-client-15 curl python3"
+WERKLAB_PACKAGES_TEST="libcmocka-dev python3-pytest clang libclang-rt-14-dev"
 WERKLAB_PACKAGES_BENCH="wrk postgresql-contrib"
 
 # werklab_packages PACKAGE...: installs the missing ones (as root), or says how and fails.
@@ -24,6 +24,13 @@ werklab_packages() {
   echo "installing ${missing[*]}" >&2
   apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+
+# werklab_node: npm for the OpenAPI lint. A machine may have Node.js from elsewhere (with its
+# own npm); Debian's nodejs and npm are installed only when there is no npm at all.
+werklab_node() {
+  command -v npm >/dev/null 2>&1 && return 0
+  werklab_packages nodejs npm
 }
 
 # werklab_build DIR [MESON OPTION...]: configures DIR once, then builds it.

@@ -33,7 +33,7 @@ static const char lookup_sql[] =
     "RETURNING id, role, COALESCE(extract(epoch FROM expires_at)::bigint, 0), "
     "(SELECT string_agg(m.id::text, ',') FROM municipalities m "
     "WHERE m.code = ANY (api_keys.municipality_codes)), require_if_match, "
-    "coalesce(rate_limit, -1)";
+    "coalesce(rate_limit, -1), municipality_codes IS NOT NULL";
 
 void auth_configure(unsigned key_cache_ms)
 {
@@ -167,6 +167,7 @@ enum auth_result auth_check(const char *authorization, struct auth_identity *who
         parse_municipalities(db_value(&r, 0, 3), who);
         who->require_if_match = db_value(&r, 0, 4)[0] == 't';
         who->rate_limit = atoi(db_value(&r, 0, 5));
+        who->limited = db_value(&r, 0, 6)[0] == 't';
         if (who->role) {
             to_cache(digest, who, strtoll(db_value(&r, 0, 2), NULL, 10));
             result = AUTH_OK;

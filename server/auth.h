@@ -17,7 +17,9 @@
 struct auth_identity {
     unsigned role;   /* one enum role bit; ROLE_PUBLIC without a key */
     char key_id[37]; /* "" without a key */
-    /* A partner key may be limited to municipalities (their ids); 0 means all. */
+    /* A partner key may be limited to municipalities (their ids). A limited key whose codes
+     * match no municipality (any more) sees none: a limit never widens. */
+    bool limited;
     int n_municipalities;
     char municipality_ids[AUTH_MAX_MUNICIPALITIES][37];
     bool require_if_match; /* PATCH, PUT and DELETE must carry If-Match (else 428) */

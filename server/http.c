@@ -29,7 +29,7 @@ static atomic_int in_flight;
 
 static const char expose_headers[] =
     "API-Version, ETag, Link, Location, Retry-After, X-Request-Id, RateLimit-Limit, "
-    "RateLimit-Remaining, RateLimit-Reset";
+    "RateLimit-Remaining, RateLimit-Reset, Idempotent-Replayed, Content-Disposition";
 static const char allow_headers[] =
     "Authorization, Content-Type, If-Match, If-None-Match, Idempotency-Key, X-Request-Id";
 
@@ -816,7 +816,7 @@ static void acted_on(const struct request *req, char *id)
     id[0] = '\0';
     for (int i = 0; i < req->params.count; i++)
         if (router_is_uuid(req->params.values[i], strlen(req->params.values[i])))
-            snprintf(id, 37, "%s", req->params.values[i]);
+            memcpy(id, req->params.values[i], 37); /* 36 characters and the NUL */
     for (int i = 0; req->status == 201 && i < req->n_headers; i++) {
         const char *slash = strrchr(req->header_values[i], '/');
         if (strcasecmp(req->header_names[i], "Location") == 0 && slash &&
@@ -855,7 +855,7 @@ static void audit_request(const struct request *req, int status)
     size_t n = strlen(req->request_id);
     if (n <= 64 && strspn(req->request_id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                            "0123456789-_.:") == n)
-        snprintf(e.request_id, sizeof e.request_id, "%s", req->request_id);
+        memcpy(e.request_id, req->request_id, n + 1);
     audit_add(&e);
 }
 
@@ -923,15 +923,17 @@ int http_start(const struct config *config)
         log_event("error", "listen: '%s' is not an IPv4 or IPv6 address", host);
         return -1;
     }
-    daemon_handle = MHD_start_daemon(
-        flags, (uint16_t)cfg->listen_port, NULL, NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR, sa,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)cfg->connection_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)cfg->connection_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        (unsigned)cfg->per_ip_connection_limit, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)cfg->connection_memory_limit, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL, MHD_OPTION_END);
+    daemon_handle =
+        MHD_start_daemon(flags, (uint16_t)cfg->listen_port, NULL, NULL, on_request, NULL,
+                         /* First: the options before it would report through the default logger. */
+                         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL, MHD_OPTION_SOCK_ADDR, sa,
+                         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
+                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout_s,
+                         MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->connection_limit,
+                         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->per_ip_connection_limit,
+                         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->connection_memory_limit,
+                         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_LISTENING_ADDRESS_REUSE,
+                         1u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
     if (!daemon_handle) {
         log_event("error", "cannot listen on %s", cfg->listen);
         return -1;

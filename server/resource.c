@@ -223,7 +223,8 @@ void resource_register(struct resource *res)
         {.method = HTTP_POST,
          .pattern = res->path,
          .handler = res->on_create ? res->on_create : resource_create,
-         .roles = res->create_roles ? res->create_roles : res->write_roles},
+         .roles = res->create_roles ? res->create_roles : res->write_roles,
+         .no_idempotency = res->no_idempotency},
         {.method = HTTP_GET,
          .pattern = s->item_path,
          .handler = resource_get,
@@ -936,7 +937,7 @@ static char *scope_array(const struct request *req)
 
 static bool scoped(const struct request *req, const struct resource *res)
 {
-    return res->scope && req->who.role == ROLE_PARTNER && req->who.n_municipalities > 0;
+    return res->scope && req->who.role == ROLE_PARTNER && req->who.limited;
 }
 
 char *resource_scope(const struct request *req, const struct resource *res)
@@ -1500,6 +1501,25 @@ static void page_query(struct request *req, const struct resource *res, const st
                sort[n_sort - 1].descending ? "DESC" : "ASC", add_owned_param(q, rows_param));
 }
 
+/* An empty list under a parent that does not exist is a wrong path: answers 404 (or the
+ * database's failure) and returns false. */
+static bool parent_found(struct request *req, const struct resource *res)
+{
+    const char *parent = parent_id(req, res);
+    if (!parent)
+        return true;
+    struct db_result exists;
+    const char *p[] = {parent};
+    enum db_status st = db_exec(res->sql->parent_exists, 1, p, &exists);
+    bool found = st == DB_OK && db_rows(&exists) == 1;
+    if (st != DB_OK)
+        resource_fail(req, res, &exists, false);
+    else if (!found)
+        http_problem(req, 404, "There is nothing at %s.", req->path);
+    db_clear(&exists);
+    return found;
+}
+
 /* ---- CSV: every page, streamed ---- */
 
 #define CSV_PAGE 500
@@ -1510,6 +1530,7 @@ struct csv_stream {
     struct list_plan plan;
     char *after[MAX_SORT + 1]; /* the last row sent: sort values and id */
     bool started, done;
+    long rows; /* sent so far */
     char delimiter;
     struct buf pending;
     size_t sent;
@@ -1621,6 +1642,7 @@ static bool csv_next_page(struct csv_stream *c)
             csv_header(c);
         c->started = true;
         int rows = db_rows(&r);
+        c->rows += rows;
         for (int i = 0; i < rows; i++)
             csv_row(c, &r, i);
         if (rows > 0) {
@@ -1664,6 +1686,16 @@ static void csv_free(void *ctx)
     free(c);
 }
 
+/* Public lists may be cached: Cache-Control: public, max-age=N. */
+static void cache_header(struct request *req, const struct resource *res)
+{
+    if (!res->cache_seconds)
+        return;
+    char cache[48];
+    snprintf(cache, sizeof cache, "public, max-age=%u", res->cache_seconds);
+    http_set_header(req, "Cache-Control", cache);
+}
+
 static void answer_csv(struct request *req, const struct resource *res,
                        const struct list_plan *plan, char delimiter)
 {
@@ -1678,11 +1710,16 @@ static void answer_csv(struct request *req, const struct resource *res,
         http_problem_unavailable(req);
         return;
     }
+    if (c->rows == 0 && !parent_found(req, res)) {
+        csv_free(c);
+        return;
+    }
     char disposition[160];
     const char *name = strrchr(res->path, '/') + 1;
     snprintf(disposition, sizeof disposition, "attachment; filename=\"%s.csv\"", name);
     http_reply_stream(req, 200, "text/csv; charset=utf-8", csv_read, csv_free, c);
     http_set_header(req, "Content-Disposition", disposition);
+    cache_header(req, res);
 }
 
 void resource_list(struct request *req)
@@ -1730,21 +1767,8 @@ void resource_list(struct request *req)
     }
     int rows = db_rows(&r);
     bool more = rows > plan.limit;
-    const char *parent = parent_id(req, res);
-    if (rows == 0 && parent) {
-        /* An empty list under a parent that does not exist is a wrong path. */
-        struct db_result exists;
-        const char *p[] = {parent};
-        enum db_status st = db_exec(res->sql->parent_exists, 1, p, &exists);
-        bool missing = st == DB_OK && db_rows(&exists) == 0;
-        if (st != DB_OK)
-            resource_fail(req, res, &exists, false);
-        else if (missing)
-            http_problem(req, 404, "There is nothing at %s.", req->path);
-        db_clear(&exists);
-        if (st != DB_OK || missing)
-            goto done;
-    }
+    if (rows == 0 && !parent_found(req, res))
+        goto done;
     struct jsonw *w = &req->w;
     jsonw_object_begin(w);
     jsonw_key(w, "items");
@@ -1769,11 +1793,7 @@ void resource_list(struct request *req)
     }
     jsonw_object_end(w);
     http_reply(req, 200);
-    if (res->cache_seconds) {
-        char cache[48];
-        snprintf(cache, sizeof cache, "public, max-age=%u", res->cache_seconds);
-        http_set_header(req, "Cache-Control", cache);
-    }
+    cache_header(req, res);
 
 done:
     db_clear(&r);
@@ -1807,8 +1827,8 @@ bool resource_render_where(struct request *req, const struct resource *res, cons
                            int n, const char *const *params)
 {
     struct buf sql = {0};
-    buf_printf(&sql, "SELECT %s FROM %s WHERE %s ORDER BY created_at, id", res->sql->select_list,
-               res->table, condition);
+    buf_printf(&sql, "SELECT %s FROM %s WHERE %s ORDER BY %s.created_at, %s.id",
+               res->sql->select_list, res->table, condition, res->table, res->table);
     struct db_result r;
     bool ok = db_exec(sql.data, n, params, &r) == DB_OK;
     if (ok) {

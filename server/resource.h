@@ -156,6 +156,7 @@ struct resource {
     const char *parent_table; /* with a FIELD_PARENT field: the table it refers to */
     bool no_meta;             /* render without version, createdAt and updatedAt */
     unsigned cache_seconds;   /* lists are public and cacheable this long; 0: no-store */
+    bool no_idempotency;      /* its POST answers hold a secret: never stored for replay */
     resource_hook before_write, after_write;
     unsigned methods;      /* enum resource_method bits to register */
     unsigned read_roles;   /* enum role bits for LIST and GET */
