@@ -161,20 +161,30 @@ static void answer_attendance(struct request *req, const char *session)
     db_clear(&r);
 }
 
-/* Finds the session, locking it when lock (so two replacements take turns); answers 404 when
- * there is none. */
-static bool find_session(struct request *req, const char *session, bool lock)
+/* Finds the session; answers 404 when there is none. The attendance list is part of the
+ * session and shares its ETag: when writing (inside a transaction) the row is locked, so two
+ * replacements take turns, and If-Match is held against its version (412). */
+static bool find_session(struct request *req, const char *session, bool writing)
 {
     const char *params[] = {session};
     struct db_result r;
-    enum db_status s = db_exec(lock ? "SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE"
-                                    : "SELECT 1 FROM sessions WHERE id = $1",
+    enum db_status s = db_exec(writing ? "SELECT version FROM sessions WHERE id = $1 FOR UPDATE"
+                                       : "SELECT version FROM sessions WHERE id = $1",
                                1, params, &r);
     bool found = s == DB_OK && db_rows(&r) == 1;
-    if (s != DB_OK)
+    char wanted[16];
+    const char *if_match = writing ? http_if_match(req, wanted) : NULL;
+    if (s != DB_OK) {
         resource_fail(req, &sessions, &r, false);
-    else if (!found)
+    } else if (!found) {
         http_problem(req, 404, "There is no session with id %s.", session);
+    } else if (if_match && strcmp(if_match, db_value(&r, 0, 0)) != 0) {
+        http_problem(req, 412, "The session has changed: its version is now %s.",
+                     db_value(&r, 0, 0));
+        found = false;
+    } else if (!writing) {
+        http_etag(req, db_value(&r, 0, 0));
+    }
     db_clear(&r);
     return found;
 }
@@ -235,6 +245,14 @@ static void put_attendance(struct request *req)
         resource_fail(req, &sessions, &r, false);
         goto rollback;
     }
+    db_clear(&r);
+    /* The session's version moves with its attendance: its ETag covers both. */
+    if (db_exec("UPDATE sessions SET updated_at = now() WHERE id = $1 RETURNING version", 1, params,
+                &r) != DB_OK) {
+        resource_fail(req, &sessions, &r, false);
+        goto rollback;
+    }
+    http_etag(req, db_value(&r, 0, 0));
     db_clear(&r);
     answer_attendance(req, session);
     if (req->status == 200 && db_commit() != DB_OK) {

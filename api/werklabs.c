@@ -271,20 +271,34 @@ static bool check_conditions(struct request *req, const struct resource *res,
 
 /* ---- trainer assignments: /v1/werklabs/{id}/trainers[/{role}] ---- */
 
-/* True when the werklab exists and the caller may see it; answers 404 (or 503) otherwise. */
-static bool werklab_visible(struct request *req, const char *id)
+/* True when the werklab exists and the caller may see it; answers 404 (or 503) otherwise.
+ * The assignments are part of the werklab, so they share its ETag: when writing (inside a
+ * transaction) the row is locked and If-Match is held against its version (412). */
+static bool werklab_visible(struct request *req, const char *id, bool writing)
 {
     char *scope = resource_scope(req, &werklabs);
     const char *params[] = {id, scope};
     struct db_result r;
-    enum db_status s = db_exec("SELECT 1 FROM werklabs WHERE id = $1 AND ($2::uuid[] IS NULL OR "
-                               "municipality_id = ANY ($2))",
-                               2, params, &r);
+    enum db_status s =
+        db_exec(writing ? "SELECT version FROM werklabs WHERE id = $1 AND ($2::uuid[] IS NULL OR "
+                          "municipality_id = ANY ($2)) FOR UPDATE"
+                        : "SELECT version FROM werklabs WHERE id = $1 AND ($2::uuid[] IS NULL OR "
+                          "municipality_id = ANY ($2))",
+                2, params, &r);
     bool found = s == DB_OK && db_rows(&r) == 1;
-    if (s != DB_OK)
+    char wanted[16];
+    const char *if_match = writing ? http_if_match(req, wanted) : NULL;
+    if (s != DB_OK) {
         resource_fail(req, &werklabs, &r, false);
-    else if (!found)
+    } else if (!found) {
         http_problem(req, 404, "There is no werklab with id %s.", id);
+    } else if (if_match && strcmp(if_match, db_value(&r, 0, 0)) != 0) {
+        http_problem(req, 412, "The werklab has changed: its version is now %s.",
+                     db_value(&r, 0, 0));
+        found = false;
+    } else if (!writing) {
+        http_etag(req, db_value(&r, 0, 0));
+    }
     db_clear(&r);
     free(scope);
     return found;
@@ -332,7 +346,7 @@ static void answer_assignments(struct request *req, const char *id, int status)
 static void list_assignments(struct request *req)
 {
     const char *id = http_param(req, "id");
-    if (werklab_visible(req, id))
+    if (werklab_visible(req, id, false))
         answer_assignments(req, id, 200);
 }
 
@@ -366,18 +380,29 @@ static void assign_trainer(struct request *req)
         http_problem_invalid(req);
         return;
     }
-    if (!werklab_visible(req, id))
+    if (db_begin() != DB_OK) {
+        http_problem_unavailable(req);
         return;
+    }
+    struct db_result r = {0};
+    if (!werklab_visible(req, id, true))
+        goto rollback;
     const char *params[] = {id, role, trainer_id};
-    struct db_result r;
     if (db_exec("INSERT INTO werklab_trainers (werklab_id, role, trainer_id) VALUES ($1, $2, $3) "
                 "ON CONFLICT (werklab_id, role) DO UPDATE "
                 "SET trainer_id = EXCLUDED.trainer_id, assigned_at = now()",
-                3, params, &r) != DB_OK)
+                3, params, &r) != DB_OK) {
         resource_fail(req, &werklabs, &r, false);
-    else
-        answer_assignments(req, id, 200);
+        goto rollback;
+    }
+    answer_assignments(req, id, 200);
+    if (db_commit() != DB_OK)
+        http_problem_unavailable(req);
     db_clear(&r);
+    return;
+rollback:
+    db_clear(&r);
+    db_rollback();
 }
 
 static void unassign_trainer(struct request *req)
@@ -387,18 +412,32 @@ static void unassign_trainer(struct request *req)
         http_problem(req, 404, "There is no trainer role %s.", role);
         return;
     }
-    if (!werklab_visible(req, id))
+    if (db_begin() != DB_OK) {
+        http_problem_unavailable(req);
         return;
+    }
+    struct db_result r = {0};
+    if (!werklab_visible(req, id, true))
+        goto rollback;
     const char *params[] = {id, role};
-    struct db_result r;
     if (db_exec("DELETE FROM werklab_trainers WHERE werklab_id = $1 AND role = $2 RETURNING 1", 2,
-                params, &r) != DB_OK)
+                params, &r) != DB_OK) {
         resource_fail(req, &werklabs, &r, true);
-    else if (db_rows(&r) == 0)
+        goto rollback;
+    }
+    if (db_rows(&r) == 0) {
         http_problem(req, 404, "No trainer is assigned as %s in this werklab.", role);
+        goto rollback;
+    }
+    if (db_commit() != DB_OK)
+        http_problem_unavailable(req);
     else
         http_reply_empty(req, 204);
     db_clear(&r);
+    return;
+rollback:
+    db_clear(&r);
+    db_rollback();
 }
 
 static struct route assignment_routes[] = {

@@ -92,8 +92,13 @@ bool idempotency_begin(struct request *req)
             http_problem(req, 422,
                          "This Idempotency-Key was used for another request in the last 24 hours.");
         } else {
+            /* The content type must outlive the result: one of the two the server answers. */
+            const char *stored = db_value(&r, 0, 4);
+            const char *type = strncmp(stored, "application/problem+json", 24) == 0
+                                   ? "application/problem+json"
+                                   : "application/json; charset=utf-8";
             const char *body = db_value(&r, 0, 5);
-            http_reply_text(req, atoi(db_value(&r, 0, 1)), db_value(&r, 0, 4), body, strlen(body));
+            http_reply_text(req, atoi(db_value(&r, 0, 1)), type, body, strlen(body));
             if (db_value(&r, 0, 2))
                 http_set_header(req, "Location", db_value(&r, 0, 2));
             if (db_value(&r, 0, 3))
