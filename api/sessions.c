@@ -134,65 +134,17 @@ static const struct record_member attendance_members[] = {
 
 static void answer_attendance(struct request *req, const char *session)
 {
-    const char *params[] = {session};
-    struct db_result r;
-    if (db_exec("SELECT participant_id, status FROM attendance WHERE session_id = $1 "
-                "ORDER BY participant_id",
-                1, params, &r) != DB_OK) {
-        resource_fail(req, &sessions, &r, false);
-        db_clear(&r);
-        return;
-    }
-    struct jsonw *w = &req->w;
-    jsonw_object_begin(w);
-    jsonw_key(w, "items");
-    jsonw_array_begin(w);
-    for (int i = 0; i < db_rows(&r); i++) {
-        jsonw_object_begin(w);
-        jsonw_kv_string(w, "participantId", db_value(&r, i, 0));
-        jsonw_kv_string(w, "status", db_value(&r, i, 1));
-        jsonw_object_end(w);
-    }
-    jsonw_array_end(w);
-    jsonw_key(w, "next");
-    jsonw_null(w);
-    jsonw_object_end(w);
-    http_reply(req, 200);
-    db_clear(&r);
-}
-
-/* Finds the session; answers 404 when there is none. The attendance list is part of the
- * session and shares its ETag: when writing (inside a transaction) the row is locked, so two
- * replacements take turns, and If-Match is held against its version (412). */
-static bool find_session(struct request *req, const char *session, bool writing)
-{
-    const char *params[] = {session};
-    struct db_result r;
-    enum db_status s = db_exec(writing ? "SELECT version FROM sessions WHERE id = $1 FOR UPDATE"
-                                       : "SELECT version FROM sessions WHERE id = $1",
-                               1, params, &r);
-    bool found = s == DB_OK && db_rows(&r) == 1;
-    char wanted[16];
-    const char *if_match = writing ? http_if_match(req, wanted) : NULL;
-    if (s != DB_OK) {
-        resource_fail(req, &sessions, &r, false);
-    } else if (!found) {
-        http_problem(req, 404, "There is no session with id %s.", session);
-    } else if (if_match && strcmp(if_match, db_value(&r, 0, 0)) != 0) {
-        http_problem(req, 412, "The session has changed: its version is now %s.",
-                     db_value(&r, 0, 0));
-        found = false;
-    } else if (!writing) {
-        http_etag(req, db_value(&r, 0, 0));
-    }
-    db_clear(&r);
-    return found;
+    static const char *const members[] = {"participantId", "status", NULL};
+    resource_answer_rows(req, &sessions,
+                         "SELECT participant_id, status FROM attendance WHERE session_id = $1 "
+                         "ORDER BY participant_id",
+                         session, members);
 }
 
 static void get_attendance(struct request *req)
 {
     const char *session = http_param(req, "id");
-    if (find_session(req, session, false))
+    if (resource_guard(req, &sessions, session, false))
         answer_attendance(req, session);
 }
 
@@ -213,7 +165,7 @@ static void put_attendance(struct request *req)
         free(records);
         return;
     }
-    if (!find_session(req, session, true))
+    if (!resource_guard(req, &sessions, session, true))
         goto rollback;
     if (db_exec("SELECT e.n - 1 FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY e(v, n) "
                 "WHERE NOT EXISTS (SELECT 1 FROM participants p JOIN sessions s "

@@ -271,39 +271,6 @@ static bool check_conditions(struct request *req, const struct resource *res,
 
 /* ---- trainer assignments: /v1/werklabs/{id}/trainers[/{role}] ---- */
 
-/* True when the werklab exists and the caller may see it; answers 404 (or 503) otherwise.
- * The assignments are part of the werklab, so they share its ETag: when writing (inside a
- * transaction) the row is locked and If-Match is held against its version (412). */
-static bool werklab_visible(struct request *req, const char *id, bool writing)
-{
-    char *scope = resource_scope(req, &werklabs);
-    const char *params[] = {id, scope};
-    struct db_result r;
-    enum db_status s =
-        db_exec(writing ? "SELECT version FROM werklabs WHERE id = $1 AND ($2::uuid[] IS NULL OR "
-                          "municipality_id = ANY ($2)) FOR UPDATE"
-                        : "SELECT version FROM werklabs WHERE id = $1 AND ($2::uuid[] IS NULL OR "
-                          "municipality_id = ANY ($2))",
-                2, params, &r);
-    bool found = s == DB_OK && db_rows(&r) == 1;
-    char wanted[16];
-    const char *if_match = writing ? http_if_match(req, wanted) : NULL;
-    if (s != DB_OK) {
-        resource_fail(req, &werklabs, &r, false);
-    } else if (!found) {
-        http_problem(req, 404, "There is no werklab with id %s.", id);
-    } else if (if_match && strcmp(if_match, db_value(&r, 0, 0)) != 0) {
-        http_problem(req, 412, "The werklab has changed: its version is now %s.",
-                     db_value(&r, 0, 0));
-        found = false;
-    } else if (!writing) {
-        http_etag(req, db_value(&r, 0, 0));
-    }
-    db_clear(&r);
-    free(scope);
-    return found;
-}
-
 static bool known_role(const char *role)
 {
     for (const char *const *r = trainer_roles; *r; r++)
@@ -312,42 +279,20 @@ static bool known_role(const char *role)
     return false;
 }
 
-static void answer_assignments(struct request *req, const char *id, int status)
+static void answer_assignments(struct request *req, const char *id)
 {
-    const char *params[] = {id};
-    struct db_result r;
-    if (db_exec("SELECT trainer_id, role, assigned_at FROM werklab_trainers WHERE werklab_id = $1 "
-                "ORDER BY role",
-                1, params, &r) != DB_OK) {
-        resource_fail(req, &werklabs, &r, false);
-        db_clear(&r);
-        return;
-    }
-    struct jsonw *w = &req->w;
-    jsonw_object_begin(w);
-    jsonw_key(w, "items");
-    jsonw_array_begin(w);
-    for (int i = 0; i < db_rows(&r); i++) {
-        jsonw_object_begin(w);
-        jsonw_kv_string(w, "trainerId", db_value(&r, i, 0));
-        jsonw_kv_string(w, "role", db_value(&r, i, 1));
-        jsonw_key(w, "assignedAt");
-        resource_write_timestamp(w, db_value(&r, i, 2));
-        jsonw_object_end(w);
-    }
-    jsonw_array_end(w);
-    jsonw_key(w, "next");
-    jsonw_null(w);
-    jsonw_object_end(w);
-    http_reply(req, status);
-    db_clear(&r);
+    static const char *const members[] = {"trainerId", "role", "assignedAt", NULL};
+    resource_answer_rows(req, &werklabs,
+                         "SELECT trainer_id, role, assigned_at FROM werklab_trainers "
+                         "WHERE werklab_id = $1 ORDER BY role",
+                         id, members);
 }
 
 static void list_assignments(struct request *req)
 {
     const char *id = http_param(req, "id");
-    if (werklab_visible(req, id, false))
-        answer_assignments(req, id, 200);
+    if (resource_guard(req, &werklabs, id, false))
+        answer_assignments(req, id);
 }
 
 static void assign_trainer(struct request *req)
@@ -385,7 +330,7 @@ static void assign_trainer(struct request *req)
         return;
     }
     struct db_result r = {0};
-    if (!werklab_visible(req, id, true))
+    if (!resource_guard(req, &werklabs, id, true))
         goto rollback;
     const char *params[] = {id, role, trainer_id};
     if (db_exec("INSERT INTO werklab_trainers (werklab_id, role, trainer_id) VALUES ($1, $2, $3) "
@@ -395,7 +340,7 @@ static void assign_trainer(struct request *req)
         resource_fail(req, &werklabs, &r, false);
         goto rollback;
     }
-    answer_assignments(req, id, 200);
+    answer_assignments(req, id);
     if (db_commit() != DB_OK)
         http_problem_unavailable(req);
     db_clear(&r);
@@ -417,7 +362,7 @@ static void unassign_trainer(struct request *req)
         return;
     }
     struct db_result r = {0};
-    if (!werklab_visible(req, id, true))
+    if (!resource_guard(req, &werklabs, id, true))
         goto rollback;
     const char *params[] = {id, role};
     if (db_exec("DELETE FROM werklab_trainers WHERE werklab_id = $1 AND role = $2 RETURNING 1", 2,

@@ -1841,3 +1841,69 @@ bool resource_render_where(struct request *req, const struct resource *res, cons
     buf_free(&sql);
     return ok;
 }
+
+bool resource_guard(struct request *req, const struct resource *res, const char *id, bool writing)
+{
+    char *scope = resource_scope(req, res);
+    struct buf sql = {0};
+    buf_printf(&sql, "SELECT version FROM %s WHERE id = $1", res->table);
+    if (scope)
+        append_condition(&sql, res->sql->scope_condition, 2);
+    if (writing)
+        buf_puts(&sql, " FOR UPDATE");
+    const char *params[] = {id, scope};
+    struct db_result r;
+    enum db_status s = db_exec(sql.data, scope ? 2 : 1, params, &r);
+    bool found = s == DB_OK && db_rows(&r) == 1;
+    char wanted[16];
+    const char *if_match = writing ? http_if_match(req, wanted) : NULL;
+    if (s != DB_OK) {
+        resource_fail(req, res, &r, false);
+    } else if (!found) {
+        http_problem(req, 404, "There is no %s with id %s.", res->name, id);
+    } else if (if_match && strcmp(if_match, db_value(&r, 0, 0)) != 0) {
+        http_problem(req, 412, "The %s has changed: its version is now %s.", res->name,
+                     db_value(&r, 0, 0));
+        found = false;
+    } else if (!writing) {
+        http_etag(req, db_value(&r, 0, 0));
+    }
+    db_clear(&r);
+    buf_free(&sql);
+    free(scope);
+    return found;
+}
+
+void resource_answer_rows(struct request *req, const struct resource *res, const char *sql,
+                          const char *param, const char *const *members)
+{
+    const char *params[] = {param};
+    struct db_result r;
+    if (db_exec(sql, 1, params, &r) != DB_OK) {
+        resource_fail(req, res, &r, false);
+        db_clear(&r);
+        return;
+    }
+    struct jsonw *w = &req->w;
+    jsonw_object_begin(w);
+    jsonw_key(w, "items");
+    jsonw_array_begin(w);
+    for (int i = 0; i < db_rows(&r); i++) {
+        jsonw_object_begin(w);
+        for (int c = 0; members[c]; c++) {
+            jsonw_key(w, members[c]);
+            size_t n = strlen(members[c]);
+            if (n > 2 && strcmp(members[c] + n - 2, "At") == 0)
+                resource_write_timestamp(w, db_value(&r, i, c));
+            else
+                jsonw_string(w, db_value(&r, i, c));
+        }
+        jsonw_object_end(w);
+    }
+    jsonw_array_end(w);
+    jsonw_key(w, "next");
+    jsonw_null(w);
+    jsonw_object_end(w);
+    http_reply(req, 200);
+    db_clear(&r);
+}

@@ -224,6 +224,16 @@ char *resource_scope(const struct request *req, const struct resource *res);
 
 /* Reads a `limit` query value (NULL: keep *limit) of 1 to max, or records why it is invalid. */
 void resource_read_limit(struct request *req, const char *text, long max, long *limit);
+/* For what belongs to a row (a werklab's trainers, a session's attendance): finds row id of
+ * res within a partner's municipalities. Reading, it sets the row's ETag; writing (inside a
+ * transaction), it locks the row and holds If-Match against its version. Answers 404, 412 or
+ * 503 and returns false when the request cannot go on. */
+bool resource_guard(struct request *req, const struct resource *res, const char *id, bool writing);
+/* Answers 200 with {"items": [...], "next": null}, one object a row of sql (with $1 = param),
+ * its members named in order by members (NULL-terminated); a member ending in "At" is a
+ * timestamp, the others strings. */
+void resource_answer_rows(struct request *req, const struct resource *res, const char *sql,
+                          const char *param, const char *const *members);
 /* The registered resource with this name ("participant"), or NULL. */
 const struct resource *resource_named(const char *name);
 /* Writes a JSON array of the rows of res matching condition (SQL with $1…$n). False when the
