@@ -300,7 +300,10 @@ const char *http_if_match(struct request *req, char *out)
     const char *im = http_header(req, "If-Match");
     if (!im)
         return NULL;
-    /* We accept one strong tag, "N": what our ETags look like. Anything else cannot match. */
+    /* "*" matches whatever exists (RFC 9110 §13.1.1): no version to hold the write to. */
+    if (strcmp(im, "*") == 0)
+        return NULL;
+    /* Otherwise one strong tag, "N": what our ETags look like. Anything else cannot match. */
     size_t len = strlen(im);
     out[0] = '\0';
     if (len < 3 || len > 12 || im[0] != '"' || im[len - 1] != '"')

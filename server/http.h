@@ -141,8 +141,9 @@ void http_problem_unavailable(struct request *req);
  * matches (the caller answers 304 with http_reply_not_modified()). */
 bool http_etag(struct request *req, const char *version);
 void http_reply_not_modified(struct request *req);
-/* The version an If-Match header asks for: NULL when there is none, "" when it cannot match
- * any version (malformed), else the digits. out must hold 16 bytes. */
+/* The version an If-Match header asks for: NULL when there is none (or "*", which any existing
+ * version matches), "" when it cannot match any version (malformed), else the digits. out
+ * must hold 16 bytes. */
 const char *http_if_match(struct request *req, char *out);
 
 /* The client's IP address as text. */

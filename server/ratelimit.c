@@ -7,7 +7,8 @@
 #include <string.h>
 #include <time.h>
 
-#define SLOTS 4096
+#define SLOTS  16384
+#define PROBES 8 /* slots a key may occupy, from its hash on */
 
 struct bucket {
     uint64_t key; /* hash of scope and key; 0: free */
@@ -43,9 +44,20 @@ void ratelimit_take(const char *scope, const char *key, unsigned limit, unsigned
     uint64_t h = hash(scope, key);
     double t = now();
     pthread_mutex_lock(&lock);
-    struct bucket *b = &buckets[h % SLOTS];
-    if (b->key != h)
+    /* The key's bucket is in one of PROBES slots; a new key takes a free one, or else the one
+     * idle longest: a busy key is never pushed out by one other key. */
+    struct bucket *b = NULL, *oldest = &buckets[h % SLOTS];
+    for (size_t i = 0; i < PROBES && !b; i++) {
+        struct bucket *c = &buckets[(h + i) % SLOTS];
+        if (c->key == h)
+            b = c;
+        else if (c->updated < oldest->updated) /* a free slot was never updated: 0 */
+            oldest = c;
+    }
+    if (!b) {
+        b = oldest;
         *b = (struct bucket){.key = h, .tokens = limit, .updated = t};
+    }
     b->tokens = fmin((double)limit, b->tokens + (t - b->updated) * rate);
     b->updated = t;
     v->allowed = b->tokens >= 1.0;

@@ -1,8 +1,9 @@
 /* ratelimit: token buckets by key (a client address, an API key id), kept in memory.
  *
  * A bucket holds up to `limit` requests and refills at `limit` per `window_s` seconds. Buckets
- * live in a fixed table; when two keys land in one slot the newer takes it over, so memory stays
- * bounded whatever the traffic, at the price of forgetting a quiet key early. Each instance
+ * live in a fixed table; a key's bucket is one of a few slots from its hash on, and a new key
+ * takes the one idle longest, so memory stays bounded whatever the traffic, at the price of
+ * forgetting a quiet key early (it then starts full again). Each instance
  * counts for itself: behind a load balancer of N instances a client gets up to N times the
  * limit, which is the usual trade for keeping the hot path free of a shared store. */
 #ifndef WERKLAB_RATELIMIT_H

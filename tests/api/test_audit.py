@@ -82,6 +82,20 @@ def test_a_write_is_recorded(api, keys, own, fresh_code):
     assert [e["id"] for e in got] == sorted(e["id"] for e in got), "not oldest first"
 
 
+def test_a_write_without_a_key_is_recorded(api, keys):
+    request_id = rid()
+    r = api.post("/v1/municipalities", {"code": "GM0001", "name": "x"}, headers={"X-Request-Id": request_id})
+    assert_problem(r, 401)
+    deadline = time.monotonic() + 2.5
+    while True:
+        got = [e for e in entries(api, keys.admin, resource="/v1/municipalities", action="create")
+               if e["requestId"] == request_id]
+        if got or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert [(e["keyId"], e["status"], e["resourceId"]) for e in got] == [(None, 401, None)], got
+
+
 def test_a_nested_write_names_the_route(api, keys, own, municipality):
     w = make_werklab(api, keys.staff, municipality["id"], status="intake")
     p = make_participant(api, own["key"], w["id"])
@@ -110,6 +124,18 @@ def test_reads_of_personal_data_are_recorded_others_not(api, keys, own, new_muni
         (own["id"], "/v1/municipalities/{id}", 200, request_id)], got
     assert entries(api, keys.admin, resourceId=without["id"], action="read") == []
     assert not [e for e in entries(api, keys.admin, keyId=keys.ids["partner"], action="read")]
+
+
+def test_list_and_csv_reads_of_personal_data_are_recorded(api, keys, own, municipality):
+    w = make_werklab(api, keys.staff, municipality["id"], status="intake")
+    make_participant(api, keys.staff, w["id"])
+    path = f"/v1/werklabs/{w['id']}/participants"
+    assert_status(api.get(path, key=own["key"]), 200)
+    r = api.get(path, key=own["key"], headers={"Accept": "text/csv"})
+    assert r.status == 200 and r.header("Content-Type").startswith("text/csv"), describe(r)
+    got = wait_entries(api, keys.admin, n=2, resourceId=w["id"], action="read")
+    assert [(e["keyId"], e["resource"], e["status"]) for e in got] == [
+        (own["id"], "/v1/werklabs/{id}/participants", 200)] * 2, got
 
 
 def test_filters_and_paging(api, keys, own, municipality):

@@ -21,7 +21,7 @@ import pytest
 
 from conftest import Daemon
 from domain import make_initiative, make_participant, make_session, make_trainer, make_werklab
-from wlclient import TIMESTAMP_RE, UUID_RE, assert_problem, assert_status, describe, qs
+from wlclient import TIMESTAMP_RE, UUID_RE, assert_problem, assert_status, describe
 
 OPS = {"created", "updated", "deleted"}
 PARTNER_TYPES = {"municipality", "initiative", "werklab", "session", "feedback"}
@@ -149,7 +149,9 @@ def test_shape_and_next_always_present(api, keys):
     assert again["items"] == [] and again["next"], again
     # No key: 401; the limit default and maximum.
     assert_problem(api.get("/v1/changes"), 401)
-    assert len(read(api, keys.admin, "/v1/changes")["items"]) == 100
+    default = read(api, keys.admin, "/v1/changes")
+    assert len(default["items"]) == 100
+    assert default["next"].startswith("/v1/changes?after=") and "limit" not in default["next"], default
     big = read(api, keys.admin, "/v1/changes?limit=1000")["items"]
     assert 342 <= len(big) <= 1000, len(big)
 

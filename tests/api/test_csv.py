@@ -14,7 +14,6 @@ import socket
 import subprocess
 import threading
 import time
-import uuid
 
 import pytest
 
@@ -83,9 +82,10 @@ def compare(header, rows, objects, hidden=()):
                 # contact: null in JSON → empty contact.* cells
                 parent = column.split(".")[0]
                 assert flat.get(parent, "missing") is None and r[column] == "", (column, r, flat)
-        missing = [c for c in flat if c not in header and not any(c == p + "." for p in header)]
-        extra_nulls = [c for c in missing if flat[c] is None and "." not in c]
-        assert not [c for c in missing if c not in extra_nulls], (missing, header)
+        # Every JSON field has its column (a null object, e.g. "intake": null, has its children's).
+        missing = [c for c in flat if c not in header
+                   and not (flat[c] is None and any(h.startswith(c + ".") for h in header))]
+        assert not missing, (missing, header)
         got[r["id"]] = r
     assert set(got) == set(by_id), (set(by_id) - set(got), set(got) - set(by_id))
     return got
@@ -99,6 +99,7 @@ TRICKY = [
     ("Regels", "eerste regel\r\ntweede regel\nderde;vierde", None),
     ("Kerk, plein; 't Hof", "\tingesprongen", {"name": "@beheer", "email": None, "phone": None}),
     ("Gewoon", None, {"name": "Ans", "email": None, "phone": "(030) 123 4567"}),
+    ("Terug", "\rterug aan het begin", None),
 ]
 
 
@@ -168,6 +169,7 @@ def test_values_come_out_exact_and_neutralised(api, keys, tricky):
     assert got[tricky[1]["id"]]["name"] == "'-2" and got[tricky[1]["id"]]["notes"] == "'@x"
     assert got[tricky[2]["id"]]["notes"] == "eerste regel\r\ntweede regel\nderde;vierde"
     assert got[tricky[3]["id"]]["notes"] == "'\tingesprongen"
+    assert got[tricky[5]["id"]]["notes"] == "'\rterug aan het begin"
     # The raw bytes: formula cells quoted, quotes doubled.
     assert b"\"'=cmd|' /C calc'!A0\"" in r.body, r.body[:2000]
     assert b'"Jan, ""de"" Vries"' in r.body, r.body[:2000]
@@ -272,6 +274,24 @@ def test_werklabs_records_and_quote(api, keys, municipality):
         assert row["rightToChallenge"] == "false" and row["description"] == "'=SUM(A1:A9)", row
 
 
+def test_public_testimonials_without_meta_columns(api, keys, municipality):
+    w = make_werklab(api, keys.staff, municipality["id"], status="intake")
+    r = api.post("/v1/feedback", {"werklabId": w["id"], "kind": "trainerNote", "rating": 5,
+                                  "body": '=HYPERLINK("http://x")', "attribution": "-Wijkteam, Oost",
+                                  "consentToPublish": True, "moderation": "approved"}, key=keys.staff)
+    f = assert_status(r, 201)
+    r = api.get("/v1/testimonials", headers={"Accept": "text/csv"})
+    assert r.status == 200, describe(r)  # (public and cacheable: not Cache-Control: no-store)
+    assert r.header("Content-Type") == "text/csv; charset=utf-8", describe(r)
+    assert r.header("Content-Disposition") == 'attachment; filename="testimonials.csv"', describe(r)
+    header, rows = parse(r)
+    assert header == ["id", "body", "attribution", "municipality", "year"], header
+    objects = json_list(api, "/v1/testimonials", None, {})
+    assert len(rows) == len(objects)
+    got = compare(header, rows, objects)
+    assert got[f["id"]]["body"] == '\'=HYPERLINK("http://x")' and got[f["id"]]["attribution"] == "\'-Wijkteam, Oost", got[f["id"]]
+
+
 def test_roles_apply(api, keys):
     assert_problem(get_csv(api, "/v1/trainers", keys.partner), 403)
     assert_problem(get_csv(api, "/v1/municipalities", None), 401)
@@ -281,12 +301,15 @@ def test_roles_apply(api, keys):
 # ------------------------------------------------------------------ bounded memory
 
 ROWS = 10_000
-VISION = "Wij werken samen aan een sterke buurt. " * 26  # ~1 KB per row
+VISION = "Wij werken samen aan een sterke buurt. " * 52  # ~2 KB per row
 
 
 @pytest.fixture(scope="module")
 def csvd(werklabd, log_dir):
-    d = Daemon(werklabd, log_dir, name="csv", threads=2, extra_args=["--key-rate-limit", "0"])
+    # Under AddressSanitizer freed memory is held in a quarantine (it would count as growth).
+    asan = ":".join(x for x in (os.environ.get("ASAN_OPTIONS"), "quarantine_size_mb=0") if x)
+    d = Daemon(werklabd, log_dir, name="csv", threads=2, extra_args=["--key-rate-limit", "0"],
+               env=werklabd.env(ASAN_OPTIONS=asan))
     try:
         d.wait_ready()
         yield d
@@ -379,8 +402,8 @@ def test_ten_thousand_rows_stream_in_bounded_memory(csvd, keys, cluster, code_po
     print(f"\nCSV of {ROWS} rows: {body_mb:.1f} MB in {took:.2f}s; daemon VmRSS {baseline / 1024:.1f} MB "
           f"before, peak {max(samples) / 1024:.1f} MB ({len(samples)} samples): growth {growth_mb:.1f} MB")
     # A server that built the whole answer before sending it would hold at least the body
-    # (here ~12 MB of text, more with the rows it was made from): half of it is the bound.
+    # (here ~22 MB of text, more with the rows it was made from): half of it is the bound.
     bound = body_mb / 2
-    assert body_mb > 10, "the body is too small for the bound to mean anything"
+    assert body_mb > 20, "the body is too small for the bound to mean anything"
     assert growth_mb < bound, (f"VmRSS grew by {growth_mb:.1f} MB while streaming a {body_mb:.1f} MB "
                                f"CSV: the answer is not streamed in bounded memory")

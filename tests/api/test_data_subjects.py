@@ -207,6 +207,9 @@ def test_erase_leaves_no_trace_and_keeps_the_figures(api, keys, person, cluster)
             break
         time.sleep(0.05)
     assert [e for e in items if e["keyId"] == keys.ids["admin"] and e["status"] == 200], items
+    exports, _ = api.list_all("/v1/audit-log", keys.admin,
+                              {"resource": "/v1/data-subject-requests", "action": "export"})
+    assert [e for e in exports if e["keyId"] == keys.ids["admin"]], "the exports are not recorded"
 
     # No table holds the name, the address (any case) or the phone number any more.
     leaks = []

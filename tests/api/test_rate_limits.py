@@ -6,6 +6,7 @@ RateLimit-Remaining and RateLimit-Reset; over the limit → 429 problem+json wit
 These tests run on a daemon of their own whose default limit is small.
 """
 
+import subprocess
 import time
 import uuid
 
@@ -115,3 +116,45 @@ def test_create_key_cli_rate_limit(limited, werklabd, keys):
     assert out.returncode == 0, out.stderr
     secret = out.stdout.strip()
     assert_limited_burst(burst(limited.api, secret, 5), 3)
+
+
+# ------------------------------------------------------------------ buckets of different keys
+
+SLOTS = 4096  # server/ratelimit.c keeps this many buckets, chosen by a hash of the key's id
+
+
+def bucket_slot(scope, key_id):
+    """server/ratelimit.c's hash (FNV-1a over scope, 0xff, key) modulo its table size."""
+    h = 1469598103934665603
+    for b in scope.encode():
+        h = ((h ^ b) * 1099511628211) % 2 ** 64
+    h = ((h ^ 0xFF) * 1099511628211) % 2 ** 64
+    for b in key_id.encode():
+        h = ((h ^ b) * 1099511628211) % 2 ** 64
+    return (h or 1) % SLOTS
+
+
+def test_another_key_cannot_reset_a_keys_bucket(limited, keys, api, cluster):
+    """Two keys whose ids hash to the same bucket slot: the requests of one must not give the
+    other a fresh bucket (that would let two colluding keys, or one with many keys, get round
+    the limit). The second key's id is chosen (psql) to land in the first one's slot."""
+    first = new_key(api, keys.admin, rateLimit=3)
+    second = new_key(api, keys.admin, rateLimit=3)
+    slot = bucket_slot("key", first["id"])
+    while True:
+        candidate = str(uuid.uuid4())
+        if bucket_slot("key", candidate) == slot and candidate != first["id"]:
+            break
+    out = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", cluster.url, "-c",
+                          f"UPDATE api_keys SET id = '{candidate}' WHERE id = '{second['id']}'"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    lim = limited.api
+    assert_limited_burst(burst(lim, first["key"], 4), 3)
+    r = lim.get("/v1/municipalities?limit=1", key=second["key"])
+    assert_status(r, 200)
+    r = lim.get("/v1/municipalities?limit=1", key=first["key"])
+    assert_problem(r, 429)
+    # And the other way round: the second key's bucket is its own as well.
+    rs = burst(lim, second["key"], 3)
+    assert [x.status for x in rs] == [200, 200, 429], [x.status for x in rs]
