@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <uuid/uuid.h>
 
 static const uint32_t K[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -153,6 +154,22 @@ void crypto_random(void *out, size_t len)
         p += n;
         len -= (size_t)n;
     }
+}
+
+void crypto_uuid(char out[37])
+{
+    /* 256 UUIDs' worth of randomness per getrandom(2): a request id costs no system call. */
+    static _Thread_local uint8_t pool[4096];
+    static _Thread_local size_t used = sizeof pool;
+    if (used + 16 > sizeof pool) {
+        crypto_random(pool, sizeof pool);
+        used = 0;
+    }
+    uint8_t *b = pool + used;
+    used += 16;
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* variant 10 */
+    uuid_unparse_lower(b, out);
 }
 
 void crypto_hex(const uint8_t *data, size_t len, char *out)

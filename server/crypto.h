@@ -19,6 +19,8 @@ bool crypto_equal(const void *a, const void *b, size_t len);
 /* Fills out with len bytes from getrandom(2); aborts when the kernel cannot supply them. */
 void crypto_random(void *out, size_t len);
 
+/* A random (version 4) UUID, lowercase with hyphens. */
+void crypto_uuid(char out[37]);
 /* Lowercase hex: out must hold 2 * len + 1 bytes; it is NUL-terminated. */
 void crypto_hex(const uint8_t *data, size_t len, char *out);
 /* base64url without padding (RFC 4648 §5): out must hold crypto_base64url_len(len) + 1 bytes. */

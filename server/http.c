@@ -1,6 +1,7 @@
 #include "http.h"
 
 #include "audit.h"
+#include "crypto.h"
 #include "idempotency.h"
 #include "log.h"
 #include "metrics.h"
@@ -18,7 +19,6 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-#include <uuid/uuid.h>
 
 /* A body this many times over the limit is not read to its end: the connection is closed. */
 #define DISCARD_FACTOR 16
@@ -406,9 +406,7 @@ static void set_request_id(struct request *req)
         memcpy(req->request_id, given, n + 1);
         return;
     }
-    uuid_t id;
-    uuid_generate_random(id);
-    uuid_unparse_lower(id, req->request_id);
+    crypto_uuid(req->request_id);
 }
 
 static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const char *key,

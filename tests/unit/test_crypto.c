@@ -1,6 +1,7 @@
 /* crypto: SHA-256 against FIPS 180-2, HMAC-SHA-256 against RFC 4231, base64url against RFC 4648
  * and its canonical-form rules, constant-time comparison and hex. */
 #include "crypto.h"
+#include "router.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -357,6 +358,26 @@ static void test_random(void **state)
     free(big);
 }
 
+/* Request ids: version 4 UUIDs in canonical form, none repeated, also across the refills of the
+ * per-thread pool (256 a refill). */
+static void test_uuid(void **state)
+{
+    (void)state;
+    enum { N = 1000 };
+    static char ids[N][37];
+    for (int i = 0; i < N; i++) {
+        crypto_uuid(ids[i]);
+        assert_int_equal(strlen(ids[i]), 36);
+        assert_true(router_is_uuid(ids[i], 36));
+        assert_int_equal(ids[i][14], '4');
+        assert_non_null(strchr("89ab", ids[i][19]));
+        for (const char *p = ids[i]; *p; p++)
+            assert_true(*p == '-' || (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'));
+        for (int k = 0; k < i; k++)
+            assert_string_not_equal(ids[i], ids[k]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -372,6 +393,7 @@ int main(void)
         cmocka_unit_test(test_equal),
         cmocka_unit_test(test_hex),
         cmocka_unit_test(test_random),
+        cmocka_unit_test(test_uuid),
     };
     return cmocka_run_group_tests_name("crypto", tests, NULL, NULL);
 }

@@ -300,12 +300,12 @@ static void test_escape(void **state)
         {"\b\f", 2, "\\u0008\\u000c"},
         {"a\nb\tc\rd", 7, "a\\nb\\tc\\rd"},
         {"\xc3\xa2\xe2\x82\xac", 5, "\xc3\xa2\xe2\x82\xac"},
-        {"\xff\xfe", 2, "\\ufffd\\ufffd"},              /* not UTF-8: replaced */
-        {"a\xe2\x82", 3, "a\\ufffd\\ufffd"},           /* a cut sequence */
-        {"\xc0\xaf", 2, "\\ufffd\\ufffd"},              /* overlong */
-        {"\xed\xa0\x80", 3, "\\ufffd\\ufffd\\ufffd"},   /* a surrogate */
-        {"\xf0\x9f\x98\x80", 4, "\xf0\x9f\x98\x80"},    /* U+1F600 */
-        {"abc\"", 3, "abc"},         /* only len bytes */
+        {"\xff\xfe", 2, "\\ufffd\\ufffd"},            /* not UTF-8: replaced */
+        {"a\xe2\x82", 3, "a\\ufffd\\ufffd"},          /* a cut sequence */
+        {"\xc0\xaf", 2, "\\ufffd\\ufffd"},            /* overlong */
+        {"\xed\xa0\x80", 3, "\\ufffd\\ufffd\\ufffd"}, /* a surrogate */
+        {"\xf0\x9f\x98\x80", 4, "\xf0\x9f\x98\x80"},  /* U+1F600 */
+        {"abc\"", 3, "abc"},                          /* only len bytes */
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         struct buf b = {0};
