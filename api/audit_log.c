@@ -1,5 +1,7 @@
 /* GET /v1/audit-log: who did what, for administrators. Filters keyId, resource (the route),
- * resourceId, action, from and to (times); paged by a signed cursor, oldest first. */
+ * resourceId, action, from and to (times); paged by a signed cursor, oldest first by the time
+ * each request was answered (writes are recorded in their transaction, the rest in batches just
+ * after, so ids alone are not in time order). */
 #include "api.h"
 #include "common.h"
 #include "validate.h"
@@ -12,11 +14,14 @@
 #define MAX_LIMIT     200
 
 static const char audit_sql[] =
-    "SELECT id, at, key_id, action, resource, resource_id, status, request_id FROM audit_log "
-    "WHERE id > $1::bigint AND ($2::uuid IS NULL OR key_id = $2::uuid) "
+    "SELECT id, at, key_id, action, resource, resource_id, status, request_id, at::text AS "
+    "position "
+    "FROM audit_log "
+    "WHERE (at, id) > ($9::timestamptz, $1::bigint) AND ($2::uuid IS NULL OR key_id = $2::uuid) "
     "AND ($3::text IS NULL OR resource = $3) AND ($4::uuid IS NULL OR resource_id = $4::uuid) "
     "AND ($5::text IS NULL OR action = $5) AND ($6::timestamptz IS NULL OR at >= $6) "
-    "AND ($7::timestamptz IS NULL OR at < $7) ORDER BY id LIMIT $8::integer";
+    "AND ($7::timestamptz IS NULL OR at < $7) ORDER BY audit_log.at, audit_log.id LIMIT "
+    "$8::integer";
 
 static void check_uuid(struct request *req, const char *key)
 {
@@ -50,13 +55,20 @@ static void audit_log(struct request *req)
         http_invalid(req, "action", "enum",
                      "must be create, replace, update, delete, read, export or erase");
     check_time(req, "to");
-    char after[24] = "0";
+    /* The cursor is "<at>|<id>" of the last entry given. */
+    char after[24] = "0", after_at[48] = "-infinity";
     struct buf payload = {0};
-    if (cursor && (!resource_unsign(cursor, &payload) || payload.len >= sizeof after ||
-                   !validate_whole(payload.data, 0, 999999999999999999, NULL)))
+    const char *bar = NULL;
+    if (cursor && resource_unsign(cursor, &payload))
+        bar = strchr(payload.data, '|');
+    if (cursor &&
+        (!bar || (size_t)(bar - payload.data) >= sizeof after_at ||
+         strlen(bar + 1) >= sizeof after || !validate_whole(bar + 1, 0, 999999999999999999, NULL)))
         http_invalid(req, "cursor", "format", "is not a cursor this list gave out");
-    else if (cursor)
-        snprintf(after, sizeof after, "%s", payload.data);
+    else if (cursor) {
+        snprintf(after_at, sizeof after_at, "%.*s", (int)(bar - payload.data), payload.data);
+        snprintf(after, sizeof after, "%s", bar + 1);
+    }
     buf_free(&payload);
     if (req->n_invalid) {
         http_problem_invalid(req);
@@ -71,9 +83,10 @@ static void audit_log(struct request *req)
                             http_query(req, "action"),
                             http_query(req, "from"),
                             http_query(req, "to"),
-                            rows};
+                            rows,
+                            after_at};
     struct db_result r;
-    if (db_exec(audit_sql, 8, params, &r) != DB_OK) {
+    if (db_exec(audit_sql, 9, params, &r) != DB_OK) {
         http_problem_unavailable(req);
         db_clear(&r);
         return;
@@ -101,9 +114,10 @@ static void audit_log(struct request *req)
     jsonw_array_end(w);
     jsonw_key(w, "next");
     if (db_rows(&r) > limit) {
-        const char *last = db_value(&r, n - 1, 0);
-        struct buf token = {0}, link = {0};
-        resource_sign(&token, last, strlen(last));
+        struct buf last = {0}, token = {0}, link = {0};
+        buf_printf(&last, "%s|%s", db_value(&r, n - 1, 8), db_value(&r, n - 1, 0));
+        resource_sign(&token, last.data, last.len);
+        buf_free(&last);
         buf_puts(&link, "/v1/audit-log?");
         for (int i = 0; i < req->n_query; i++) {
             if (strcmp(req->query[i].key, "cursor") == 0)

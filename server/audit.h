@@ -1,12 +1,16 @@
 /* audit: who did what. Every write and every read of personal data becomes a row in audit_log
  * (time, key, action, resource, id, status, request id), never with a secret or personal data.
  *
- * Entries are queued when a request completes (its status known) and written in batches by a
- * job every AUDIT_FLUSH_MS, and once more at shutdown. A crash can lose the entries of that last
- * interval; the change feed, written in the transaction of every change, still has the changes
- * themselves. A full queue blocks the request that adds to it until the job has written. */
+ * A successful write of a resource is recorded in its own transaction (audit_write(), through
+ * http_audit_now()): it is in the log exactly when its effect is committed. Everything else (a
+ * refused write, a read of personal data) is queued when the request completes and written in
+ * batches by a job every AUDIT_FLUSH_MS, and once more at shutdown; a crash can lose the entries
+ * of that last interval. A full queue blocks the request that adds to it until the job has
+ * written. */
 #ifndef WERKLAB_AUDIT_H
 #define WERKLAB_AUDIT_H
+
+#include "db.h"
 
 #define AUDIT_FLUSH_MS 200
 
@@ -17,10 +21,13 @@ struct audit_entry {
     char resource_id[37]; /* "" for none */
     int status;
     char request_id[65]; /* "" when the client's id was not safe to keep */
+    char at[40];         /* when the request was answered (RFC 3339); "": now */
 };
 
 /* Queues an entry (copied). */
 void audit_add(const struct audit_entry *e);
+/* Writes one entry now, on this thread's connection (inside its transaction, if one is open). */
+enum db_status audit_write(const struct audit_entry *e);
 /* Writes what is queued: the job, and the last call at shutdown. */
 void audit_flush(void);
 

@@ -827,7 +827,8 @@ static void acted_on(const struct request *req, char *id)
 }
 
 /* Every write, and every read that showed personal data, goes to the audit log. */
-static void audit_request(const struct request *req, int status)
+/* Fills e for req answered with status; false when the audit log does not record it. */
+static bool audit_entry_of(const struct request *req, int status, struct audit_entry *e)
 {
     static const struct {
         enum http_method method;
@@ -838,7 +839,7 @@ static void audit_request(const struct request *req, int status)
                    {HTTP_DELETE, "delete"},
                    {HTTP_GET, "read"}};
     if (!req->route || (req->method == HTTP_GET && !req->personal_shown))
-        return;
+        return false;
     const char *action = NULL;
     for (size_t i = 0; i < sizeof actions / sizeof *actions; i++)
         if (actions[i].method == req->method)
@@ -846,18 +847,42 @@ static void audit_request(const struct request *req, int status)
     if (req->audit_action)
         action = req->audit_action;
     if (!action)
-        return;
-    struct audit_entry e = {.status = status};
-    snprintf(e.key_id, sizeof e.key_id, "%s", req->who.key_id);
-    snprintf(e.action, sizeof e.action, "%s", action);
-    snprintf(e.resource, sizeof e.resource, "%s", req->route->pattern);
-    acted_on(req, e.resource_id);
+        return false;
+    *e = (struct audit_entry){.status = status};
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    struct tm tm;
+    gmtime_r(&now.tv_sec, &tm);
+    size_t len = strftime(e->at, sizeof e->at, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(e->at + len, sizeof e->at - len, ".%06ldZ", now.tv_nsec / 1000);
+    snprintf(e->key_id, sizeof e->key_id, "%s", req->who.key_id);
+    snprintf(e->action, sizeof e->action, "%s", action);
+    snprintf(e->resource, sizeof e->resource, "%s", req->route->pattern);
+    acted_on(req, e->resource_id);
     /* Only ids that cannot be personal data are kept: a client chooses its X-Request-Id. */
     size_t n = strlen(req->request_id);
     if (n <= 64 && strspn(req->request_id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                            "0123456789-_.:") == n)
-        memcpy(e.request_id, req->request_id, n + 1);
-    audit_add(&e);
+        memcpy(e->request_id, req->request_id, n + 1);
+    return true;
+}
+
+bool http_audit_now(struct request *req, int status, const char *id)
+{
+    struct audit_entry e;
+    if (!audit_entry_of(req, status, &e))
+        return true;
+    if (id)
+        snprintf(e.resource_id, sizeof e.resource_id, "%s", id);
+    return audit_write(&e) == DB_OK;
+}
+
+/* What no handler recorded in its transaction is queued now, with the status sent. */
+static void audit_request(struct request *req, int status)
+{
+    struct audit_entry e;
+    if (!req->audited && audit_entry_of(req, status, &e))
+        audit_add(&e);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,

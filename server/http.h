@@ -83,6 +83,7 @@ struct request {
     bool wants_csv;           /* a list asked for as text/csv */
     bool personal_shown;      /* the answer showed personal data: the read is audited */
     const char *audit_action; /* what the audit log calls this request, when not its method */
+    bool audited;             /* recorded in the transaction of its effect already */
 
     /* A streamed body (CSV): libmicrohttpd pulls it through stream_read. */
     long (*stream_read)(void *ctx, char *out, size_t max); /* bytes, 0 at the end, -1 error */
@@ -146,6 +147,11 @@ void http_reply_not_modified(struct request *req);
  * must hold 16 bytes. */
 const char *http_if_match(struct request *req, char *out);
 
+/* Writes the audit entry of this request, answered with status, into the open transaction
+ * (id: the row acted on, when the path does not name it). A write recorded this way is in the
+ * audit log exactly when its effect is committed; once it is, the caller sets req->audited so
+ * that it is not queued again. False when the database failed. */
+bool http_audit_now(struct request *req, int status, const char *id);
 /* The client's IP address as text. */
 void http_client_address(struct request *req, char *out, size_t len);
 /* Percent-encodes s for a query string into b. */

@@ -165,5 +165,6 @@ void idempotency_finish(struct request *req)
         /* Nothing is acknowledged that was not committed. */
         http_clear_headers(req);
         http_problem_unavailable(req);
+        req->audited = false; /* its entry went with the rollback: the 503 is queued instead */
     }
 }

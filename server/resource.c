@@ -1048,7 +1048,8 @@ static void write_row(struct request *req, bool create)
     struct resource_write w = {
         .create = create, .id = create ? NULL : item_id(req, res), .values = &v};
     struct db_result r = {0};
-    bool tx = res->before_write || res->after_write || gives_records(res, &v);
+    /* Always a transaction: the audit entry commits with the write, or neither does. */
+    bool tx = true;
     bool touched;
     char row_id[37];
 
@@ -1090,6 +1091,10 @@ static void write_row(struct request *req, bool create)
             resource_fail(req, res, &r, false);
             goto rollback;
         }
+        if (!http_audit_now(req, create ? 201 : 200, row_id)) {
+            http_problem_unavailable(req);
+            goto rollback;
+        }
         enum db_status committed = db_commit();
         if (committed != DB_OK) {
             if (committed == DB_UNAVAILABLE)
@@ -1098,6 +1103,7 @@ static void write_row(struct request *req, bool create)
                 http_problem(req, 409, "The change collided with another one; try again.");
             goto rollback;
         }
+        req->audited = true;
     }
     resource_answer_row(req, res, &r, create ? 201 : 200);
     goto done;
@@ -1130,13 +1136,21 @@ void resource_delete(struct request *req)
         return;
     }
     const char *params[] = {id, version, parent_id(req, res)};
-    struct db_result r;
+    struct db_result r = {0};
+    if (db_begin() != DB_OK) {
+        http_problem_unavailable(req);
+        return;
+    }
     if (db_exec(res->sql->remove, params[2] ? 3 : 2, params, &r) != DB_OK)
         resource_fail(req, res, &r, true);
     else if (db_rows(&r) == 0)
         resource_answer_missing(req, res, id);
+    else if (!http_audit_now(req, 204, id) || db_commit() != DB_OK)
+        http_problem_unavailable(req);
     else
-        http_reply_empty(req, 204);
+        http_reply_empty(req, 204), req->audited = true;
+    if (req->status != 204)
+        db_rollback();
     db_clear(&r);
 }
 

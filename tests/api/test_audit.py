@@ -79,7 +79,7 @@ def test_a_write_is_recorded(api, keys, own, fresh_code):
     assert [(e["action"], e["status"], e["keyId"]) for e in got] == [
         ("create", 201, own["id"]), ("update", 200, own["id"]), ("update", 400, own["id"]),
         ("delete", 403, keys.ids["partner"]), ("delete", 204, own["id"])], got
-    assert [e["id"] for e in got] == sorted(e["id"] for e in got), "not oldest first"
+    assert [e["at"] for e in got] == sorted(e["at"] for e in got), "not oldest first"
 
 
 def test_a_write_without_a_key_is_recorded(api, keys):
