@@ -435,6 +435,7 @@ static bool check_value(struct request *req, const struct resource *res, size_t 
             buf_free(&b);
             return false;
         }
+        free(v->owned[index]); /* a filter checks several values in one scratch */
         v->owned[index] = buf_detach(&b);
         *out = v->owned[index];
         return true;
@@ -442,6 +443,7 @@ static bool check_value(struct request *req, const struct resource *res, size_t 
     case FIELD_RECORDS:
         if (!resource_check_records(req, name, value, f->members))
             return false;
+        free(v->owned[index]);
         v->owned[index] = json_dumps(value, JSON_COMPACT);
         if (!v->owned[index])
             abort();
@@ -1147,8 +1149,10 @@ void resource_delete(struct request *req)
         resource_answer_missing(req, res, id);
     else if (!http_audit_now(req, 204, id) || db_commit() != DB_OK)
         http_problem_unavailable(req);
-    else
-        http_reply_empty(req, 204), req->audited = true;
+    else {
+        http_reply_empty(req, 204);
+        req->audited = true;
+    }
     if (req->status != 204)
         db_rollback();
     db_clear(&r);
