@@ -7,6 +7,7 @@
 
 #include "api.h"
 #include "buf.h"
+#include "config.h"
 #include "http.h"
 #include "resource.h"
 #include "router.h"
@@ -29,7 +30,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     json_object_seed(1); /* reproducible member order */
-    api_register();
+    static const struct config defaults = {.changes_retention_s = 60, .prune_interval_s = 60};
+    api_register(&defaults);
     bool municipalities = false;
     for (size_t i = 0; i < router_count(); i++) {
         const struct route *r = router_at(i);

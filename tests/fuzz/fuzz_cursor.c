@@ -11,6 +11,7 @@
 
 #include "api.h"
 #include "buf.h"
+#include "config.h"
 #include "crypto.h"
 #include "db.h"
 #include "http.h"
@@ -32,7 +33,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     json_object_seed(1);
-    api_register();
+    static const struct config defaults = {.changes_retention_s = 60, .prune_interval_s = 60};
+    api_register(&defaults);
     resource_set_cursor_key(cursor_key, sizeof cursor_key - 1);
     /* A socket directory that does not exist: every query fails at once with DB_UNAVAILABLE. */
     db_configure("host=/nonexistent/werklab-fuzz dbname=fuzz connect_timeout=1", 1000);

@@ -4,6 +4,7 @@
 #include "fuzz.h"
 
 #include "api.h"
+#include "config.h"
 #include "router.h"
 
 #include <stdbool.h>
@@ -13,7 +14,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    api_register();
+    static const struct config defaults = {.changes_retention_s = 60, .prune_interval_s = 60};
+    api_register(&defaults);
     FUZZ_CHECK(router_count() > 0);
     return 0;
 }
