@@ -4,7 +4,7 @@
 #include "api.h"
 
 #include "auth.h"
-#include "resource.h"
+#include "common.h"
 
 #include <string.h>
 
@@ -61,6 +61,12 @@ static const struct sort_key sort_keys[] = {
     {"createdAt", "created_at", "timestamptz"},
 };
 
+static const struct constraint_rule constraints[] = {
+    {"api_keys_name_length", "name", "maxLength", "must have 1 to 200 characters", NULL},
+    {"api_keys_role", "role", "enum", "must be admin, staff or partner", NULL},
+    {"api_keys_rate_limit", "rateLimit", "minimum", "must be 0 or more", NULL},
+};
+
 static void create_key(struct request *req);
 static void revoke_key(struct request *req);
 
@@ -68,12 +74,7 @@ static struct resource api_keys = {
     .name = "API key",
     .table = "api_keys",
     .path = "/v1/api-keys",
-    .fields = fields,
-    .n_fields = sizeof fields / sizeof *fields,
-    .filters = filters,
-    .n_filters = sizeof filters / sizeof *filters,
-    .sort_keys = sort_keys,
-    .n_sort_keys = sizeof sort_keys / sizeof *sort_keys,
+    RESOURCE_TABLES(fields, filters, sort_keys, constraints),
     .methods = RESOURCE_LIST | RESOURCE_CREATE | RESOURCE_GET | RESOURCE_DELETE,
     .read_roles = ROLE_ADMIN,
     .write_roles = ROLE_ADMIN,

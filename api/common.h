@@ -8,6 +8,12 @@
 
 extern const char *const provinces[];
 
+/* The four tables of a resource's description, each with its length. */
+#define RESOURCE_TABLES(fields_, filters_, sort_keys_, constraints_)                               \
+    .fields = fields_, .n_fields = COUNT(fields_), .filters = filters_,                            \
+    .n_filters = COUNT(filters_), .sort_keys = sort_keys_, .n_sort_keys = COUNT(sort_keys_),       \
+    .constraints = constraints_, .n_constraints = COUNT(constraints_)
+
 /* The contact person fields of a resource with a `contact` object (personal data). */
 #define CONTACT_FIELDS                                                                             \
     {.name = "contact.name",                                                                       \
