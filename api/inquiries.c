@@ -63,7 +63,7 @@ static const struct field fields[] = {
 };
 
 static const struct filter filters[] = {
-    {"status", FILTER_ANY, "status", "status = ANY ($::text[])", NULL},
+    {"status", FILTER_ANY, "status", "status = ANY ($::text[])", NULL, "status = $::text"},
     UPDATED_SINCE_FILTER,
 };
 

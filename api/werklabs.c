@@ -110,7 +110,7 @@ static const struct field fields[] = {
 static const struct filter filters[] = {
     {"municipalityId", FILTER_EQUALS, "municipalityId", "municipality_id = $::uuid",
      MUNICIPALITY_ITSELF},
-    {"status", FILTER_ANY, "status", "status = ANY ($::text[])", NULL},
+    {"status", FILTER_ANY, "status", "status = ANY ($::text[])", NULL, "status = $::text"},
     {"startsOnFrom", FILTER_EQUALS, "startsOn", "starts_on >= $::date", NULL},
     {"startsOnTo", FILTER_EQUALS, "startsOn", "starts_on <= $::date", NULL},
     {"q", FILTER_SEARCH, NULL,

@@ -1165,12 +1165,19 @@ struct sort_choice {
     bool descending;
 };
 
+#define MAX_SPLIT 8 /* values of an `each` filter read as separate scans */
+
 struct list_query {
     bool out_of_scope; /* a filter names something outside a partner's municipalities */
     struct buf sql;
     const char *params[MAX_PARAMS];
     char *owned[MAX_PARAMS];
     int n;
+    /* A filter read one value at a time: where its condition goes in sql, and the values. */
+    const struct filter *split;
+    size_t split_at;
+    int n_split;
+    char *split_values[MAX_SPLIT];
 };
 
 /* Adds a parameter; returns its number for the SQL. */
@@ -1384,6 +1391,7 @@ static void add_filters(struct request *req, const struct resource *res, struct 
         struct resource_values scratch;
         memset(&scratch, 0, sizeof scratch);
         struct buf array = {0};
+        char *values[MAX_SPLIT] = {0};
         buf_putc(&array, '{');
         const char *p = value;
         int count = 0;
@@ -1404,6 +1412,8 @@ static void add_filters(struct request *req, const struct resource *res, struct 
                 } else {
                     buf_puts(&array, count ? "," : "");
                     array_element(&array, checked);
+                    if (count < MAX_SPLIT)
+                        values[count] = xstrdup(checked);
                 }
                 if (flt->municipality_of && scoped(req, res) && !within_scope(req, flt, checked))
                     q->out_of_scope = true;
@@ -1420,8 +1430,22 @@ static void add_filters(struct request *req, const struct resource *res, struct 
         for (int k = before; k < req->n_invalid; k++)
             snprintf(req->invalid[k].name, sizeof req->invalid[k].name, "%s", flt->key);
         buf_putc(&array, '}');
-        if (flt->kind == FILTER_ANY && req->n_invalid == before)
-            append_condition(&q->sql, flt->sql, add_owned_param(q, buf_detach(&array)));
+        bool split =
+            flt->each && !q->split && count > 1 && count <= MAX_SPLIT && req->n_invalid == before;
+        if (split) {
+            q->split = flt;
+            q->split_at = q->sql.len;
+            q->n_split = count;
+            memcpy(q->split_values, values, (size_t)count * sizeof *values);
+        } else if (flt->each && count == 1 && req->n_invalid == before) {
+            /* One value: its own condition, which an index on the column serves in order. */
+            append_condition(&q->sql, flt->each, add_owned_param(q, values[0]));
+        } else {
+            if (flt->kind == FILTER_ANY && req->n_invalid == before)
+                append_condition(&q->sql, flt->sql, add_owned_param(q, buf_detach(&array)));
+            for (int k = 0; k < count && k < MAX_SPLIT; k++)
+                free(values[k]);
+        }
         buf_free(&array);
     }
 }
@@ -1457,8 +1481,34 @@ static void list_query_free(struct list_query *q)
 {
     for (int i = 0; i < q->n; i++)
         free(q->owned[i]);
+    for (int i = 0; i < q->n_split; i++)
+        free(q->split_values[i]);
     buf_free(&q->sql);
     memset(q, 0, sizeof *q);
+}
+
+/* Rewrites q's one-scan query as one per value of the split filter, each in list order and
+ * limited, merged in the same order: PostgreSQL reads each from its index and merges. */
+static void merge_split(struct list_query *q, const struct list_plan *p, int rows_n)
+{
+    struct buf merged = {0};
+    buf_puts(&merged, "SELECT * FROM (");
+    for (int v = 0; v < q->n_split; v++) {
+        int n = add_owned_param(q, q->split_values[v]);
+        q->split_values[v] = NULL;
+        buf_puts(&merged, v ? " UNION ALL (" : "(");
+        buf_append(&merged, q->sql.data, q->split_at);
+        append_condition(&merged, q->split->each, n);
+        buf_puts(&merged, q->sql.data + q->split_at);
+        buf_putc(&merged, ')');
+    }
+    buf_puts(&merged, ") AS merged ORDER BY ");
+    for (int i = 0; i < p->n_sort; i++)
+        buf_printf(&merged, "sort_%d %s, ", i + 1, p->sort[i].descending ? "DESC" : "ASC");
+    buf_printf(&merged, "row_id %s LIMIT $%d::integer",
+               p->sort[p->n_sort - 1].descending ? "DESC" : "ASC", rows_n);
+    buf_free(&q->sql);
+    q->sql = merged;
 }
 
 /* The SQL of one page: filters, scope and parent, rows after `after` (the sort values and the
@@ -1468,8 +1518,8 @@ static void page_query(struct request *req, const struct resource *res, const st
 {
     buf_printf(&q->sql, "SELECT %s", res->sql->select_list);
     for (int i = 0; i < p->n_sort; i++)
-        buf_printf(&q->sql, ", %s", p->sort[i].key->expr);
-    buf_printf(&q->sql, " FROM %s WHERE true", res->table);
+        buf_printf(&q->sql, ", %s AS sort_%d", p->sort[i].key->expr, i + 1);
+    buf_printf(&q->sql, ", %s.id AS row_id FROM %s WHERE true", res->table, res->table);
     add_filters(req, res, q);
     if (scoped(req, res))
         append_condition(&q->sql, res->sql->scope_condition, add_owned_param(q, scope_array(req)));
@@ -1515,8 +1565,11 @@ static void page_query(struct request *req, const struct resource *res, const st
     char *rows_param = xmalloc(24);
     snprintf(rows_param, 24, "%ld", rows);
     /* Qualified: a computed column of the select list may be called id as well. */
+    int rows_n = add_owned_param(q, rows_param);
     buf_printf(&q->sql, "%s.id %s LIMIT $%d::integer", res->table,
-               sort[n_sort - 1].descending ? "DESC" : "ASC", add_owned_param(q, rows_param));
+               sort[n_sort - 1].descending ? "DESC" : "ASC", rows_n);
+    if (q->split)
+        merge_split(q, p, rows_n);
 }
 
 /* An empty list under a parent that does not exist is a wrong path: answers 404 (or the

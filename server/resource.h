@@ -89,6 +89,11 @@ struct filter {
      * that municipality's id for $1, so that a partner limited to other municipalities gets
      * 404, as for the thing itself. */
     const char *municipality_of;
+    /* ANY only: the condition for one value ("status = $::text"). One value is then filtered by
+     * it, and several are read as one ordered index scan per value, merged, instead of one scan
+     * in list order that passes over every row of the other values (an index on (column, sort
+     * key, id) serves each). */
+    const char *each;
 };
 
 struct sort_key {

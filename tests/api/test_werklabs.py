@@ -965,3 +965,51 @@ def test_planning_while_a_trainer_is_removed_keeps_both_trainers(api, keys, muni
         assert after["status"] == "intake" and roles == [MO], after
         assert_problem(plan, 409, conflicts={"trainerMissing"})
         assert_status(remove, 204)
+
+
+# ------------------------------------------------------------------ status lists, page by page
+
+
+@pytest.mark.parametrize("sort", [None, "-createdAt", "title", "-title,createdAt"])
+@pytest.mark.parametrize("limit", [1, 2, 7])
+def test_several_statuses_page_through_in_order(api, keys, new_municipality, sort, limit):
+    """Several statuses are read as one scan per status, merged (server/resource.c): every page
+    joins, in the list's order, each row once, whatever the sort and page size."""
+    m = new_municipality()
+    made = []
+    for n, status in enumerate(["inquiry", "intake", "cancelled", "intake", "inquiry", "intake",
+                                "inquiry", "cancelled", "intake"]):
+        w = make_werklab(api, keys.staff, m["id"], title=f"Lab {n % 4} {uuid.uuid4().hex[:4]}",
+                         status="intake" if status == "intake" else "inquiry")
+        if status == "cancelled":
+            w = assert_status(api.patch(f"/v1/werklabs/{w['id']}", {"status": "cancelled"},
+                                        key=keys.staff), 200)
+        made.append(w)
+    wanted = [w for w in made if w["status"] in ("inquiry", "intake")]
+
+    def key_of(w, spec):
+        fields = (spec or "createdAt").split(",")
+        return [(w[f.lstrip("-")], f.startswith("-")) for f in fields] + [(w["id"], None)]
+
+    def order(ws, spec):
+        import functools
+
+        def cmp(a, b):
+            for (x, desc), (y, _) in zip(key_of(a, spec), key_of(b, spec)):
+                if x != y:
+                    last_desc = [d for _, d in key_of(a, spec) if d is not None][-1]
+                    d = desc if desc is not None else last_desc
+                    return (1 if x > y else -1) * (-1 if d else 1)
+            return 0
+        return sorted(ws, key=functools.cmp_to_key(cmp))
+
+    url = f"/v1/werklabs?municipalityId={m['id']}&status=inquiry,intake&limit={limit}"
+    if sort:
+        url += f"&sort={sort}"
+    got = []
+    while url:
+        page = assert_status(api.get(url, key=keys.staff), 200)
+        assert len(page["items"]) <= limit
+        got += page["items"]
+        url = page["next"]
+    assert [w["id"] for w in got] == [w["id"] for w in order(wanted, sort)]
