@@ -312,11 +312,6 @@ void db_rollback(void)
         simple("ROLLBACK");
 }
 
-int db_depth(void)
-{
-    return tls ? tls->depth : 0;
-}
-
 int db_rows(const struct db_result *r)
 {
     return r->res ? PQntuples(r->res) : 0;

@@ -49,8 +49,6 @@ void db_clear(struct db_result *r);
 enum db_status db_begin(void);
 enum db_status db_commit(void);
 void db_rollback(void);
-/* How many transactions are open (0: none). */
-int db_depth(void);
 
 /* Shorthands for results. db_value() returns NULL for SQL NULL. */
 int db_rows(const struct db_result *r);

@@ -40,11 +40,6 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-const struct config *http_config(void)
-{
-    return cfg;
-}
-
 static const char *status_title(int status)
 {
     switch (status) {

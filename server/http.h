@@ -98,7 +98,6 @@ struct request {
 int http_start(const struct config *cfg);
 /* Stops accepting, lets in-flight requests finish (up to grace_ms), then stops. */
 void http_stop(unsigned grace_ms);
-const struct config *http_config(void);
 
 /* A request header, or NULL. */
 const char *http_header(struct request *req, const char *name);

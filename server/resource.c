@@ -520,9 +520,8 @@ static bool check_value(struct request *req, const struct resource *res, size_t 
     return true;
 }
 
-static bool is_own_field(const struct field *f, const char *name)
+static bool is_own_field(const char *name)
 {
-    (void)f;
     return strcmp(name, "id") == 0 || strcmp(name, "version") == 0 ||
            strcmp(name, "createdAt") == 0 || strcmp(name, "updatedAt") == 0;
 }
@@ -573,7 +572,7 @@ static void take_member(struct request *req, const struct resource *res, bool cr
         }
     }
     if (!group || prefix[0]) {
-        if (prefix[0] == '\0' && is_own_field(NULL, name))
+        if (prefix[0] == '\0' && is_own_field(name))
             http_invalid(req, name, "unknown", "is read-only");
         else
             http_invalid(req, name, "unknown", "is not a field of %s", res->name);
