@@ -22,6 +22,7 @@ struct config {
     char listen_host[64]; /* parsed from listen */
     unsigned listen_port;
     unsigned threads;
+    unsigned db_pipelines;
     char *cors_origins; /* comma-separated, as given */
     unsigned body_limit;
     unsigned statement_timeout_ms;

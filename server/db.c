@@ -92,6 +92,26 @@ PGconn *db_connect_once(const char *url, char *err, size_t err_len)
     return pg;
 }
 
+PGconn *db_connect_session(void)
+{
+    PGconn *pg = connect_with(database_url, session_options);
+    if (PQstatus(pg) != CONNECTION_OK) {
+        metrics_db_error();
+        PQfinish(pg);
+        return NULL;
+    }
+    atomic_fetch_add(&open_connections, 1);
+    return pg;
+}
+
+void db_release(PGconn *pg)
+{
+    if (!pg)
+        return;
+    PQfinish(pg);
+    atomic_fetch_sub(&open_connections, 1);
+}
+
 static void forget_statements(struct connection *c)
 {
     for (int i = 0; i < STATEMENT_SLOTS; i++) {
@@ -104,11 +124,8 @@ static void forget_statements(struct connection *c)
 static void drop_connection(struct connection *c)
 {
     c->depth = 0;
-    if (c->pg) {
-        PQfinish(c->pg);
-        c->pg = NULL;
-        atomic_fetch_sub(&open_connections, 1);
-    }
+    db_release(c->pg);
+    c->pg = NULL;
     forget_statements(c);
 }
 
@@ -128,19 +145,16 @@ static PGconn *connection(void)
     int64_t now = now_ms();
     if (now < c->next_attempt_ms)
         return NULL;
-    PGconn *pg = connect_with(database_url, session_options);
-    if (PQstatus(pg) != CONNECTION_OK) {
-        metrics_db_error();
+    PGconn *pg = db_connect_session();
+    if (!pg) {
         c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : BACKOFF_MIN_MS;
         if (c->backoff_ms > BACKOFF_MAX_MS)
             c->backoff_ms = BACKOFF_MAX_MS;
         c->next_attempt_ms = now_ms() + c->backoff_ms;
-        PQfinish(pg);
         return NULL;
     }
     c->pg = pg;
     c->backoff_ms = 0;
-    atomic_fetch_add(&open_connections, 1);
     return pg;
 }
 
@@ -150,6 +164,11 @@ static uint64_t hash_sql(const char *s)
     for (; *s; s++)
         h = (h ^ (unsigned char)*s) * 1099511628211ULL;
     return h ? h : 1;
+}
+
+void db_statement_name(const char *sql, char name[24])
+{
+    snprintf(name, 24, "s%016llx", (unsigned long long)hash_sql(sql));
 }
 
 static enum db_status classify(const char *state)
@@ -177,7 +196,7 @@ static enum db_status classify(const char *state)
     return DB_ERROR;
 }
 
-static enum db_status fill(struct db_result *r, PGresult *res, PGconn *pg)
+enum db_status db_result_of(struct db_result *r, PGresult *res, PGconn *pg)
 {
     r->res = res;
     ExecStatusType st = PQresultStatus(res);
@@ -204,7 +223,7 @@ static bool prepared_name(struct connection *c, const char *sql, int n, char nam
                           struct db_result *r)
 {
     uint64_t h = hash_sql(sql);
-    snprintf(name, 24, "s%016llx", (unsigned long long)h);
+    db_statement_name(sql, name);
     size_t i = h % STATEMENT_SLOTS;
     for (int probe = 0; probe < STATEMENT_SLOTS; probe++, i = (i + 1) % STATEMENT_SLOTS) {
         struct statement_slot *s = &c->slots[i];
@@ -217,7 +236,7 @@ static bool prepared_name(struct connection *c, const char *sql, int n, char nam
         return false;
     PGresult *res = PQprepare(c->pg, name, sql, n, NULL);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        fill(r, res, c->pg);
+        db_result_of(r, res, c->pg);
         return false;
     }
     PQclear(res);
@@ -240,7 +259,7 @@ enum db_status db_exec(const char *sql, int n, const char *const *values, struct
         return r->status; /* preparing failed: the statement itself is wrong */
     else
         res = PQexecParams(pg, sql, n, NULL, values, NULL, NULL, 0);
-    return fill(r, res, pg);
+    return db_result_of(r, res, pg);
 }
 
 void db_clear(struct db_result *r)
@@ -257,7 +276,7 @@ static enum db_status simple(const char *command)
     if (!pg)
         return DB_UNAVAILABLE;
     struct db_result r = {0};
-    enum db_status s = fill(&r, PQexec(pg, command), pg);
+    enum db_status s = db_result_of(&r, PQexec(pg, command), pg);
     db_clear(&r);
     return s;
 }

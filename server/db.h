@@ -59,6 +59,14 @@ int db_open_connections(void);
 /* Closes this thread's connection (at thread end). */
 void db_disconnect(void);
 
+/* For the pipeline (dbpipe): a connection with the workers' session settings, counted among the
+ * open connections, or NULL (db_release() it); a result classified as db_exec() classifies it
+ * (r takes res); the name a statement is prepared under. */
+PGconn *db_connect_session(void);
+void db_release(PGconn *pg);
+enum db_status db_result_of(struct db_result *r, PGresult *res, PGconn *pg);
+void db_statement_name(const char *sql, char name[24]);
+
 /* A connection of its own, outside the worker pool, for migrations and commands. Returns NULL
  * and writes why to err when it cannot connect. */
 PGconn *db_connect_once(const char *url, char *err, size_t err_len);

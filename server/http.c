@@ -2,6 +2,7 @@
 
 #include "audit.h"
 #include "crypto.h"
+#include "dbpipe.h"
 #include "idempotency.h"
 #include "log.h"
 #include "metrics.h"
@@ -26,6 +27,7 @@
 static struct MHD_Daemon *daemon_handle;
 static const struct config *cfg;
 static atomic_int in_flight;
+static atomic_int suspended; /* connections waiting for the pipeline */
 
 static const char expose_headers[] =
     "API-Version, ETag, Link, Location, Retry-After, X-Request-Id, RateLimit-Limit, "
@@ -721,7 +723,47 @@ static void dispatch(struct request *req)
     if (!idempotency_begin(req))
         return;
     req->route->handler(req);
-    idempotency_finish(req);
+    if (!req->then)
+        idempotency_finish(req);
+}
+
+/* ---- statements on the pipeline ---- */
+
+/* On a pipeline thread: keep the result and let libmicrohttpd take the connection up again,
+ * which calls on_request() once more. req is not touched after the resume. */
+static void on_deferred_result(void *ctx, struct db_result *r)
+{
+    struct request *req = ctx;
+    req->deferred = *r;
+    atomic_store_explicit(&req->deferred_ready, true, memory_order_release);
+    MHD_resume_connection(req->conn);
+}
+
+void http_defer(struct request *req, const char *sql, int n, const char *const *values,
+                http_then then)
+{
+    if (!dbpipe_running() || req->idempotent) {
+        struct db_result r;
+        db_exec(sql, n, values, &r);
+        then(req, &r);
+        db_clear(&r);
+        return;
+    }
+    req->then = then;
+    /* Suspended before the statement is queued, so the resume can never come first. */
+    MHD_suspend_connection(req->conn);
+    atomic_fetch_add(&suspended, 1);
+    dbpipe_submit(sql, n, values, on_deferred_result, req);
+}
+
+/* The deferred result is in: answer with it. */
+static void answer_deferred(struct request *req)
+{
+    http_then then = req->then;
+    req->then = NULL;
+    atomic_fetch_sub(&suspended, 1);
+    then(req, &req->deferred);
+    db_clear(&req->deferred);
 }
 
 /* ---- libmicrohttpd callbacks ---- */
@@ -750,6 +792,9 @@ static void request_free(struct request *req)
     http_clear_headers(req);
     if (req->json)
         json_decref(req->json);
+    if (req->then)
+        atomic_fetch_sub(&suspended, 1); /* ended while waiting: at shutdown */
+    db_clear(&req->deferred);
     buf_free(&req->body);
     buf_free(&req->out);
     free(req->path);
@@ -802,8 +847,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (req->queued)
         return MHD_YES;
+    if (req->then) {
+        if (!atomic_load_explicit(&req->deferred_ready, memory_order_acquire))
+            return MHD_YES; /* not resumed by the pipeline: nothing to do yet */
+        answer_deferred(req);
+        return send_response(req);
+    }
     dispatch(req);
-    return send_response(req);
+    return req->then ? MHD_YES : send_response(req);
 }
 
 /* The id a request acted on: the last UUID in its path, or the one its 201 created. */
@@ -925,8 +976,8 @@ int http_start(const struct config *config)
                                  .sin6_port = htons((uint16_t)cfg->listen_port)};
     const char *host = cfg->listen_host;
     struct sockaddr *sa;
-    unsigned flags =
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
     if (strcmp(host, "localhost") == 0)
         host = "127.0.0.1";
     char bare[64];
@@ -944,6 +995,8 @@ int http_start(const struct config *config)
         log_event("error", "listen: '%s' is not an IPv4 or IPv6 address", host);
         return -1;
     }
+    if (dbpipe_start(cfg->db_pipelines) < 0)
+        return -1;
     daemon_handle =
         MHD_start_daemon(flags, (uint16_t)cfg->listen_port, NULL, NULL, on_request, NULL,
                          /* First: the options before it would report through the default logger. */
@@ -957,6 +1010,7 @@ int http_start(const struct config *config)
                          1u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
     if (!daemon_handle) {
         log_event("error", "cannot listen on %s", cfg->listen);
+        dbpipe_stop();
         return -1;
     }
     return 0;
@@ -968,6 +1022,11 @@ void http_stop(unsigned grace_ms)
         return;
     MHD_quiesce_daemon(daemon_handle);
     for (unsigned waited = 0; atomic_load(&in_flight) > 0 && waited < grace_ms; waited += 10)
+        usleep(10000);
+    /* libmicrohttpd must not be stopped with connections suspended: the pipeline answers what
+     * it still has (503), which resumes them, and they are given a moment to be answered. */
+    dbpipe_stop();
+    for (unsigned waited = 0; atomic_load(&suspended) > 0 && waited < 1000; waited += 10)
         usleep(10000);
     MHD_stop_daemon(daemon_handle);
     daemon_handle = NULL;

@@ -19,10 +19,12 @@
 #include "auth.h"
 #include "buf.h"
 #include "config.h"
+#include "db.h"
 #include "jsonw.h"
 #include "router.h"
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #define HTTP_API_VERSION   "1.0.0"
@@ -30,6 +32,10 @@
 #define HTTP_MAX_HEADERS   16
 #define HTTP_MAX_INVALID   64
 #define HTTP_MAX_CONFLICTS 16
+
+struct request;
+/* What a handler does with the result of a statement it deferred (http_defer). */
+typedef void (*http_then)(struct request *req, struct db_result *r);
 
 struct http_query_arg {
     const char *key;
@@ -85,6 +91,12 @@ struct request {
     const char *audit_action; /* what the audit log calls this request, when not its method */
     bool audited;             /* recorded in the transaction of its effect already */
 
+    /* A statement on the pipeline (http_defer): the connection is suspended until its result is
+     * in `deferred`; then `then` answers. */
+    http_then then;
+    struct db_result deferred;
+    atomic_bool deferred_ready;
+
     /* A streamed body (CSV): libmicrohttpd pulls it through stream_read. */
     long (*stream_read)(void *ctx, char *out, size_t max); /* bytes, 0 at the end, -1 error */
     void (*stream_free)(void *ctx);
@@ -94,10 +106,19 @@ struct request {
     double started;
 };
 
-/* Starts serving; returns 0, or -1 with a message logged. */
+/* Starts serving (and the database pipeline, dbpipe); returns 0, or -1 with a message logged. */
 int http_start(const struct config *cfg);
 /* Stops accepting, lets in-flight requests finish (up to grace_ms), then stops. */
 void http_stop(unsigned grace_ms);
+
+/* Runs one short statement that reads, outside any transaction, on the database pipeline
+ * (dbpipe) and answers with then(req, r) once its result is in, on a worker thread; r is cleared
+ * after. Meanwhile the connection is suspended and the worker serves others. The handler returns
+ * right after this call, without answering. Without a pipeline the statement runs here and then
+ * is called at once. Not for idempotent requests, whose answer is stored when the handler
+ * returns. */
+void http_defer(struct request *req, const char *sql, int n, const char *const *values,
+                http_then then);
 
 /* A request header, or NULL. */
 const char *http_header(struct request *req, const char *name);

@@ -19,6 +19,7 @@ static atomic_ulong latency[N_BUCKETS + 1];
 static atomic_ulong latency_count;
 static atomic_ulong latency_micros;
 static atomic_ulong db_errors;
+static atomic_ulong pipeline_batches, pipeline_statements, pipeline_resent;
 
 void metrics_init(size_t n_routes, const char *const *route_names)
 {
@@ -63,6 +64,17 @@ static unsigned long load(atomic_ulong *v)
     return atomic_load_explicit(v, memory_order_relaxed);
 }
 
+void metrics_db_pipeline_batch(unsigned statements)
+{
+    atomic_fetch_add_explicit(&pipeline_batches, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&pipeline_statements, statements, memory_order_relaxed);
+}
+
+void metrics_db_pipeline_resent(void)
+{
+    atomic_fetch_add_explicit(&pipeline_resent, 1, memory_order_relaxed);
+}
+
 void metrics_render(struct buf *out, int db_connections_open)
 {
     buf_puts(out, "# HELP werklabd_http_requests_total HTTP requests answered, by route and "
@@ -100,7 +112,19 @@ void metrics_render(struct buf *out, int db_connections_open)
                "counter\nwerklabd_db_errors_total %lu\n",
                load(&db_errors));
     buf_printf(out,
-               "# HELP werklabd_db_connections_open Worker database connections now open.\n"
+               "# HELP werklabd_db_pipeline_batches_total Batches sent on the database pipeline, "
+               "each ended by one Sync.\n# TYPE werklabd_db_pipeline_batches_total counter\n"
+               "werklabd_db_pipeline_batches_total %lu\n"
+               "# HELP werklabd_db_pipeline_statements_total Statements sent in those batches.\n"
+               "# TYPE werklabd_db_pipeline_statements_total counter\n"
+               "werklabd_db_pipeline_statements_total %lu\n"
+               "# HELP werklabd_db_pipeline_resent_total Statements sent again because another "
+               "of their batch failed.\n# TYPE werklabd_db_pipeline_resent_total counter\n"
+               "werklabd_db_pipeline_resent_total %lu\n",
+               load(&pipeline_batches), load(&pipeline_statements), load(&pipeline_resent));
+    buf_printf(out,
+               "# HELP werklabd_db_connections_open Database connections now open: the "
+               "workers' and the pipeline's.\n"
                "# TYPE werklabd_db_connections_open gauge\nwerklabd_db_connections_open %d\n",
                db_connections_open);
 }

@@ -14,6 +14,9 @@ void metrics_init(size_t n_routes, const char *const *route_names);
 /* route: index given to metrics_init, or -1 for a request no route matched. */
 void metrics_request(int route, int status, double seconds);
 void metrics_db_error(void);
+/* The database pipeline (dbpipe) sent a batch of this many statements; sent one again. */
+void metrics_db_pipeline_batch(unsigned statements);
+void metrics_db_pipeline_resent(void);
 void metrics_render(struct buf *out, int db_connections_open);
 
 #endif

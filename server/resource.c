@@ -946,34 +946,55 @@ char *resource_scope(const struct request *req, const struct resource *res)
     return scoped(req, res) ? scope_array(req) : NULL;
 }
 
-/* Reads the row id (under its parent, within a partner's municipalities) into r. */
+/* The statement reading row id (under its parent, within a partner's municipalities), with its
+ * parameters in params (n of them); free() *scope after the statement has run. */
+static const char *row_statement(const struct request *req, const struct resource *res,
+                                 const char *id, const char *params[3], int *n, char **scope)
+{
+    *scope = scoped(req, res) ? scope_array(req) : NULL;
+    params[0] = id;
+    *n = 1;
+    if (parent_id(req, res))
+        params[(*n)++] = parent_id(req, res);
+    if (*scope)
+        params[(*n)++] = *scope;
+    return *scope ? res->sql->get_scoped : res->sql->get;
+}
+
+/* Reads the row id into r. */
 static enum db_status select_row(const struct request *req, const struct resource *res,
                                  const char *id, struct db_result *r)
 {
-    char *scope = scoped(req, res) ? scope_array(req) : NULL;
-    const char *params[3] = {id};
-    int n = 1;
-    if (parent_id(req, res))
-        params[n++] = parent_id(req, res);
-    if (scope)
-        params[n++] = scope;
-    enum db_status s = db_exec(scope ? res->sql->get_scoped : res->sql->get, n, params, r);
+    const char *params[3];
+    int n;
+    char *scope;
+    const char *sql = row_statement(req, res, id, params, &n, &scope);
+    enum db_status s = db_exec(sql, n, params, r);
     free(scope);
     return s;
 }
 
+static void answer_get(struct request *req, struct db_result *r)
+{
+    const struct resource *res = resource_of(req);
+    if (r->status != DB_OK)
+        resource_fail(req, res, r, false);
+    else if (db_rows(r) == 0)
+        http_problem(req, 404, "There is no %s with id %s here.", res->name, item_id(req, res));
+    else
+        resource_answer_row(req, res, r, 200);
+}
+
+/* The most frequent request of all: read on the pipeline, not holding a worker meanwhile. */
 void resource_get(struct request *req)
 {
     const struct resource *res = resource_of(req);
-    const char *id = item_id(req, res);
-    struct db_result r;
-    if (select_row(req, res, id, &r) != DB_OK)
-        resource_fail(req, res, &r, false);
-    else if (db_rows(&r) == 0)
-        http_problem(req, 404, "There is no %s with id %s here.", res->name, id);
-    else
-        resource_answer_row(req, res, &r, 200);
-    db_clear(&r);
+    const char *params[3];
+    int n;
+    char *scope;
+    const char *sql = row_statement(req, res, item_id(req, res), params, &n, &scope);
+    http_defer(req, sql, n, params, answer_get);
+    free(scope);
 }
 
 /* Writes the records fields the body gives; on failure r holds the error. */

@@ -1,0 +1,45 @@
+/* dbpipe: statements run for requests that wait without holding a worker thread.
+ *
+ * With one blocking connection per worker, every request costs a round trip in which the worker
+ * and the PostgreSQL backend take turns sleeping: on two cores most of the time went to waking
+ * them. Here a few threads of their own each keep one connection in libpq's pipeline mode: they
+ * send whatever statements have queued up since the last batch in one write, with one Sync, and
+ * hand each result to its caller as it arrives, so that one wake-up on either side serves many
+ * requests.
+ *
+ * Statements are prepared on first use on each connection, as in db. Between two Syncs the
+ * statements of a batch share an implicit transaction, and one that fails aborts the rest of
+ * its batch: those are sent again in the next one. So this is for single statements that read
+ * (no transaction of the caller's, no effect to be rolled back); a slow statement delays the
+ * ones behind it on its connection, so it is for short ones too.
+ *
+ * A connection that fails fails what it had in hand with DB_UNAVAILABLE and is made again with a
+ * back-off, during which statements fail at once, as in db. */
+#ifndef WERKLAB_DBPIPE_H
+#define WERKLAB_DBPIPE_H
+
+#include "db.h"
+
+#include <stdbool.h>
+
+#define DBPIPE_MAX_PARAMS 8
+
+/* Called on a pipeline thread (or, after dbpipe_stop(), on the caller's) with the result; r is
+ * the callee's to db_clear(). */
+typedef void (*dbpipe_done)(void *ctx, struct db_result *r);
+
+/* Starts `connections` pipeline threads (after db_configure()). 0 starts none. Returns 0, or -1
+ * with a message logged. */
+int dbpipe_start(unsigned connections);
+/* True between dbpipe_start() with connections and dbpipe_stop(). */
+bool dbpipe_running(void);
+/* Answers what is queued or under way with DB_UNAVAILABLE, closes the connections and ends the
+ * threads. Statements submitted after it get DB_UNAVAILABLE at once. */
+void dbpipe_stop(void);
+
+/* Queues sql with n (≤ DBPIPE_MAX_PARAMS) text parameters, copied; NULL is SQL NULL. sql itself
+ * is not copied: it must live until done has run (the program's SQL lives forever). done runs
+ * exactly once. */
+void dbpipe_submit(const char *sql, int n, const char *const *values, dbpipe_done done, void *ctx);
+
+#endif

@@ -1,0 +1,137 @@
+"""Reads by id go through the database pipeline (server/dbpipe): they wait for PostgreSQL without
+holding a worker thread. These tests check that it answers right under concurrency, that the
+daemon stops cleanly with such reads under way, that it can be switched off, and (through
+tests/db/dbpipe_check, a C program run against the session's cluster) the pipeline's own cases:
+batches, failures inside a batch, timeouts, a killed connection, stopping."""
+
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import BINARY, Daemon
+from test_operations import find, metrics
+from wlclient import Api, assert_status, describe
+
+CHECK = os.path.join(os.path.dirname(BINARY), "tests", "db", "dbpipe_check")
+
+
+def test_pipeline_check_program(cluster):
+    assert os.path.exists(CHECK), f"{CHECK} is not built (meson -Dtests=true)"
+    run = subprocess.run([CHECK, cluster.url], capture_output=True, text=True, timeout=120)
+    report = run.stdout + run.stderr[-3000:]
+    assert run.returncode == 0, report
+    assert "not ok" not in run.stdout, report
+    assert run.stdout.count("\nok ") + run.stdout.startswith("ok ") >= 19, report
+
+
+def counters(api, keys):
+    samples = metrics(api, keys)[1]
+    return (sum(find(samples, "werklabd_db_pipeline_batches_total")),
+            sum(find(samples, "werklabd_db_pipeline_statements_total")))
+
+
+def test_reads_by_id_go_through_the_pipeline(api, keys, municipality):
+    batches, statements = counters(api, keys)
+    for _ in range(5):
+        assert_status(api.get(f"/v1/municipalities/{municipality['id']}", key=keys.staff), 200)
+    after_batches, after_statements = counters(api, keys)
+    assert after_statements - statements >= 5
+    assert after_batches > batches
+
+
+def test_concurrent_reads_over_kept_alive_connections(api, keys, new_municipality):
+    """Each answer belongs to its own request: 16 connections, 40 reads each, of 4 objects."""
+    objects = [new_municipality() for _ in range(4)]
+    errors = []
+
+    def reader(n):
+        conn = api.connection(timeout=20)
+        try:
+            for i in range(40):
+                m = objects[(n + i) % len(objects)]
+                r = api.get(f"/v1/municipalities/{m['id']}", key=keys.staff, conn=conn)
+                if r.status != 200 or r.json["id"] != m["id"] or r.json["code"] != m["code"]:
+                    errors.append(describe(r))
+                    return
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=reader, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors[:3]
+
+
+def test_not_modified_and_missing_through_the_pipeline(api, keys, municipality):
+    path = f"/v1/municipalities/{municipality['id']}"
+    r = api.get(path, key=keys.staff)
+    assert_status(r, 200)
+    etag = r.header("ETag")
+    assert etag, describe(r)
+    r = api.get(path, key=keys.staff, headers={"If-None-Match": etag})
+    assert r.status == 304 and r.body == b"", describe(r)
+    r = api.get("/v1/municipalities/00000000-0000-4000-8000-000000000000", key=keys.staff)
+    assert r.status == 404 and r.json["status"] == 404, describe(r)
+
+
+@pytest.fixture
+def daemon_without_pipeline(werklabd, log_dir):
+    d = Daemon(werklabd, log_dir, name="no-pipeline", threads=2, extra_args=("--db-pipelines", "0"))
+    try:
+        d.wait_ready()
+        yield d
+    finally:
+        d.terminate(timeout=5)
+
+
+def test_without_the_pipeline_the_workers_read(daemon_without_pipeline, api, keys, municipality):
+    d = daemon_without_pipeline
+    path = f"/v1/municipalities/{municipality['id']}"
+    mine = assert_status(d.api.get(path, key=keys.staff), 200)
+    assert mine == assert_status(api.get(path, key=keys.staff), 200)
+    samples = metrics(d.api, keys)[1]
+    assert sum(find(samples, "werklabd_db_pipeline_statements_total")) == 0
+
+
+def test_sigterm_with_reads_waiting_on_the_pipeline(werklabd, log_dir, keys, municipality):
+    """libmicrohttpd must not be stopped with connections suspended: the daemon answers or closes
+    them and exits 0."""
+    d = Daemon(werklabd, log_dir, name="sigterm-pipeline", threads=2)
+    try:
+        d.wait_ready()
+        stop = threading.Event()
+        answered = []
+
+        def reader():
+            api = Api("127.0.0.1", d.port, timeout=10)
+            while not stop.is_set():
+                try:
+                    r = api.get(f"/v1/municipalities/{municipality['id']}", key=keys.staff)
+                    answered.append(r.status)
+                except OSError:
+                    time.sleep(0.01)
+
+        threads = [threading.Thread(target=reader) for _ in range(8)]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)
+        d.proc.send_signal(signal.SIGTERM)
+        try:
+            code = d.proc.wait(15)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(15)
+        assert code == 0, f"exit code {code}\n{d.log_text()[-3000:]}"
+        assert answered.count(200) > 0
+        assert set(answered) <= {200, 503}, sorted(set(answered))
+    finally:
+        d.terminate(timeout=5)

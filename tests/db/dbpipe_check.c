@@ -1,0 +1,278 @@
+/* dbpipe_check DATABASE_URL: the database pipeline against a real PostgreSQL.
+ *
+ * Run by tests/api/test_dbpipe.py on the throwaway cluster. Each check prints "ok N - what" or
+ * "not ok N - what: why"; the exit status is the number that failed. Checked:
+ *   - thousands of statements submitted at once from several threads all get their own result,
+ *     and they went in batches of more than one;
+ *   - a failing statement gets its own error, and the statements its failure aborted are sent
+ *     again and succeed;
+ *   - NULL parameters, and more distinct statements than are kept prepared;
+ *   - a statement over statement_timeout is DB_UNAVAILABLE and the pipe goes on;
+ *   - a connection killed under it: what it had is answered, and it connects again;
+ *   - stopping answers everything exactly once, and submitting after the stop answers at once. */
+#include "db.h"
+#include "dbpipe.h"
+#include "metrics.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MANY    4000
+#define THREADS 4
+#define FAILING 37 /* every 37th statement divides by zero */
+
+struct outcome {
+    atomic_int calls;
+    enum db_status status;
+    char value[64];
+    bool null;
+};
+
+static struct outcome outcomes[MANY];
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t changed = PTHREAD_COND_INITIALIZER;
+static int answered;
+static int failures, number;
+
+static void check(bool ok, const char *what, const char *why)
+{
+    number++;
+    if (ok) {
+        printf("ok %d - %s\n", number, what);
+    } else {
+        printf("not ok %d - %s: %s\n", number, what, why);
+        failures++;
+    }
+    fflush(stdout);
+}
+
+static void on_done(void *ctx, struct db_result *r)
+{
+    struct outcome *o = ctx;
+    o->status = r->status;
+    o->null = r->status == DB_OK && db_rows(r) == 1 && !db_value(r, 0, 0);
+    if (r->status == DB_OK && db_rows(r) == 1 && db_value(r, 0, 0))
+        snprintf(o->value, sizeof o->value, "%s", db_value(r, 0, 0));
+    db_clear(r);
+    atomic_fetch_add(&o->calls, 1);
+    pthread_mutex_lock(&lock);
+    answered++;
+    pthread_cond_broadcast(&changed);
+    pthread_mutex_unlock(&lock);
+}
+
+static void reset(int n)
+{
+    for (int i = 0; i < n; i++) {
+        atomic_store(&outcomes[i].calls, 0);
+        outcomes[i].status = DB_ERROR;
+        outcomes[i].value[0] = '\0';
+        outcomes[i].null = false;
+    }
+    pthread_mutex_lock(&lock);
+    answered = 0;
+    pthread_mutex_unlock(&lock);
+}
+
+/* Waits until n answers are in, up to seconds; false on timeout. */
+static bool wait_answers(int n, int seconds)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += seconds;
+    pthread_mutex_lock(&lock);
+    int rc = 0;
+    while (answered < n && rc == 0)
+        rc = pthread_cond_timedwait(&changed, &lock, &until);
+    bool all = answered >= n;
+    pthread_mutex_unlock(&lock);
+    return all;
+}
+
+static void submit_number(int i)
+{
+    char text[16];
+    snprintf(text, sizeof text, "%d", i);
+    const char *values[] = {text};
+    if (i % FAILING == 0)
+        dbpipe_submit("SELECT 1 / ($1::int - $1::int)", 1, values, on_done, &outcomes[i]);
+    else
+        dbpipe_submit("SELECT $1::int * 2", 1, values, on_done, &outcomes[i]);
+}
+
+static void *submitter(void *arg)
+{
+    for (int i = (int)(long)arg; i < MANY; i += THREADS)
+        submit_number(i);
+    return NULL;
+}
+
+static unsigned long metric(const char *name)
+{
+    struct buf text = {0}, line = {0};
+    metrics_render(&text, 0);
+    buf_printf(&line, "\n%s ", name); /* the sample, not the HELP or TYPE line */
+    const char *at = strstr(text.data, line.data);
+    unsigned long v = at ? strtoul(at + line.len, NULL, 10) : 0;
+    buf_free(&text);
+    buf_free(&line);
+    return v;
+}
+
+static void many_at_once(void)
+{
+    reset(MANY);
+    unsigned long batches = metric("werklabd_db_pipeline_batches_total");
+    unsigned long statements = metric("werklabd_db_pipeline_statements_total");
+    pthread_t threads[THREADS];
+    for (long t = 0; t < THREADS; t++)
+        pthread_create(&threads[t], NULL, submitter, (void *)t);
+    for (int t = 0; t < THREADS; t++)
+        pthread_join(threads[t], NULL);
+    check(wait_answers(MANY, 30), "4000 statements from 4 threads are all answered", "timed out");
+    int wrong = 0, twice = 0;
+    char why[160] = "";
+    for (int i = 0; i < MANY; i++) {
+        struct outcome *o = &outcomes[i];
+        char expected[16];
+        snprintf(expected, sizeof expected, "%d", i * 2);
+        bool ok = i % FAILING == 0 ? o->status == DB_INVALID_INPUT
+                                   : o->status == DB_OK && strcmp(o->value, expected) == 0;
+        if (!ok && wrong++ == 0)
+            snprintf(why, sizeof why, "statement %d: status %d, value '%s'", i, o->status,
+                     o->value);
+        twice += atomic_load(&o->calls) != 1;
+    }
+    check(wrong == 0, "each gets its own result; the failing ones their error", why);
+    check(twice == 0, "each is answered exactly once", "some were answered twice or never");
+    unsigned long sent_batches = metric("werklabd_db_pipeline_batches_total") - batches;
+    unsigned long sent = metric("werklabd_db_pipeline_statements_total") - statements;
+    snprintf(why, sizeof why, "%lu statements in %lu batches", sent, sent_batches);
+    check(sent >= MANY && sent_batches < sent, "they went in batches of more than one", why);
+    printf("# %s\n", why);
+    check(metric("werklabd_db_pipeline_resent_total") > 0,
+          "statements aborted by a failing one were sent again", "none was resent");
+}
+
+static void nulls_and_many_statements(void)
+{
+    enum { DISTINCT = 300 }; /* more than the 192 a connection keeps prepared */
+    static char sql[DISTINCT][48];
+    reset(DISTINCT + 1);
+    for (int i = 0; i < DISTINCT; i++) {
+        snprintf(sql[i], sizeof sql[i], "SELECT $1::int + %d", i);
+        const char *values[] = {"1000"};
+        dbpipe_submit(sql[i], 1, values, on_done, &outcomes[i]);
+    }
+    const char *null_value[] = {NULL};
+    dbpipe_submit("SELECT $1::text", 1, null_value, on_done, &outcomes[DISTINCT]);
+    check(wait_answers(DISTINCT + 1, 30), "300 distinct statements are answered", "timed out");
+    int wrong = 0;
+    for (int i = 0; i < DISTINCT; i++) {
+        char expected[16];
+        snprintf(expected, sizeof expected, "%d", 1000 + i);
+        wrong += outcomes[i].status != DB_OK || strcmp(outcomes[i].value, expected) != 0;
+    }
+    check(wrong == 0, "prepared or not, each gives its own value", "a value was wrong");
+    check(outcomes[DISTINCT].status == DB_OK && outcomes[DISTINCT].null,
+          "a NULL parameter is SQL NULL", "not NULL");
+}
+
+static void timeout(void)
+{
+    reset(2);
+    dbpipe_submit("SELECT pg_sleep(1.5)::text", 0, NULL, on_done, &outcomes[0]);
+    const char *values[] = {"21"};
+    dbpipe_submit("SELECT $1::int * 2", 1, values, on_done, &outcomes[1]);
+    check(wait_answers(2, 10), "a statement over the timeout is answered", "timed out");
+    check(outcomes[0].status == DB_UNAVAILABLE, "... as unavailable (503)", "another status");
+    check(outcomes[1].status == DB_OK && strcmp(outcomes[1].value, "42") == 0,
+          "the statement behind it succeeds", "it did not");
+}
+
+static void killed_connection(const char *url)
+{
+    reset(1);
+    dbpipe_submit("SELECT pg_backend_pid()::text", 0, NULL, on_done, &outcomes[0]);
+    wait_answers(1, 10);
+    char pid[64];
+    snprintf(pid, sizeof pid, "%s", outcomes[0].value);
+    char err[256];
+    PGconn *admin = db_connect_once(url, err, sizeof err);
+    if (!admin) {
+        check(false, "a second connection to kill the pipeline's", err);
+        return;
+    }
+    reset(MANY);
+    /* Statements under way while the backend dies: each is answered, one way or the other. */
+    dbpipe_submit("SELECT pg_sleep(0.5)::text", 0, NULL, on_done, &outcomes[0]);
+    for (int i = 1; i < 50; i++)
+        dbpipe_submit("SELECT 'x'", 0, NULL, on_done, &outcomes[i]);
+    usleep(100 * 1000);
+    const char *values[] = {pid};
+    PGresult *res =
+        PQexecParams(admin, "SELECT pg_terminate_backend($1::int)", 1, NULL, values, NULL, NULL, 0);
+    check(PQresultStatus(res) == PGRES_TUPLES_OK && strcmp(PQgetvalue(res, 0, 0), "t") == 0,
+          "the pipeline's backend is terminated", PQerrorMessage(admin));
+    PQclear(res);
+    PQfinish(admin);
+    check(wait_answers(50, 10), "what it had in hand is answered", "timed out");
+    check(outcomes[0].status == DB_UNAVAILABLE, "the statement under way is unavailable",
+          "another status");
+    /* Back within the back-off: a new backend answers. */
+    char now[64] = "";
+    for (int attempt = 0; attempt < 50 && !now[0]; attempt++) {
+        reset(1);
+        dbpipe_submit("SELECT pg_backend_pid()::text", 0, NULL, on_done, &outcomes[0]);
+        wait_answers(1, 10);
+        if (outcomes[0].status == DB_OK)
+            snprintf(now, sizeof now, "%s", outcomes[0].value);
+        else
+            usleep(100 * 1000);
+    }
+    check(now[0] && strcmp(now, pid) != 0, "it connects again, to a new backend", now);
+}
+
+static void stopping(void)
+{
+    reset(200);
+    for (int i = 0; i < 200; i++)
+        dbpipe_submit(i % 2 ? "SELECT pg_sleep(0.01)::text" : "SELECT 'y'", 0, NULL, on_done,
+                      &outcomes[i]);
+    dbpipe_stop();
+    check(wait_answers(200, 10), "stopping answers everything queued or under way", "timed out");
+    int twice = 0;
+    for (int i = 0; i < 200; i++)
+        twice += atomic_load(&outcomes[i].calls) != 1;
+    check(twice == 0, "... exactly once", "some twice or never");
+    reset(1);
+    dbpipe_submit("SELECT 'z'", 0, NULL, on_done, &outcomes[0]);
+    check(atomic_load(&outcomes[0].calls) == 1 && outcomes[0].status == DB_UNAVAILABLE,
+          "after the stop a statement is answered at once, unavailable", "it was not");
+    check(!dbpipe_running(), "the pipeline says it is not running", "it says it is");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: dbpipe_check DATABASE_URL\n");
+        return 2;
+    }
+    db_configure(argv[1], 1000);
+    if (dbpipe_start(1) != 0 || !dbpipe_running()) {
+        printf("not ok 1 - the pipeline starts\n");
+        return 1;
+    }
+    many_at_once();
+    nulls_and_many_statements();
+    timeout();
+    killed_connection(argv[1]);
+    stopping();
+    printf("1..%d\n", number);
+    return failures;
+}
