@@ -7,6 +7,7 @@ limit, cursor; oldest first. The database role of the server cannot change or re
 A request id is kept only when it cannot be personal data.
 """
 
+import datetime
 import subprocess
 import time
 import uuid
@@ -79,7 +80,8 @@ def test_a_write_is_recorded(api, keys, own, fresh_code):
     assert [(e["action"], e["status"], e["keyId"]) for e in got] == [
         ("create", 201, own["id"]), ("update", 200, own["id"]), ("update", 400, own["id"]),
         ("delete", 403, keys.ids["partner"]), ("delete", 204, own["id"])], got
-    assert [e["at"] for e in got] == sorted(e["at"] for e in got), "not oldest first"
+    at = [datetime.datetime.fromisoformat(e["at"].replace("Z", "+00:00")) for e in got]
+    assert at == sorted(at), "not oldest first"
 
 
 def test_a_write_without_a_key_is_recorded(api, keys):

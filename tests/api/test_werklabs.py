@@ -1,6 +1,7 @@
 """Werklabs: create, read, list (filters, sort keys), merge-patch, delete, validation,
 preconditions, the status machine with its conditions, and trainer assignments."""
 
+import datetime
 import threading
 import time
 import uuid
@@ -987,9 +988,16 @@ def test_several_statuses_page_through_in_order(api, keys, new_municipality, sor
         made.append(w)
     wanted = [w for w in made if w["status"] in ("inquiry", "intake")]
 
+    def value(w, field):
+        # Timestamps compare as times: their text drops trailing zeros of the fraction, so
+        # "…01.12Z" is earlier than "…01.123Z" but sorts after it as a string.
+        if field == "createdAt":
+            return datetime.datetime.fromisoformat(w[field].replace("Z", "+00:00"))
+        return w[field]
+
     def key_of(w, spec):
         fields = (spec or "createdAt").split(",")
-        return [(w[f.lstrip("-")], f.startswith("-")) for f in fields] + [(w["id"], None)]
+        return [(value(w, f.lstrip("-")), f.startswith("-")) for f in fields] + [(w["id"], None)]
 
     def order(ws, spec):
         import functools
