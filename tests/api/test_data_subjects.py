@@ -16,7 +16,8 @@ import uuid
 
 import pytest
 
-from domain import assign_trainer, make_initiative, make_participant, make_session, make_werklab
+from domain import (advance, assign_trainer, get_werklab, make_initiative, make_participant,
+                    make_session, make_werklab)
 from wlclient import assert_problem, assert_status, describe, qs
 
 
@@ -224,3 +225,24 @@ def test_erase_leaves_no_trace_and_keeps_the_figures(api, keys, person, cluster)
     # The export now finds nothing.
     again = assert_status(request(api, keys.admin, {"email": email, "action": "export"}), 200)
     assert again["participants"] == [] and again["trainers"] == [] and again["feedback"] == [], again
+
+
+def test_erase_matches_whole_words_only(api, keys, new_municipality):
+    """A short name is erased where it stands as a word, not inside other words: "Ann" is in
+    "planned" (a status, guarded by the status rules), in "Annemarie" and in "Johann"."""
+    m = new_municipality()
+    planned = advance(api, keys.admin, make_werklab(api, keys.staff, m["id"], status="intake")["id"],
+                      "planned")
+    assert planned["status"] == "planned"
+    email = f"ann.{uuid.uuid4().hex[:8]}@example.nl"
+    w = make_werklab(api, keys.staff, m["id"], status="intake",
+                     sharedVision="Ann, Annemarie en Johann deden mee; ann zei het eerst.")
+    p = make_participant(api, keys.staff, w["id"], name="Ann", email=email)
+    r = request(api, keys.admin, {"email": email, "action": "erase"})
+    got = assert_status(r, 200)
+    assert got["changed"]["participants"] == 1, got
+    assert get_werklab(api, keys.admin, planned["id"])["status"] == "planned"
+    vision = get_werklab(api, keys.admin, w["id"])["sharedVision"]
+    assert vision == "[erased], Annemarie en Johann deden mee; [erased] zei het eerst.", vision
+    p = api.get(f"/v1/werklabs/{w['id']}/participants/{p['id']}", key=keys.admin).json
+    assert p["name"] == "[erased]", p
