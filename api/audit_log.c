@@ -87,7 +87,7 @@ static void audit_log(struct request *req)
                             after_at};
     struct db_result r;
     if (db_exec(audit_sql, 9, params, &r) != DB_OK) {
-        http_problem_unavailable(req);
+        http_problem_database(req, r.status);
         db_clear(&r);
         return;
     }

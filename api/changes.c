@@ -116,7 +116,7 @@ static void changes(struct request *req)
     struct db_result r;
     const char *horizon_params[] = {txid, seq};
     if (db_exec(horizon_sql, 2, horizon_params, &r) != DB_OK || db_rows(&r) != 1) {
-        http_problem_unavailable(req);
+        http_problem_database(req, r.status == DB_OK ? DB_ERROR : r.status);
         db_clear(&r);
         return;
     }
@@ -138,7 +138,7 @@ static void changes(struct request *req)
     const char *params[] = {txid, seq, req->who.role == ROLE_PARTNER ? PARTNER_TYPES : NULL, scope,
                             limit_param};
     if (db_exec(feed_sql, 5, params, &r) != DB_OK) {
-        http_problem_unavailable(req);
+        http_problem_database(req, r.status);
         goto done;
     }
     struct jsonw *w = &req->w;

@@ -59,7 +59,7 @@ static void stats(struct request *req)
     const char *params[] = {year, province, scope};
     struct db_result r;
     if (db_exec(stats_sql, 3, params, &r) != DB_OK) {
-        http_problem_unavailable(req);
+        http_problem_database(req, r.status);
         db_clear(&r);
         free(scope);
         return;

@@ -49,7 +49,7 @@ static void erase(struct request *req, const char *email)
     const char *params[] = {email};
     struct db_result r;
     if (db_exec("SELECT what, changed FROM erase_data_subject($1)", 1, params, &r) != DB_OK) {
-        http_problem_unavailable(req);
+        http_problem_database(req, r.status);
         db_clear(&r);
         return;
     }

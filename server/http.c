@@ -262,6 +262,14 @@ void http_problem_unavailable(struct request *req)
     http_set_header(req, "Retry-After", "2");
 }
 
+void http_problem_database(struct request *req, enum db_status status)
+{
+    if (status == DB_UNAVAILABLE || status == DB_RETRY)
+        http_problem_unavailable(req);
+    else
+        http_problem(req, 500, "The server failed to handle this request.");
+}
+
 bool http_etag(struct request *req, const char *version)
 {
     char tag[32];

@@ -157,6 +157,10 @@ void http_conflict(struct request *req, const char *code, const char *detail, ..
 void http_problem_conflicts(struct request *req, const char *detail);
 /* 503 with Retry-After: the database is unreachable. */
 void http_problem_unavailable(struct request *req);
+/* For a statement that failed where no failure is expected of the client's making: 503 when the
+ * database is unreachable or the statement collided with another (DB_RETRY), else 500 (a bug:
+ * db has logged it). */
+void http_problem_database(struct request *req, enum db_status status);
 
 /* ETag handling for a resource at version: sets ETag and returns true when If-None-Match
  * matches (the caller answers 304 with http_reply_not_modified()). */
