@@ -49,6 +49,13 @@ struct job_list {
     struct job *head, *tail;
 };
 
+/* A statement this connection has seen. A slot is never emptied while the connection lives, so
+ * that no search stops short at it; one whose preparation failed is prepared again. */
+struct statement {
+    char *sql;     /* NULL: a free slot */
+    bool prepared; /* sent for preparing, and not known to have failed */
+};
+
 struct pipe {
     pthread_t thread;
     int wake; /* eventfd: something was queued, or it is time to stop */
@@ -61,7 +68,7 @@ struct pipe {
     PGconn *pg;
     int64_t next_attempt_ms;
     int backoff_ms;
-    char *statements[STATEMENTS]; /* SQL prepared on pg, by slot */
+    struct statement statements[STATEMENTS]; /* open addressing by the SQL's hash */
     int n_statements;
     struct sent sent[IN_FLIGHT]; /* a ring */
     unsigned first, count;
@@ -146,8 +153,8 @@ static struct sent *push_sent(struct pipe *p, struct sent s)
 static void forget_statements(struct pipe *p)
 {
     for (int i = 0; i < STATEMENTS; i++) {
-        free(p->statements[i]);
-        p->statements[i] = NULL;
+        free(p->statements[i].sql);
+        p->statements[i] = (struct statement){0};
     }
     p->n_statements = 0;
 }
@@ -191,18 +198,19 @@ static bool connect_pipe(struct pipe *p)
     return true;
 }
 
-/* The slot of sql among the prepared statements; else, when there is room, a free slot, and
- * *known is false; -1 when there is none (the statement is then sent unprepared). */
-static int statement_slot(struct pipe *p, const char *sql, const char *name, bool *known)
+/* The slot of sql among the statements seen, with *prepared saying whether it is prepared; else,
+ * when there is room, a free slot for it; -1 when there is none (it is then sent unprepared). */
+static int statement_slot(struct pipe *p, const char *sql, const char *name, bool *prepared)
 {
     unsigned long long hash = strtoull(name + 1, NULL, 16);
-    *known = false;
+    *prepared = false;
     for (int probe = 0, i = (int)(hash % STATEMENTS); probe < STATEMENTS;
          probe++, i = (i + 1) % STATEMENTS) {
-        if (!p->statements[i])
+        struct statement *st = &p->statements[i];
+        if (!st->sql)
             return p->n_statements < STATEMENTS * 3 / 4 ? i : -1;
-        if (strcmp(p->statements[i], sql) == 0) {
-            *known = true;
+        if (strcmp(st->sql, sql) == 0) {
+            *prepared = st->prepared;
             return i;
         }
     }
@@ -239,8 +247,12 @@ static void send_pending(struct pipe *p)
             drop_connection(p, PQerrorMessage(p->pg));
             return;
         }
-        p->statements[slot] = xstrdup(j->sql);
-        p->n_statements++;
+        struct statement *st = &p->statements[slot];
+        if (!st->sql) {
+            st->sql = xstrdup(j->sql);
+            p->n_statements++;
+        }
+        st->prepared = true;
         push_sent(p, (struct sent){.kind = SENT_PREPARE, .slot = slot});
         prepared++;
     }
@@ -274,13 +286,11 @@ static void finish(struct pipe *p, struct sent *s, struct job_list *again)
     ExecStatusType status = PQresultStatus(s->res);
     if (s->kind == SENT_PREPARE) {
         if (status != PGRES_COMMAND_OK) {
-            /* Forgotten, so that it is prepared again; its queries fail as not prepared. */
+            /* Prepared again when next used; its queries sent meanwhile fail as not prepared. */
             if (status != PGRES_PIPELINE_ABORTED)
                 log_event("error", "database pipeline: preparing failed: %s",
                           PQresultErrorMessage(s->res));
-            free(p->statements[s->slot]);
-            p->statements[s->slot] = NULL;
-            p->n_statements--;
+            p->statements[s->slot].prepared = false;
         }
         PQclear(s->res);
         return;

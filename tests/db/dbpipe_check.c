@@ -7,6 +7,7 @@
  *   - a failing statement gets its own error, and the statements its failure aborted are sent
  *     again and succeed;
  *   - NULL parameters, and more distinct statements than are kept prepared;
+ *   - a statement that cannot be prepared fails alone: statements new with it succeed;
  *   - a statement over statement_timeout is DB_UNAVAILABLE and the pipe goes on;
  *   - a connection killed under it: what it had is answered, and it connects again;
  *   - stopping answers everything exactly once, and submitting after the stop answers at once. */
@@ -183,6 +184,29 @@ static void nulls_and_many_statements(void)
           "a NULL parameter is SQL NULL", "not NULL");
 }
 
+static void unpreparable(void)
+{
+    enum { NEW = 20 };
+    static char sql[NEW][64];
+    reset(NEW + 1);
+    dbpipe_submit("SELECT no_such_column FROM no_such_table", 0, NULL, on_done, &outcomes[NEW]);
+    for (int i = 0; i < NEW; i++) {
+        snprintf(sql[i], sizeof sql[i], "SELECT $1::int * 1000 + %d", i);
+        const char *values[] = {"7"};
+        dbpipe_submit(sql[i], 1, values, on_done, &outcomes[i]);
+    }
+    check(wait_answers(NEW + 1, 30), "a statement that cannot be prepared is answered",
+          "timed out");
+    check(outcomes[NEW].status == DB_ERROR, "... as an error (500)", "another status");
+    int wrong = 0;
+    for (int i = 0; i < NEW; i++) {
+        char expected[16];
+        snprintf(expected, sizeof expected, "%d", 7000 + i);
+        wrong += outcomes[i].status != DB_OK || strcmp(outcomes[i].value, expected) != 0;
+    }
+    check(wrong == 0, "the statements new with it are prepared and answered", "one was not");
+}
+
 static void timeout(void)
 {
     reset(2);
@@ -269,6 +293,7 @@ int main(int argc, char **argv)
         return 1;
     }
     many_at_once();
+    unpreparable(); /* while there is room to prepare: nulls_and_many_statements() fills it */
     nulls_and_many_statements();
     timeout();
     killed_connection(argv[1]);
