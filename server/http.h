@@ -11,7 +11,8 @@
  * http_problem_invalid() when req->n_invalid is not 0 after its checks.
  *
  * Handlers write their body with req->w (a jsonw into req->out) and end with http_reply(), or
- * answer with one of the http_problem*() functions. A handler that does neither answers 500.
+ * answer with one of the http_problem*() functions, or hand one reading statement to
+ * http_defer() and answer in its continuation. A handler that does none of these answers 500.
  * Request-scoped memory is freed in one place, when libmicrohttpd reports the request complete. */
 #ifndef WERKLAB_HTTP_H
 #define WERKLAB_HTTP_H
