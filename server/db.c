@@ -12,26 +12,18 @@
 #include <string.h>
 #include <time.h>
 
-#define STATEMENT_SLOTS 512 /* prepared statements kept per connection */
-#define BACKOFF_MIN_MS  100
-#define BACKOFF_MAX_MS  2000
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 2000
 
 static char *database_url;
 static char session_options[256];
 static atomic_int open_connections;
 
-struct statement_slot {
-    uint64_t hash; /* 0: free */
-    char *sql;
-};
-
 struct connection {
     PGconn *pg;
     int depth; /* open transactions: 1 is BEGIN, more are savepoints */
-    struct statement_slot slots[STATEMENT_SLOTS];
-    int slots_used;
-    int64_t next_attempt_ms; /* no connect before this, after a failure */
-    int backoff_ms;
+    struct db_statements statements;
+    struct db_backoff backoff;
 };
 
 static _Thread_local struct connection *tls;
@@ -112,13 +104,22 @@ void db_release(PGconn *pg)
     atomic_fetch_sub(&open_connections, 1);
 }
 
-static void forget_statements(struct connection *c)
+bool db_backoff_allows(const struct db_backoff *b)
 {
-    for (int i = 0; i < STATEMENT_SLOTS; i++) {
-        free(c->slots[i].sql);
-        c->slots[i] = (struct statement_slot){0};
-    }
-    c->slots_used = 0;
+    return now_ms() >= b->next_attempt_ms;
+}
+
+void db_backoff_failed(struct db_backoff *b)
+{
+    b->delay_ms = b->delay_ms ? b->delay_ms * 2 : BACKOFF_MIN_MS;
+    if (b->delay_ms > BACKOFF_MAX_MS)
+        b->delay_ms = BACKOFF_MAX_MS;
+    b->next_attempt_ms = now_ms() + b->delay_ms;
+}
+
+void db_backoff_succeeded(struct db_backoff *b)
+{
+    *b = (struct db_backoff){0};
 }
 
 static void drop_connection(struct connection *c)
@@ -126,7 +127,7 @@ static void drop_connection(struct connection *c)
     c->depth = 0;
     db_release(c->pg);
     c->pg = NULL;
-    forget_statements(c);
+    db_statements_clear(&c->statements);
 }
 
 /* This thread's connection, made now if needed and allowed by the back-off; NULL when there is
@@ -142,19 +143,15 @@ static PGconn *connection(void)
     if (c->pg && PQstatus(c->pg) == CONNECTION_OK)
         return c->pg;
     drop_connection(c);
-    int64_t now = now_ms();
-    if (now < c->next_attempt_ms)
+    if (!db_backoff_allows(&c->backoff))
         return NULL;
     PGconn *pg = db_connect_session();
     if (!pg) {
-        c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : BACKOFF_MIN_MS;
-        if (c->backoff_ms > BACKOFF_MAX_MS)
-            c->backoff_ms = BACKOFF_MAX_MS;
-        c->next_attempt_ms = now_ms() + c->backoff_ms;
+        db_backoff_failed(&c->backoff);
         return NULL;
     }
     c->pg = pg;
-    c->backoff_ms = 0;
+    db_backoff_succeeded(&c->backoff);
     return pg;
 }
 
@@ -164,11 +161,6 @@ static uint64_t hash_sql(const char *s)
     for (; *s; s++)
         h = (h ^ (unsigned char)*s) * 1099511628211ULL;
     return h ? h : 1;
-}
-
-void db_statement_name(const char *sql, char name[24])
-{
-    snprintf(name, 24, "s%016llx", (unsigned long long)hash_sql(sql));
 }
 
 static enum db_status classify(const char *state)
@@ -217,31 +209,59 @@ enum db_status db_result_of(struct db_result *r, PGresult *res, PGconn *pg)
     return r->status;
 }
 
-/* The name under which sql is prepared on c, preparing it now if it is new; NULL when it
+int db_statements_find(const struct db_statements *t, const char *sql, char name[24],
+                       bool *prepared)
+{
+    uint64_t h = hash_sql(sql);
+    snprintf(name, 24, "s%016llx", (unsigned long long)h);
+    *prepared = false;
+    for (int probe = 0, i = (int)(h % DB_STATEMENT_SLOTS); probe < DB_STATEMENT_SLOTS;
+         probe++, i = (i + 1) % DB_STATEMENT_SLOTS) {
+        const struct db_statement *st = &t->slot[i];
+        if (st->hash == 0)
+            return t->used < DB_STATEMENT_SLOTS * 3 / 4 ? i : -1;
+        if (st->hash == h && strcmp(st->sql, sql) == 0) {
+            *prepared = st->prepared;
+            return i;
+        }
+    }
+    return -1;
+}
+
+void db_statements_set(struct db_statements *t, int slot, const char *sql, bool prepared)
+{
+    struct db_statement *st = &t->slot[slot];
+    if (st->hash == 0) {
+        st->hash = hash_sql(sql);
+        st->sql = xstrdup(sql);
+        t->used++;
+    }
+    st->prepared = prepared;
+}
+
+void db_statements_clear(struct db_statements *t)
+{
+    for (int i = 0; i < DB_STATEMENT_SLOTS; i++)
+        free(t->slot[i].sql);
+    memset(t, 0, sizeof *t);
+}
+
+/* The name under which sql is prepared on c, preparing it now if it is new; false when it
  * cannot be prepared (then the caller runs it unprepared, still with parameters). */
 static bool prepared_name(struct connection *c, const char *sql, int n, char name[24],
                           struct db_result *r)
 {
-    uint64_t h = hash_sql(sql);
-    db_statement_name(sql, name);
-    size_t i = h % STATEMENT_SLOTS;
-    for (int probe = 0; probe < STATEMENT_SLOTS; probe++, i = (i + 1) % STATEMENT_SLOTS) {
-        struct statement_slot *s = &c->slots[i];
-        if (s->hash == h && strcmp(s->sql, sql) == 0)
-            return true;
-        if (s->hash == 0)
-            break;
-    }
-    if (c->slots_used >= STATEMENT_SLOTS * 3 / 4)
-        return false;
+    bool prepared;
+    int slot = db_statements_find(&c->statements, sql, name, &prepared);
+    if (prepared || slot < 0)
+        return prepared;
     PGresult *res = PQprepare(c->pg, name, sql, n, NULL);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         db_result_of(r, res, c->pg);
         return false;
     }
     PQclear(res);
-    c->slots[i] = (struct statement_slot){.hash = h, .sql = xstrdup(sql)};
-    c->slots_used++;
+    db_statements_set(&c->statements, slot, sql, true);
     return true;
 }
 

@@ -13,6 +13,7 @@
 
 #include <libpq-fe.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 enum db_status {
     DB_OK,
@@ -59,13 +60,45 @@ int db_open_connections(void);
 /* Closes this thread's connection (at thread end). */
 void db_disconnect(void);
 
-/* For the pipeline (dbpipe): a connection with the workers' session settings, counted among the
- * open connections, or NULL (db_release() it); a result classified as db_exec() classifies it
- * (r takes res); the name a statement is prepared under. */
+/* ---- for connections kept outside the workers' (dbpipe) ---- */
+
+/* A connection with the workers' session settings, counted among the open connections, or NULL
+ * (db_release() it); a result classified as db_exec() classifies it (r takes res). */
 PGconn *db_connect_session(void);
 void db_release(PGconn *pg);
 enum db_status db_result_of(struct db_result *r, PGresult *res, PGconn *pg);
-void db_statement_name(const char *sql, char name[24]);
+
+/* The wait between attempts to connect after a failure: 100 ms, doubled at each failure, at
+ * most 2 s. Zeroed: no wait. */
+struct db_backoff {
+    int64_t next_attempt_ms;
+    int delay_ms;
+};
+bool db_backoff_allows(const struct db_backoff *b);
+void db_backoff_failed(struct db_backoff *b);
+void db_backoff_succeeded(struct db_backoff *b);
+
+/* The statements one connection has prepared, by their SQL, in open addressing. A slot is never
+ * emptied while the connection lives (db_statements_clear() when it ends), so that no search
+ * stops short; it is filled to three quarters at most, and statements beyond that run
+ * unprepared. */
+#define DB_STATEMENT_SLOTS 512
+struct db_statements {
+    struct db_statement {
+        uint64_t hash; /* of sql; 0: a free slot */
+        char *sql;
+        bool prepared; /* sent for preparing, and not known to have failed */
+    } slot[DB_STATEMENT_SLOTS];
+    int used;
+};
+/* The slot of sql, with *prepared telling whether it is prepared; else a free slot for it when
+ * there is room, else -1. name gets the name sql is prepared under. */
+int db_statements_find(const struct db_statements *t, const char *sql, char name[24],
+                       bool *prepared);
+/* Records sql in slot (found by db_statements_find()) as prepared or not; sql may be NULL when
+ * the slot holds it already. */
+void db_statements_set(struct db_statements *t, int slot, const char *sql, bool prepared);
+void db_statements_clear(struct db_statements *t);
 
 /* A connection of its own, outside the worker pool, for migrations and commands. Returns NULL
  * and writes why to err when it cannot connect. */

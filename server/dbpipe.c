@@ -13,22 +13,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #define MAX_CONNECTIONS 16
 #define IN_FLIGHT       4096 /* messages sent and not yet answered, per connection */
-#define STATEMENTS      256  /* statements kept prepared per connection */
 #define ATTEMPTS        3    /* sendings of a statement whose preparation failed */
-#define BACKOFF_MIN_MS  100
-#define BACKOFF_MAX_MS  2000
 
 struct job {
     struct job *next;
     const char *sql;
     int n;
     int attempts;
-    bool resent; /* aborted once by another's failure: now sent in a segment of its own */
+    bool resent;   /* aborted once by another's failure: now sent in a segment of its own */
+    bool prepared; /* in the batch being sent: run as the prepared statement `name` */
+    char name[24];
     const char *values[DBPIPE_MAX_PARAMS];
     dbpipe_done done;
     void *ctx;
@@ -49,13 +47,6 @@ struct job_list {
     struct job *head, *tail;
 };
 
-/* A statement this connection has seen. A slot is never emptied while the connection lives, so
- * that no search stops short at it; one whose preparation failed is prepared again. */
-struct statement {
-    char *sql;     /* NULL: a free slot */
-    bool prepared; /* sent for preparing, and not known to have failed */
-};
-
 struct pipe {
     pthread_t thread;
     int wake; /* eventfd: something was queued, or it is time to stop */
@@ -66,10 +57,8 @@ struct pipe {
     /* The thread's own. */
     struct job_list pending; /* taken from queued, to be sent */
     PGconn *pg;
-    int64_t next_attempt_ms;
-    int backoff_ms;
-    struct statement statements[STATEMENTS]; /* open addressing by the SQL's hash */
-    int n_statements;
+    struct db_backoff backoff;
+    struct db_statements statements;
     struct sent sent[IN_FLIGHT]; /* a ring */
     unsigned first, count;
 };
@@ -78,13 +67,6 @@ static struct pipe *pipes[MAX_CONNECTIONS];
 static unsigned n_pipes;
 static atomic_uint next_pipe;
 static atomic_bool running;
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void list_push(struct job_list *l, struct job *j)
 {
@@ -150,15 +132,6 @@ static struct sent *push_sent(struct pipe *p, struct sent s)
     return slot;
 }
 
-static void forget_statements(struct pipe *p)
-{
-    for (int i = 0; i < STATEMENTS; i++) {
-        free(p->statements[i].sql);
-        p->statements[i] = (struct statement){0};
-    }
-    p->n_statements = 0;
-}
-
 /* The connection failed (or the pipe stops): everything in hand is answered as unavailable. */
 static void drop_connection(struct pipe *p, const char *why)
 {
@@ -174,16 +147,13 @@ static void drop_connection(struct pipe *p, const char *why)
     answer_all(&p->pending, DB_UNAVAILABLE);
     db_release(p->pg);
     p->pg = NULL;
-    forget_statements(p);
-    p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2 : BACKOFF_MIN_MS;
-    if (p->backoff_ms > BACKOFF_MAX_MS)
-        p->backoff_ms = BACKOFF_MAX_MS;
-    p->next_attempt_ms = now_ms() + p->backoff_ms;
+    db_statements_clear(&p->statements);
+    db_backoff_failed(&p->backoff);
 }
 
 static bool connect_pipe(struct pipe *p)
 {
-    if (now_ms() < p->next_attempt_ms)
+    if (!db_backoff_allows(&p->backoff))
         return false;
     p->pg = db_connect_session();
     if (!p->pg) {
@@ -194,27 +164,8 @@ static bool connect_pipe(struct pipe *p)
         drop_connection(p, PQerrorMessage(p->pg));
         return false;
     }
-    p->backoff_ms = 0;
+    db_backoff_succeeded(&p->backoff);
     return true;
-}
-
-/* The slot of sql among the statements seen, with *prepared saying whether it is prepared; else,
- * when there is room, a free slot for it; -1 when there is none (it is then sent unprepared). */
-static int statement_slot(struct pipe *p, const char *sql, const char *name, bool *prepared)
-{
-    unsigned long long hash = strtoull(name + 1, NULL, 16);
-    *prepared = false;
-    for (int probe = 0, i = (int)(hash % STATEMENTS); probe < STATEMENTS;
-         probe++, i = (i + 1) % STATEMENTS) {
-        struct statement *st = &p->statements[i];
-        if (!st->sql)
-            return p->n_statements < STATEMENTS * 3 / 4 ? i : -1;
-        if (strcmp(st->sql, sql) == 0) {
-            *prepared = st->prepared;
-            return i;
-        }
-    }
-    return -1;
 }
 
 static bool send_sync(struct pipe *p)
@@ -235,24 +186,18 @@ static void send_pending(struct pipe *p)
     if (p->count + 3 > IN_FLIGHT) /* a prepare's Sync, a query, its Sync */
         return;
     unsigned room = IN_FLIGHT - p->count - 2, jobs = 0, prepared = 0;
-    char name[24];
     for (struct job *j = p->pending.head; j && 2 * jobs + prepared + 3 <= room;
          j = j->next, jobs++) {
-        db_statement_name(j->sql, name);
         bool known;
-        int slot = statement_slot(p, j->sql, name, &known);
+        int slot = db_statements_find(&p->statements, j->sql, j->name, &known);
+        j->prepared = slot >= 0; /* prepared already, or in this batch */
         if (known || slot < 0)
             continue;
-        if (PQsendPrepare(p->pg, name, j->sql, j->n, NULL) != 1) {
+        if (PQsendPrepare(p->pg, j->name, j->sql, j->n, NULL) != 1) {
             drop_connection(p, PQerrorMessage(p->pg));
             return;
         }
-        struct statement *st = &p->statements[slot];
-        if (!st->sql) {
-            st->sql = xstrdup(j->sql);
-            p->n_statements++;
-        }
-        st->prepared = true;
+        db_statements_set(&p->statements, slot, j->sql, true);
         push_sent(p, (struct sent){.kind = SENT_PREPARE, .slot = slot});
         prepared++;
     }
@@ -260,11 +205,9 @@ static void send_pending(struct pipe *p)
         return;
     for (unsigned i = 0; i < jobs; i++) {
         struct job *j = list_pop(&p->pending);
-        db_statement_name(j->sql, name);
-        bool known;
-        statement_slot(p, j->sql, name, &known);
-        int ok = known ? PQsendQueryPrepared(p->pg, name, j->n, j->values, NULL, NULL, 0)
-                       : PQsendQueryParams(p->pg, j->sql, j->n, NULL, j->values, NULL, NULL, 0);
+        int ok = j->prepared
+                     ? PQsendQueryPrepared(p->pg, j->name, j->n, j->values, NULL, NULL, 0)
+                     : PQsendQueryParams(p->pg, j->sql, j->n, NULL, j->values, NULL, NULL, 0);
         if (!ok) {
             list_push_front(&p->pending, j);
             drop_connection(p, PQerrorMessage(p->pg));
@@ -290,7 +233,7 @@ static void finish(struct pipe *p, struct sent *s, struct job_list *again)
             if (status != PGRES_PIPELINE_ABORTED)
                 log_event("error", "database pipeline: preparing failed: %s",
                           PQresultErrorMessage(s->res));
-            p->statements[s->slot].prepared = false;
+            db_statements_set(&p->statements, s->slot, NULL, false);
         }
         PQclear(s->res);
         return;
