@@ -1,5 +1,6 @@
 /* What is not a resource: the OpenAPI document, liveness, readiness and metrics. */
 #include "api.h"
+#include "conns.h"
 
 #include "db.h"
 #include "embedded.h"
@@ -48,6 +49,7 @@ static void metrics(struct request *req)
 {
     struct buf text = {0};
     metrics_render(&text, db_open_connections());
+    conns_render(&text);
     http_reply_text(req, 200, "text/plain; version=0.0.4; charset=utf-8", text.data, text.len);
     buf_free(&text);
 }

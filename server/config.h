@@ -27,7 +27,8 @@ struct config {
     unsigned body_limit;
     unsigned statement_timeout_ms;
     unsigned key_cache_ms;
-    unsigned connection_timeout_s;
+    unsigned connection_timeout_s; /* for the client to read an answer */
+    unsigned idle_timeout_s;       /* for the client to send: between requests and within one */
     unsigned connection_limit;
     unsigned per_ip_connection_limit;
     unsigned connection_memory_limit;

@@ -1,12 +1,14 @@
 #include "http.h"
 
 #include "audit.h"
+#include "conns.h"
 #include "crypto.h"
 #include "dbpipe.h"
 #include "idempotency.h"
 #include "log.h"
 #include "metrics.h"
 #include "ratelimit.h"
+#include "validate.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -53,12 +55,15 @@ static const char *status_title(int status)
     case 406: return "Not Acceptable";
     case 409: return "Conflict";
     case 410: return "Gone";
+    case 411: return "Length Required";
     case 412: return "Precondition Failed";
     case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
     case 415: return "Unsupported Media Type";
     case 422: return "Unprocessable Content";
     case 428: return "Precondition Required";
     case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
     case 503: return "Service Unavailable";
     default: return "Internal Server Error";
     }
@@ -266,6 +271,8 @@ void http_problem_database(struct request *req, enum db_status status)
 {
     if (status == DB_UNAVAILABLE || status == DB_RETRY)
         http_problem_unavailable(req);
+    else if (status == DB_INVALID_INPUT)
+        http_problem(req, 400, "A value in the request cannot be used here.");
     else
         http_problem(req, 500, "The server failed to handle this request.");
 }
@@ -392,6 +399,9 @@ static enum MHD_Result send_response(struct request *req)
         add(r, "Access-Control-Expose-Headers", expose_headers);
         add(r, "Vary", "Origin");
     }
+    /* The client now reads: it may take longer than it may take to send (idle_timeout_s). */
+    MHD_set_connection_option(req->conn, MHD_CONNECTION_OPTION_TIMEOUT,
+                              (unsigned)cfg->connection_timeout_s);
     enum MHD_Result ret = MHD_queue_response(req->conn, (unsigned)req->status, r);
     MHD_destroy_response(r);
     req->queued = true;
@@ -419,10 +429,15 @@ static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const c
 {
     (void)kind;
     struct request *req = cls;
-    /* A %00 would cut the value short where C reads it: refuse it instead. */
+    /* A %00 would cut the value short where C reads it: refuse it instead. Text that is not
+     * UTF-8 is refused here too, before it can reach the database (which would refuse it in
+     * its own words). */
     if (strlen(key) != key_size || (value && strlen(value) != value_size)) {
-        req->query_has_nul = true;
+        req->query_malformed = true;
         http_invalid(req, key, "format", "contains a NUL character (%%00)");
+    } else if (!validate_utf8(key, key_size) || (value && !validate_utf8(value, value_size))) {
+        req->query_malformed = true;
+        http_invalid(req, key, "format", "is not UTF-8 text");
     }
     if (req->n_query == HTTP_MAX_QUERY) {
         req->n_query++; /* marks "too many" */
@@ -620,6 +635,20 @@ static void answer_preflight(struct request *req, unsigned allowed)
 
 static void dispatch(struct request *req)
 {
+    if (req->target_refused == 414) {
+        http_problem(req, 414, "The URL is longer than %d bytes.", HTTP_MAX_URL_BYTES);
+        return;
+    }
+    if (req->target_refused == 400) {
+        http_problem(req, 400, "The query string has more than %d parameters.", HTTP_MAX_QUERY);
+        return;
+    }
+    if (req->bad_header[0]) {
+        http_invalid(req, req->bad_header, "format",
+                     "is not UTF-8 text without control characters");
+        http_problem_invalid(req);
+        return;
+    }
     unsigned allowed;
     enum router_result found =
         router_match(req->method, req->path, &req->route, &req->params, &allowed);
@@ -642,7 +671,7 @@ static void dispatch(struct request *req)
     }
 
     MHD_get_connection_values_n(req->conn, MHD_GET_ARGUMENT_KIND, collect_query, req);
-    if (req->query_has_nul) {
+    if (req->query_malformed) {
         http_problem_invalid(req);
         return;
     }
@@ -776,21 +805,170 @@ static void answer_deferred(struct request *req)
 
 /* ---- libmicrohttpd callbacks ---- */
 
-static struct request *request_new(struct MHD_Connection *conn, const char *url, const char *method)
+static struct request *request_new(struct MHD_Connection *conn)
 {
     struct request *req = xcalloc(1, sizeof *req);
     req->conn = conn;
     req->started = now_s();
+    jsonw_init(&req->w, &req->out);
+    atomic_fetch_add(&in_flight, 1);
+    return req;
+}
+
+/* The headers are in: what the request is. */
+static void request_begin(struct request *req, const char *url, const char *method)
+{
+    req->begun = true;
     req->method_name = method;
     req->method = router_method(method);
     req->path = xstrdup(url);
-    jsonw_init(&req->w, &req->out);
-    const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+    const char *origin = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Origin");
     if (origin && config_cors_allowed(cfg, origin))
         req->origin = origin;
     set_request_id(req);
-    atomic_fetch_add(&in_flight, 1);
+}
+
+/* Query parameters as libmicrohttpd 0.9.75 counts them: one per '&', and the last one unless
+ * it is empty. */
+static size_t count_query_parameters(const char *query)
+{
+    size_t n = 0;
+    const char *last = query;
+    for (const char *p = query; *p; p++)
+        if (*p == '&') {
+            n++;
+            last = p + 1;
+        }
+    return n + (*last != '\0');
+}
+
+/* libmicrohttpd's URI log callback: the request line is in, the headers are not. It runs
+ * before libmicrohttpd splits the query into parameters, which it stores in the connection's
+ * memory: libmicrohttpd 0.9.75 runs out of it on about a thousand parameters, queues its own
+ * error answer and then loses it, and the connection hangs until its timeout. A target werklabd
+ * refuses anyway has its query cut off here — the target is libmicrohttpd's own writable buffer,
+ * parsed in place right after this call — so that the refusal can be answered (dispatch). */
+static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)cls;
+    conns_request_started(conn);
+    struct request *req = request_new(conn);
+    char *query = strchr(uri, '?');
+    if (query && count_query_parameters(query + 1) > HTTP_MAX_QUERY)
+        req->target_refused = 400;
+    else if (strlen(uri) > HTTP_MAX_URL_BYTES)
+        req->target_refused = 414;
+    if (req->target_refused && query)
+        query[1] = '\0';
     return req;
+}
+
+/* What the headers say about where the request ends. */
+struct framing {
+    unsigned fields, hosts, lengths, transfer_encodings;
+    const char *transfer_encoding; /* the last one */
+    bool bad_name;
+    const char *bad_value; /* a header whose value is not UTF-8 text */
+};
+
+/* An RFC 9110 token: what a header name must be. */
+static bool is_token(const char *s, size_t len)
+{
+    static const char other[] = "!#$%&'*+-.^_`|~";
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              (c != '\0' && strchr(other, c))))
+            return false;
+    }
+    return len > 0;
+}
+
+/* UTF-8 text without control characters other than tab. */
+static bool is_field_text(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (((unsigned char)s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f)
+            return false;
+    return validate_utf8(s, len);
+}
+
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   size_t key_size, const char *value, size_t value_size)
+{
+    (void)kind;
+    struct framing *f = cls;
+    f->fields++;
+    if (!is_token(key, key_size))
+        f->bad_name = true;
+    else if (strcasecmp(key, "Host") == 0)
+        f->hosts++;
+    else if (strcasecmp(key, "Content-Length") == 0)
+        f->lengths++;
+    else if (strcasecmp(key, "Transfer-Encoding") == 0) {
+        f->transfer_encodings++;
+        f->transfer_encoding = value;
+    }
+    if (!f->bad_value && value && !is_field_text(value, value_size))
+        f->bad_value = key;
+    return MHD_YES;
+}
+
+/* The last coding of a Transfer-Encoding value is chunked. */
+static bool ends_chunked(const char *te)
+{
+    const char *last = strrchr(te, ',');
+    last = last ? last + 1 : te;
+    last += strspn(last, " \t");
+    size_t n = strcspn(last, " \t;");
+    return n == 7 && strncasecmp(last, "chunked", 7) == 0 &&
+           last[n + strspn(last + n, " \t")] == '\0';
+}
+
+static size_t header_bytes(struct request *req)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    return info ? info->header_size : 0;
+}
+
+/* Refuses a request whose end is not certain (RFC 9112 §6.1, §6.3, §3.2), and one with more
+ * header fields than werklabd reads, answering it with the connection closed: its remaining
+ * bytes are not another request. True when it answered. */
+static bool refuse_framing(struct request *req, const char *version)
+{
+    struct framing f = {0};
+    MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, scan_header, &f);
+    bool http11 = strcmp(version, MHD_HTTP_VERSION_1_1) == 0;
+    if (f.bad_name)
+        http_problem(req, 400,
+                     "A header name is not a token (RFC 9110): nothing may stand "
+                     "between the name and its colon.");
+    else if (f.transfer_encodings && f.lengths)
+        http_problem(req, 400, "Content-Length and Transfer-Encoding exclude each other.");
+    else if (f.transfer_encodings && !ends_chunked(f.transfer_encoding))
+        http_problem(req, 400, "Transfer-Encoding must end with chunked.");
+    else if (f.transfer_encodings)
+        http_problem(req, 411,
+                     "Send the body with Content-Length; Transfer-Encoding is not "
+                     "accepted.");
+    else if (f.lengths > 1)
+        http_problem(req, 400, "Content-Length is given more than once.");
+    else if (f.hosts > 1 || (http11 && f.hosts == 0))
+        http_problem(req, 400, "An HTTP/1.1 request needs exactly one Host header.");
+    else if (f.fields > HTTP_MAX_HEADER_FIELDS)
+        http_problem(req, 431, "The request has more than %d header fields.",
+                     HTTP_MAX_HEADER_FIELDS);
+    else if (header_bytes(req) > HTTP_MAX_HEADER_BYTES)
+        http_problem(req, 431, "The request line and headers are longer than %d bytes.",
+                     HTTP_MAX_HEADER_BYTES);
+    else {
+        if (f.bad_value)
+            snprintf(req->bad_header, sizeof req->bad_header, "%s", f.bad_value);
+        return false;
+    }
+    http_set_header(req, "Connection", "close");
+    return true;
 }
 
 static void request_free(struct request *req)
@@ -815,13 +993,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   size_t *upload_data_size, void **con_cls)
 {
     (void)cls;
-    (void)version;
     struct request *req = *con_cls;
-    if (!req) {
-        /* First call: headers only. Answering now would cost the connection its keep-alive
-         * (libmicrohttpd 0.9.75), so only a body far over the limit is refused here. */
-        req = request_new(conn, url, method);
+    if (!req) { /* not seen by on_request_line: cannot happen with libmicrohttpd 0.9.75 */
+        req = request_new(conn);
         *con_cls = req;
+    }
+    if (!req->begun) {
+        /* First call: headers only. Answering now costs the connection its keep-alive
+         * (libmicrohttpd 0.9.75), so only what must close it anyway is answered here: a
+         * request whose framing is in doubt, and a body far over the limit. */
+        request_begin(req, url, method);
+        if (refuse_framing(req, version))
+            return send_response(req);
         const char *length = http_header(req, "Content-Length");
         unsigned long long declared = length ? strtoull(length, NULL, 10) : 0;
         if (declared > cfg->body_limit) {
@@ -943,14 +1126,21 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     (void)cls;
-    (void)conn;
+    conns_request_done(conn);
+    /* Waiting for the client to send again (or closing). */
+    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+                                  (unsigned)cfg->idle_timeout_s);
     struct request *req = *con_cls;
     if (!req)
         return;
     *con_cls = NULL;
+    if (!req->begun) { /* libmicrohttpd refused its headers, or the client left before them */
+        request_free(req);
+        return;
+    }
     double seconds = now_s() - req->started;
     int status = req->queued ? req->status : 499; /* the client left before an answer */
-    (void)toe;
     metrics_request(req->route ? req->route->index : -1, status, seconds);
     audit_request(req, status);
     log_request(&(struct log_request){
@@ -1005,17 +1195,22 @@ int http_start(const struct config *config)
     }
     if (dbpipe_start(cfg->db_pipelines) < 0)
         return -1;
-    daemon_handle =
-        MHD_start_daemon(flags, (uint16_t)cfg->listen_port, NULL, NULL, on_request, NULL,
-                         /* First: the options before it would report through the default logger. */
-                         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL, MHD_OPTION_SOCK_ADDR, sa,
-                         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
-                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout_s,
-                         MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->connection_limit,
-                         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->per_ip_connection_limit,
-                         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->connection_memory_limit,
-                         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_LISTENING_ADDRESS_REUSE,
-                         1u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
+    conns_init(cfg->connection_limit, cfg->per_ip_connection_limit);
+    daemon_handle = MHD_start_daemon(
+        flags, (uint16_t)cfg->listen_port, NULL, NULL, on_request, NULL,
+        /* First: the options before it would report through the default logger. */
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL, MHD_OPTION_SOCK_ADDR, sa,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
+        /* Every connection waits for its client this long; send_response
+         * gives an answer being read the longer connection_timeout_s. */
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout_s,
+        /* Above conns' limits, which make room by closing waiting
+         * connections; libmicrohttpd's per-address limit would refuse. */
+        MHD_OPTION_CONNECTION_LIMIT, conns_daemon_limit(cfg->threads), MHD_OPTION_NOTIFY_CONNECTION,
+        conns_notify, NULL, MHD_OPTION_URI_LOG_CALLBACK, on_request_line, NULL,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->connection_memory_limit,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
     if (!daemon_handle) {
         log_event("error", "cannot listen on %s", cfg->listen);
         dbpipe_stop();

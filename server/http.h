@@ -6,6 +6,20 @@
  * the route's handler. Every response, whoever wrote it, leaves through one function that adds
  * API-Version, the security headers, X-Request-Id and CORS.
  *
+ * Before any of that, and before libmicrohttpd stores the query, the request line is checked
+ * (414, or 400 for too many query parameters), and when the headers are in, the framing: a
+ * request that could be read in more than one way (RFC 9112 §6.1, §6.3: Content-Length with
+ * Transfer-Encoding, two Content-Lengths, a header name that is not a token, HTTP/1.1 without
+ * exactly one Host) is 400 and closes the connection, so that nothing after it is taken for
+ * another request. A body sent with Transfer-Encoding is 411 (bodies are JSON of known length:
+ * send Content-Length), which also spares werklabd libmicrohttpd's chunk parser and its limits.
+ * More than HTTP_MAX_HEADER_FIELDS headers, or HTTP_MAX_HEADER_BYTES, is 431; a header or query
+ * value that is not UTF-8 text is 400 before any handler runs.
+ *
+ * Connection time: a connection may wait idle_timeout_s for the client to send (before, between
+ * and within requests), and connection_timeout_s for the client to read an answer. conns closes
+ * waiting connections to make room when the limits are reached.
+ *
  * Unknown query keys are recorded in req->invalid; a route that declares query keys gets called
  * anyway, so that it can report them together with its own findings, and must answer
  * http_problem_invalid() when req->n_invalid is not 0 after its checks.
@@ -33,6 +47,12 @@
 #define HTTP_MAX_HEADERS   16
 #define HTTP_MAX_INVALID   64
 #define HTTP_MAX_CONFLICTS 16
+
+/* A longer request target is 414; more request header fields, or a longer request line and
+ * headers together, 431. */
+#define HTTP_MAX_URL_BYTES     8192
+#define HTTP_MAX_HEADER_FIELDS 100
+#define HTTP_MAX_HEADER_BYTES  16384
 
 struct request;
 /* What a handler does with the result of a statement it deferred (http_defer). */
@@ -84,8 +104,11 @@ struct request {
     struct http_conflict conflicts[HTTP_MAX_CONFLICTS];
 
     /* Bookkeeping. */
+    bool begun;          /* the headers are in and the fields above are set */
+    int target_refused;  /* 400 (too many query parameters) or 414, from the request line */
+    char bad_header[64]; /* a header whose value is not UTF-8 text */
     bool too_large;
-    bool query_has_nul;
+    bool query_malformed;     /* a query key or value is not UTF-8 text, or holds a NUL */
     bool idempotent;          /* the handler runs inside idempotency's transaction */
     bool wants_csv;           /* a list asked for as text/csv */
     bool personal_shown;      /* the answer showed personal data: the read is audited */

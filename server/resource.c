@@ -881,7 +881,9 @@ void resource_fail(struct request *req, const struct resource *res, const struct
         http_problem(req, 400, "The values break a rule of %s.", res->name);
         return;
     case DB_INVALID_INPUT:
-        http_problem(req, 400, "A value could not be stored: %s.", r->message);
+        /* PostgreSQL's words are for the log: they name its types and encodings. */
+        log_event("warning", "%s: a value was refused by the database: %s", res->name, r->message);
+        http_problem(req, 400, "A value could not be stored: it is outside what this field takes.");
         return;
     case DB_RETRY:
         http_problem(req, 409, "The change collided with another one; try again.");

@@ -12,6 +12,31 @@ size_t validate_chars(const char *s)
     return n;
 }
 
+bool validate_utf8(const char *s, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        if (u[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n = u[i] >= 0xf0 && u[i] <= 0xf4   ? 4
+                   : u[i] >= 0xe0 && u[i] <= 0xef ? 3
+                   : u[i] >= 0xc2 && u[i] <= 0xdf ? 2
+                                                  : 0;
+        if (n == 0 || n > len - i)
+            return false;
+        for (size_t k = 1; k < n; k++)
+            if ((u[i + k] & 0xc0) != 0x80)
+                return false;
+        if ((u[i] == 0xe0 && u[i + 1] < 0xa0) || (u[i] == 0xed && u[i + 1] >= 0xa0) ||
+            (u[i] == 0xf0 && u[i + 1] < 0x90) || (u[i] == 0xf4 && u[i + 1] >= 0x90))
+            return false;
+        i += n;
+    }
+    return true;
+}
+
 static bool digits(const char *s, int n)
 {
     for (int i = 0; i < n; i++)

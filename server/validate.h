@@ -7,6 +7,9 @@
 
 /* Characters (code points) in valid UTF-8. */
 size_t validate_chars(const char *s);
+/* len bytes at s are well-formed UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF.
+ */
+bool validate_utf8(const char *s, size_t len);
 /* YYYY-MM-DD, a real calendar date (at the start of s; the caller checks the length). */
 bool validate_date(const char *s);
 /* RFC 3339 date-time with seconds and an offset (Z or +hh:mm); fractions up to 9 digits. */
