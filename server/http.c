@@ -853,10 +853,11 @@ static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *
     (void)cls;
     conns_request_started(conn);
     struct request *req = request_new(conn);
+    req->target_bytes = strlen(uri);
     char *query = strchr(uri, '?');
     if (query && count_query_parameters(query + 1) > HTTP_MAX_QUERY)
         req->target_refused = 400;
-    else if (strlen(uri) > HTTP_MAX_URL_BYTES)
+    else if (req->target_bytes > HTTP_MAX_URL_BYTES)
         req->target_refused = 414;
     if (req->target_refused && query)
         query[1] = '\0';
@@ -925,11 +926,13 @@ static bool ends_chunked(const char *te)
            last[n + strspn(last + n, " \t")] == '\0';
 }
 
+/* The header fields' bytes: libmicrohttpd counts the request line with them. */
 static size_t header_bytes(struct request *req)
 {
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
-    return info ? info->header_size : 0;
+    size_t all = info ? info->header_size : 0;
+    return all > req->target_bytes ? all - req->target_bytes : 0;
 }
 
 /* Refuses a request whose end is not certain (RFC 9112 §6.1, §6.3, §3.2), and one with more
@@ -960,7 +963,7 @@ static bool refuse_framing(struct request *req, const char *version)
         http_problem(req, 431, "The request has more than %d header fields.",
                      HTTP_MAX_HEADER_FIELDS);
     else if (header_bytes(req) > HTTP_MAX_HEADER_BYTES)
-        http_problem(req, 431, "The request line and headers are longer than %d bytes.",
+        http_problem(req, 431, "The request headers are longer than %d bytes.",
                      HTTP_MAX_HEADER_BYTES);
     else {
         if (f.bad_value)

@@ -48,8 +48,7 @@
 #define HTTP_MAX_INVALID   64
 #define HTTP_MAX_CONFLICTS 16
 
-/* A longer request target is 414; more request header fields, or a longer request line and
- * headers together, 431. */
+/* A longer request target is 414; more request header fields, or more bytes of them, 431. */
 #define HTTP_MAX_URL_BYTES     8192
 #define HTTP_MAX_HEADER_FIELDS 100
 #define HTTP_MAX_HEADER_BYTES  16384
@@ -106,6 +105,7 @@ struct request {
     /* Bookkeeping. */
     bool begun;          /* the headers are in and the fields above are set */
     int target_refused;  /* 400 (too many query parameters) or 414, from the request line */
+    size_t target_bytes; /* of the request target, as sent */
     char bad_header[64]; /* a header whose value is not UTF-8 text */
     bool too_large;
     bool query_malformed;     /* a query key or value is not UTF-8 text, or holds a NUL */
