@@ -277,9 +277,10 @@ static void test_defaults(void **state)
     assert_int_equal(c.statement_timeout_ms, 5000);
     assert_int_equal(c.key_cache_ms, 1000);
     assert_int_equal(c.connection_timeout_s, 30);
+    assert_int_equal(c.idle_timeout_s, 5);
     assert_int_equal(c.connection_limit, 1000);
     assert_int_equal(c.per_ip_connection_limit, 512);
-    assert_int_equal(c.connection_memory_limit, 65536);
+    assert_int_equal(c.connection_memory_limit, 32768);
     assert_false(c.no_migrate);
     assert_null(c.key_role);
     assert_null(c.key_name);
@@ -308,6 +309,8 @@ static void test_all_settings(void **state)
          0, 60000},
         {"WERKLAB_CONNECTION_TIMEOUT", "5", "--connection-timeout=3600",
          offsetof(struct config, connection_timeout_s), 5, 3600},
+        {"WERKLAB_IDLE_TIMEOUT", "1", "--idle-timeout=3600",
+         offsetof(struct config, idle_timeout_s), 1, 3600},
         {"WERKLAB_CONNECTION_LIMIT", "10", "--connection-limit=11",
          offsetof(struct config, connection_limit), 10, 11},
         {"WERKLAB_PER_IP_CONNECTION_LIMIT", "2", "--per-ip-connection-limit=3",

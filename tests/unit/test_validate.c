@@ -126,6 +126,32 @@ static void test_chars(void **state)
     assert_int_equal(validate_chars("\xf0\x9f\x98\x80"), 1);
 }
 
+static void test_utf8(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        size_t len;
+        bool valid;
+    } cases[] = {
+        {"", 0, true},
+        {"Fryslân", 8, true},
+        {"\xf0\x9f\x98\x80", 4, true},
+        {"a\0b", 3, true}, /* NUL is UTF-8; callers refuse it themselves */
+        {"\xff\xfe", 2, false},
+        {"caf\xe9", 4, false},          /* Latin-1 */
+        {"\xc3", 1, false},             /* cut short */
+        {"\xc0\xaf", 2, false},         /* overlong */
+        {"\xe0\x80\xaf", 3, false},     /* overlong */
+        {"\xed\xa0\x80", 3, false},     /* surrogate */
+        {"\xf4\x90\x80\x80", 4, false}, /* above U+10FFFF */
+        {"\xf0\x9f\x98", 3, false},     /* cut short */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        if (validate_utf8(cases[i].text, cases[i].len) != cases[i].valid)
+            fail_msg("case %zu: expected %s", i, cases[i].valid ? "valid" : "invalid");
+}
+
 static void test_whole_numbers(void **state)
 {
     (void)state;
@@ -161,10 +187,10 @@ static void test_whole_numbers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_dates),         cmocka_unit_test(test_timestamps),
-        cmocka_unit_test(test_emails),        cmocka_unit_test(test_urls),
-        cmocka_unit_test(test_phones),        cmocka_unit_test(test_chars),
-        cmocka_unit_test(test_whole_numbers),
+        cmocka_unit_test(test_dates),  cmocka_unit_test(test_timestamps),
+        cmocka_unit_test(test_emails), cmocka_unit_test(test_urls),
+        cmocka_unit_test(test_phones), cmocka_unit_test(test_chars),
+        cmocka_unit_test(test_utf8),   cmocka_unit_test(test_whole_numbers),
     };
     return cmocka_run_group_tests_name("validate", tests, NULL, NULL);
 }
