@@ -1204,11 +1204,11 @@ int http_start(const struct config *config)
         /* First: the options before it would report through the default logger. */
         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL, MHD_OPTION_SOCK_ADDR, sa,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
-        /* Every connection waits for its client this long; send_response
-         * gives an answer being read the longer connection_timeout_s. */
+        /* How long a connection waits for its client to send; send_response gives the
+         * client connection_timeout_s to read the answer. */
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout_s,
-        /* Above conns' limits, which make room by closing waiting
-         * connections; libmicrohttpd's per-address limit would refuse. */
+        /* Above conns' limits, which make room by closing waiting connections; no
+         * per-address limit here: libmicrohttpd's would refuse the new connection. */
         MHD_OPTION_CONNECTION_LIMIT, conns_daemon_limit(cfg->threads), MHD_OPTION_NOTIFY_CONNECTION,
         conns_notify, NULL, MHD_OPTION_URI_LOG_CALLBACK, on_request_line, NULL,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->connection_memory_limit,
