@@ -44,12 +44,21 @@ static void export(struct request *req, const char *email)
     http_reply(req, 200);
 }
 
+/* In one transaction with its audit entry: the log says an erasure happened exactly when it
+ * did. */
 static void erase(struct request *req, const char *email)
 {
     const char *params[] = {email};
     struct db_result r;
-    if (db_exec("SELECT what, changed FROM erase_data_subject($1)", 1, params, &r) != DB_OK) {
-        http_problem_database(req, r.status);
+    if (db_begin() != DB_OK) {
+        http_problem_unavailable(req);
+        return;
+    }
+    if (db_exec("SELECT what, changed FROM erase_data_subject($1)", 1, params, &r) != DB_OK ||
+        !http_commit_audited(req, 200, NULL)) {
+        if (r.status != DB_OK)
+            http_problem_database(req, r.status);
+        db_rollback();
         db_clear(&r);
         return;
     }
