@@ -28,6 +28,7 @@ static struct MHD_Daemon *daemon_handle;
 static const struct config *cfg;
 static atomic_int in_flight;
 static atomic_int suspended; /* connections waiting for the pipeline or the audit log */
+static atomic_bool stopping; /* no more suspending: libmicrohttpd is about to stop */
 
 static const char expose_headers[] =
     "API-Version, ETag, Link, Location, Retry-After, X-Request-Id, RateLimit-Limit, "
@@ -747,10 +748,22 @@ static void on_deferred_result(void *ctx, struct db_result *r)
     MHD_resume_connection(req->conn);
 }
 
+/* Counts a connection about to be suspended; false, counting nothing, when the server is
+ * stopping: libmicrohttpd must not be stopped with a connection suspended, so http_stop() waits
+ * for the count to reach 0, and this makes sure it stays there. */
+static bool may_suspend(void)
+{
+    atomic_fetch_add(&suspended, 1);
+    if (!atomic_load(&stopping))
+        return true;
+    atomic_fetch_sub(&suspended, 1);
+    return false;
+}
+
 void http_defer(struct request *req, const char *sql, int n, const char *const *values,
                 http_then then)
 {
-    if (!dbpipe_running() || req->idempotent) {
+    if (!dbpipe_running() || req->idempotent || !may_suspend()) {
         struct db_result r;
         db_exec(sql, n, values, &r);
         then(req, &r);
@@ -760,7 +773,6 @@ void http_defer(struct request *req, const char *sql, int n, const char *const *
     req->then = then;
     /* Suspended before the statement is queued, so the resume can never come first. */
     MHD_suspend_connection(req->conn);
-    atomic_fetch_add(&suspended, 1);
     dbpipe_submit(sql, n, values, on_deferred_result, req);
 }
 
@@ -975,35 +987,11 @@ static void on_audit_committed(void *ctx, bool committed)
     MHD_resume_connection(req->conn);
 }
 
-/* Sends the answer — unless it is a success the audit log records and no transaction has
- * recorded yet (a read that showed personal data, an idempotent replay): then it leaves only
- * once its entry is committed, and meanwhile the connection waits suspended, holding no
- * thread. Refused requests are recorded after they are answered (audit_request). */
-static enum MHD_Result answer(struct request *req)
+/* Sends the answer once its entry is committed, or, when it could not be, a 503 instead:
+ * nothing the log does not hold is shown. */
+static enum MHD_Result answer_recorded(struct request *req, bool committed)
 {
-    struct audit_entry e;
-    if (req->audited || req->status < 200 || req->status > 299 ||
-        !audit_entry_of(req, req->status, &e))
-        return send_response(req);
-    req->audit_waiting = true;
-    atomic_store_explicit(&req->audit_outcome, AUDIT_PENDING, memory_order_relaxed);
-    /* Suspended before the entry is queued, so the resume can never come first. */
-    MHD_suspend_connection(req->conn);
-    atomic_fetch_add(&suspended, 1);
-    audit_submit(&e, on_audit_committed, req);
-    return MHD_YES;
-}
-
-/* The writer has reported: the answer leaves, or, when its entry could not be committed,
- * a 503 instead — nothing the log does not hold is shown. */
-static enum MHD_Result answer_audited(struct request *req)
-{
-    int outcome = atomic_load_explicit(&req->audit_outcome, memory_order_acquire);
-    if (outcome == AUDIT_PENDING)
-        return MHD_YES; /* not resumed by the writer: nothing to do yet */
-    req->audit_waiting = false;
-    atomic_fetch_sub(&suspended, 1);
-    if (outcome == AUDIT_COMMITTED) {
+    if (committed) {
         req->audited = true;
         return send_response(req);
     }
@@ -1015,6 +1003,37 @@ static enum MHD_Result answer_audited(struct request *req)
     req->personal_shown = false; /* shown to nobody after all */
     http_problem_unavailable(req);
     return send_response(req);
+}
+
+/* Sends the answer — unless it is a success the audit log records and no transaction has
+ * recorded yet (a read that showed personal data, an idempotent replay): then it leaves only
+ * once its entry is committed, and meanwhile the connection waits suspended, holding no
+ * thread. Refused requests are recorded after they are answered (audit_request). */
+static enum MHD_Result answer(struct request *req)
+{
+    struct audit_entry e;
+    if (req->audited || req->status < 200 || req->status > 299 ||
+        !audit_entry_of(req, req->status, &e))
+        return send_response(req);
+    if (!may_suspend()) /* stopping: written here and now, holding the worker for it */
+        return answer_recorded(req, audit_write(&e) == DB_OK);
+    req->audit_waiting = true;
+    atomic_store_explicit(&req->audit_outcome, AUDIT_PENDING, memory_order_relaxed);
+    /* Suspended before the entry is queued, so the resume can never come first. */
+    MHD_suspend_connection(req->conn);
+    audit_submit(&e, on_audit_committed, req);
+    return MHD_YES;
+}
+
+/* Resumed: the writer has reported. */
+static enum MHD_Result answer_audited(struct request *req)
+{
+    int outcome = atomic_load_explicit(&req->audit_outcome, memory_order_acquire);
+    if (outcome == AUDIT_PENDING)
+        return MHD_YES; /* not resumed by the writer: nothing to do yet */
+    req->audit_waiting = false;
+    atomic_fetch_sub(&suspended, 1);
+    return answer_recorded(req, outcome == AUDIT_COMMITTED);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -1117,7 +1136,9 @@ void http_stop(unsigned grace_ms)
     /* libmicrohttpd must not be stopped with connections suspended: the pipeline answers what
      * it still has (503), which resumes them; an answer that then waits for its audit entry is
      * resumed by the audit writer, which still runs, once the entry is committed or has failed
-     * (within the statement timeout, at once when the database is down). */
+     * (within the statement timeout, at once when the database is down). From now on nothing
+     * is suspended any more. */
+    atomic_store(&stopping, true);
     dbpipe_stop();
     for (unsigned waited = 0; atomic_load(&suspended) > 0; waited += 10) {
         if (waited > 0 && waited % 5000 == 0)
