@@ -2,8 +2,10 @@
  *
  * The address travels in the body, never in a URL (so never in an access log), and is not
  * written to the audit log: the entry says an export or erasure happened, by which key, when.
- * Export answers everything held about the address as one document; erase anonymises it
- * everywhere (migrations/0005_data_subjects.sql) in one transaction and answers what changed. */
+ * Export answers everything held about the address as one document, sent once its audit entry
+ * is committed (like any read of personal data); erase anonymises it everywhere
+ * (migrations/0005_data_subjects.sql) in one transaction with its audit entry and answers what
+ * changed. */
 #include "api.h"
 #include "common.h"
 #include "validate.h"

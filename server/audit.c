@@ -12,7 +12,8 @@
 #include <string.h>
 #include <time.h>
 
-#define BATCH 4096 /* entries in one commit at most: one statement stays a few hundred kB */
+#define BATCH    4096 /* entries in one commit at most: one statement stays a few hundred kB */
+#define CHECK_MS 1000 /* how often an idle writer checks its connection */
 
 /* One multi-row INSERT for a batch: seven arrays, unnested side by side, in the order the
  * requests were answered, with the times they were answered. */
@@ -207,33 +208,40 @@ done:
                   dropped);
 }
 
-/* Under lock: waits until there is something worth an attempt. Entries somebody waits for are
- * always worth one (while the database is down it fails at once, and they are answered 503);
- * entries nobody waits for wait for the back-off. */
-static void wait_for_work(void)
+static int64_t now_ms(void)
 {
-    for (;;) {
-        if (stopping || queued_waiting > 0 ||
-            (queued_async > 0 && (pg || db_backoff_allows(&backoff))))
-            return;
-        if (queued_async == 0) {
-            pthread_cond_wait(&wake, &lock);
-            continue;
-        }
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        int64_t now_ms = (int64_t)until.tv_sec * 1000 + until.tv_nsec / 1000000;
-        int64_t wait_ms = backoff.next_attempt_ms - now_ms;
-        if (wait_ms < 1)
-            wait_ms = 1;
-        until.tv_sec += wait_ms / 1000;
-        until.tv_nsec += (wait_ms % 1000) * 1000000;
-        if (until.tv_nsec >= 1000000000) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&wake, &lock, &until);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+enum wait { WORK, WOKEN, IDLE };
+
+/* Under lock: WORK when there is something worth an attempt now. Entries somebody waits for
+ * always are (while the database is down it fails at once, and they are answered 503); entries
+ * nobody waits for wait for the back-off. Else waits for a wake-up (WOKEN), at most until the
+ * back-off ends or the connection is due a check (IDLE). */
+static enum wait wait_for_work(void)
+{
+    if (stopping || queued_waiting > 0 || (queued_async > 0 && (pg || db_backoff_allows(&backoff))))
+        return WORK;
+    int64_t until_ms = now_ms() + CHECK_MS;
+    if (!pg && backoff.next_attempt_ms < until_ms)
+        until_ms = backoff.next_attempt_ms;
+    struct timespec until = {.tv_sec = until_ms / 1000, .tv_nsec = (until_ms % 1000) * 1000000};
+    return pthread_cond_timedwait(&wake, &lock, &until) == ETIMEDOUT ? IDLE : WOKEN;
+}
+
+/* While idle: a connection the database has closed (a restart, an idle timeout) is noticed and
+ * made again now, not by the first commit that would fail on it. */
+static void keep_connection(void)
+{
+    if (pg && PQconsumeInput(pg) != 1) {
+        log_event("error", "audit: lost the database connection: %s", PQerrorMessage(pg));
+        db_release(pg);
+        pg = NULL;
     }
+    connection();
 }
 
 static void *run(void *unused)
@@ -241,7 +249,14 @@ static void *run(void *unused)
     (void)unused;
     pthread_mutex_lock(&lock);
     for (;;) {
-        wait_for_work();
+        enum wait w = wait_for_work();
+        if (w == IDLE) {
+            pthread_mutex_unlock(&lock);
+            keep_connection();
+            pthread_mutex_lock(&lock);
+        }
+        if (w != WORK)
+            continue;
         if (!queue.head)
             break; /* stopping, and everything is written */
         /* Whatever has queued up meanwhile goes in this commit. */

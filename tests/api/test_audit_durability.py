@@ -143,3 +143,43 @@ def test_sigterm_answers_every_waiting_read(werklabd, keys, log_dir, new_municip
         for r in readers:
             r.stop.set()
         d.terminate()
+
+
+def audit_metrics(api, keys):
+    r = api.get("/metrics", key=keys.admin)
+    assert r.status == 200
+    values = {}
+    for line in r.body.decode().splitlines():
+        if line.startswith("werklabd_audit_"):
+            name, value = line.split()
+            values[name] = float(value)
+    return values
+
+
+def test_concurrent_reads_share_commits(api, keys, new_municipality):
+    """Group commit: the entries of reads that wait at the same time go in one commit, so there
+    are fewer commits than entries; and nothing waits once all are answered."""
+    m = new_municipality()
+    before = audit_metrics(api, keys)
+    run = uuid.uuid4().hex[:8]
+    readers = [Reader(n, api.port, f"/v1/municipalities/{m['id']}", keys.staff, run)
+               for n in range(8)]
+    for r in readers:
+        r.start()
+    deadline = time.monotonic() + 120
+    while sum(len(r.answered) for r in readers) < BEFORE_KILL:
+        assert all(r.error is None for r in readers), [r.error for r in readers]
+        assert time.monotonic() < deadline, "the readers were not answered"
+        time.sleep(0.01)
+    for r in readers:
+        r.stop.set()
+    for r in readers:
+        r.join(30)
+    assert all(r.error is None for r in readers), [r.error for r in readers]
+    after = audit_metrics(api, keys)
+    commits = after["werklabd_audit_commits_total"] - before["werklabd_audit_commits_total"]
+    entries = after["werklabd_audit_entries_total"] - before["werklabd_audit_entries_total"]
+    answered = sum(len(r.answered) for r in readers)
+    assert entries >= answered, (entries, answered)
+    assert commits < entries, f"{commits} commits for {entries} entries: none was shared"
+    assert after["werklabd_audit_waiting"] == 0, after
