@@ -186,11 +186,9 @@ static void settle(struct list *batch, enum db_status s)
             free(p);
         }
     }
-    if (!again.head)
-        goto done;
     pthread_mutex_lock(&lock);
     while (again.head && queued_async + kept > AUDIT_BACKLOG) {
-        free(pop(&again));
+        free(pop(&again)); /* the oldest first */
         kept--;
         dropped++;
     }
@@ -202,9 +200,10 @@ static void settle(struct list *batch, enum db_status s)
         queued_async += kept;
     }
     pthread_mutex_unlock(&lock);
-done:
     if (dropped)
-        log_event("error", "audit: %d entries of refused writes could not be written and are lost",
+        log_event("error",
+                  "audit: %d entries of refused requests could not be written and are "
+                  "lost",
                   dropped);
 }
 
