@@ -115,14 +115,25 @@ static void create_key(struct request *req)
                             codes,
                             v.value[resource_field(&api_keys, "requireIfMatch")],
                             v.value[resource_field(&api_keys, "rateLimit")]};
-    struct db_result r;
-    enum db_status s = db_exec(sql.data, 7, params, &r);
-    if (s == DB_OK && db_rows(&r) == 0) {
-        http_invalid(req, "municipalities", "reference", "names a code that is not a municipality");
-        http_problem_invalid(req);
-    } else if (s != DB_OK) {
-        resource_fail(req, &api_keys, &r, false);
+    struct db_result r = {0};
+    bool made = false; /* committed with its audit entry: only then is the secret shown */
+    if (db_begin() != DB_OK) {
+        http_problem_unavailable(req);
     } else {
+        enum db_status s = db_exec(sql.data, 7, params, &r);
+        if (s == DB_OK && db_rows(&r) == 0) {
+            http_invalid(req, "municipalities", "reference",
+                         "names a code that is not a municipality");
+            http_problem_invalid(req);
+        } else if (s != DB_OK) {
+            resource_fail(req, &api_keys, &r, false);
+        } else {
+            made = http_commit_audited(req, 201, db_value(&r, 0, 0));
+        }
+        if (!made)
+            db_rollback();
+    }
+    if (made) {
         jsonw_object_begin(&req->w);
         resource_render_members(req, &api_keys, &r, 0);
         jsonw_kv_string(&req->w, "key", key);
@@ -149,14 +160,22 @@ static void revoke_key(struct request *req)
     }
     const char *params[] = {id, version};
     struct db_result r;
+    if (db_begin() != DB_OK) {
+        http_problem_unavailable(req);
+        return;
+    }
     enum db_status s =
         db_exec("UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 "
                 "AND ($2::integer IS NULL OR version = $2::integer) RETURNING id",
                 2, params, &r);
     if (s != DB_OK) {
         resource_fail(req, &api_keys, &r, true);
+        db_rollback();
     } else if (db_rows(&r) == 0) {
         resource_answer_missing(req, &api_keys, id);
+        db_rollback();
+    } else if (!http_commit_audited(req, 204, id)) {
+        db_rollback();
     } else {
         auth_forget(id);
         http_reply_empty(req, 204);

@@ -1,7 +1,7 @@
 /* GET /v1/audit-log: who did what, for administrators. Filters keyId, resource (the route),
  * resourceId, action, from and to (times); paged by a signed cursor, oldest first by the time
- * each request was answered (writes are recorded in their transaction, the rest in batches just
- * after, so ids alone are not in time order). */
+ * each request was answered (writes are recorded in their transaction, the rest in batches by the
+ * audit writer, so ids alone are not in time order). */
 #include "api.h"
 #include "common.h"
 #include "validate.h"

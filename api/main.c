@@ -1,7 +1,6 @@
 /* werklabd: the commands — serve, migrate, create-key, routes. */
 #include "api.h"
 
-#include "audit.h"
 #include "auth.h"
 #include "config.h"
 #include "db.h"
@@ -21,6 +20,8 @@
 #include <string.h>
 
 #define SHUTDOWN_GRACE_MS 10000
+/* What the audit log names as the resource of a key made on the command line. */
+#define CREATE_KEY_RESOURCE "werklabd create-key"
 
 static int migrate_with(const struct config *cfg)
 {
@@ -86,7 +87,6 @@ static int serve(const struct config *cfg)
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    jobs_add("audit", AUDIT_FLUSH_MS, audit_flush);
     jobs_start();
     if (http_start(cfg) < 0) {
         jobs_stop();
@@ -98,7 +98,7 @@ static int serve(const struct config *cfg)
     log_event("info", "%s: finishing requests in flight, then stopping",
               sig == SIGTERM ? "SIGTERM" : "SIGINT");
     http_stop(SHUTDOWN_GRACE_MS);
-    jobs_stop(); /* runs each job once more: the last audit entries are written */
+    jobs_stop();
     log_event("info", "stopped");
     return 0;
 }
@@ -175,13 +175,18 @@ static int create_key(const struct config *cfg)
                             codes,
                             cfg->key_require_if_match ? "true" : "false",
                             cfg->key_rate};
+    /* Audited like a key made through the API, in the same statement (so the same transaction):
+     * no key, resource CREATE_KEY_RESOURCE, the new key's id. */
     PGresult *res = PQexecParams(
         pg,
-        "INSERT INTO api_keys (name, role, expires_at, secret_hash, municipality_codes, "
-        "require_if_match, rate_limit) "
+        "WITH made AS (INSERT INTO api_keys (name, role, expires_at, secret_hash, "
+        "municipality_codes, require_if_match, rate_limit) "
         "SELECT $1, $2, $3::timestamptz, $4::bytea, $5::text[], $6::boolean, $7::integer "
         "WHERE $5::text[] IS NULL OR (SELECT count(*) FROM municipalities "
-        "WHERE code = ANY ($5::text[])) = cardinality($5::text[]) RETURNING id",
+        "WHERE code = ANY ($5::text[])) = cardinality($5::text[]) RETURNING id), "
+        "audited AS (INSERT INTO audit_log (action, resource, resource_id, status) "
+        "SELECT 'create', '" CREATE_KEY_RESOURCE "', id, 201 FROM made) "
+        "SELECT id FROM made",
         7, NULL, params, NULL, NULL, 0);
     int rc = 0;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {

@@ -197,13 +197,15 @@ static void put_attendance(struct request *req)
         resource_fail(req, &sessions, &r, false);
         goto rollback;
     }
-    http_etag(req, db_value(&r, 0, 0));
+    char version[16];
+    snprintf(version, sizeof version, "%s", db_value(&r, 0, 0));
     db_clear(&r);
+    /* Whatever fails from here on (the list read back, the audit entry, the commit) undoes the
+     * whole replacement. */
     answer_attendance(req, session);
-    if (req->status == 200 && db_commit() != DB_OK) {
-        http_problem_unavailable(req);
+    if (req->status != 200 || !http_commit_audited(req, 200, NULL))
         goto rollback;
-    }
+    http_etag(req, version); /* the version of a committed list only */
     free(records);
     return;
 rollback:

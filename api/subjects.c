@@ -2,8 +2,10 @@
  *
  * The address travels in the body, never in a URL (so never in an access log), and is not
  * written to the audit log: the entry says an export or erasure happened, by which key, when.
- * Export answers everything held about the address as one document; erase anonymises it
- * everywhere (migrations/0005_data_subjects.sql) in one transaction and answers what changed. */
+ * Export answers everything held about the address as one document, sent once its audit entry
+ * is committed (like any read of personal data); erase anonymises it everywhere
+ * (migrations/0005_data_subjects.sql) in one transaction with its audit entry and answers what
+ * changed. */
 #include "api.h"
 #include "common.h"
 #include "validate.h"
@@ -44,12 +46,21 @@ static void export(struct request *req, const char *email)
     http_reply(req, 200);
 }
 
+/* In one transaction with its audit entry: the log says an erasure happened exactly when it
+ * did. */
 static void erase(struct request *req, const char *email)
 {
     const char *params[] = {email};
     struct db_result r;
-    if (db_exec("SELECT what, changed FROM erase_data_subject($1)", 1, params, &r) != DB_OK) {
-        http_problem_database(req, r.status);
+    if (db_begin() != DB_OK) {
+        http_problem_unavailable(req);
+        return;
+    }
+    if (db_exec("SELECT what, changed FROM erase_data_subject($1)", 1, params, &r) != DB_OK ||
+        !http_commit_audited(req, 200, NULL)) {
+        if (r.status != DB_OK)
+            http_problem_database(req, r.status);
+        db_rollback();
         db_clear(&r);
         return;
     }

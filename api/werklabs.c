@@ -334,8 +334,8 @@ static void assign_trainer(struct request *req)
         goto rollback;
     }
     answer_assignments(req, id);
-    if (db_commit() != DB_OK)
-        http_problem_unavailable(req);
+    if (req->status != 200 || !http_commit_audited(req, 200, NULL))
+        goto rollback;
     db_clear(&r);
     return;
 rollback:
@@ -367,10 +367,9 @@ static void unassign_trainer(struct request *req)
         http_problem(req, 404, "No trainer is assigned as %s in this werklab.", role);
         goto rollback;
     }
-    if (db_commit() != DB_OK)
-        http_problem_unavailable(req);
-    else
-        http_reply_empty(req, 204);
+    if (!http_commit_audited(req, 204, NULL))
+        goto rollback;
+    http_reply_empty(req, 204);
     db_clear(&r);
     return;
 rollback:

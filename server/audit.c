@@ -3,25 +3,69 @@
 #include "buf.h"
 #include "db.h"
 #include "log.h"
+#include "metrics.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#define QUEUE 4096
+#define BATCH    4096 /* entries in one commit at most: one statement stays a few hundred kB */
+#define CHECK_MS 1000 /* how often an idle writer checks its connection */
 
-static struct audit_entry queue[QUEUE];
-static int queued;
+/* One multi-row INSERT for a batch: seven arrays, unnested side by side, in the order the
+ * requests were answered, with the times they were answered. */
+static const char insert_sql[] =
+    "INSERT INTO audit_log (key_id, action, resource, resource_id, status, request_id, at) "
+    "SELECT k, a, r, i, s, q, coalesce(t, clock_timestamp()) FROM unnest($1::uuid[], "
+    "$2::text[], $3::text[], $4::uuid[], $5::integer[], $6::text[], $7::timestamptz[]) "
+    "AS e(k, a, r, i, s, q, t) ORDER BY t";
+
+struct pending {
+    struct pending *next;
+    struct audit_entry e;
+    audit_committed done; /* NULL: nobody waits for this one */
+    void *ctx;
+};
+
+struct list {
+    struct pending *head, *tail;
+};
+
+/* The queue, shared with the threads that add to it. */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t drained = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t wake;
+static struct list queue;
+static int queued_async;   /* entries in the queue nobody waits for */
+static int queued_waiting; /* entries in the queue somebody waits for */
+static bool running, stopping;
+static pthread_t thread;
 
-void audit_add(const struct audit_entry *e)
+/* The writer's own. */
+static PGconn *pg;
+static struct db_backoff backoff;
+
+static void push(struct list *l, struct pending *p)
 {
-    pthread_mutex_lock(&lock);
-    while (queued == QUEUE)
-        pthread_cond_wait(&drained, &lock);
-    queue[queued++] = *e;
-    pthread_mutex_unlock(&lock);
+    p->next = NULL;
+    if (l->tail)
+        l->tail->next = p;
+    else
+        l->head = p;
+    l->tail = p;
+}
+
+static struct pending *pop(struct list *l)
+{
+    struct pending *p = l->head;
+    if (p) {
+        l->head = p->next;
+        if (!l->head)
+            l->tail = NULL;
+    }
+    return p;
 }
 
 enum db_status audit_write(const struct audit_entry *e)
@@ -61,56 +105,244 @@ static void element(struct buf *b, const char *s, bool first)
     buf_putc(b, '"');
 }
 
-void audit_flush(void)
+/* The writer's connection, made now if it has none and the back-off allows; NULL when down. */
+static PGconn *connection(void)
 {
-    static struct audit_entry batch[QUEUE];
-    pthread_mutex_lock(&lock);
-    int n = queued;
-    memcpy(batch, queue, (size_t)n * sizeof *batch);
-    queued = 0;
-    pthread_cond_broadcast(&drained);
-    pthread_mutex_unlock(&lock);
-    if (n == 0)
-        return;
+    if (pg && PQstatus(pg) == CONNECTION_OK)
+        return pg;
+    db_release(pg);
+    pg = NULL;
+    if (!db_backoff_allows(&backoff))
+        return NULL;
+    pg = db_connect_session();
+    if (!pg) {
+        db_backoff_failed(&backoff);
+        return NULL;
+    }
+    db_backoff_succeeded(&backoff);
+    return pg;
+}
 
-    /* One statement for the batch: seven arrays, unnested side by side. */
+/* Commits the n entries of batch in one statement, its own transaction. */
+static enum db_status commit(const struct list *batch, int n)
+{
+    if (!connection())
+        return DB_UNAVAILABLE;
     struct buf cols[7] = {0};
     for (int c = 0; c < 7; c++)
         buf_putc(&cols[c], '{');
-    for (int i = 0; i < n; i++) {
+    bool first = true;
+    for (const struct pending *p = batch->head; p; p = p->next, first = false) {
         char status[16];
-        snprintf(status, sizeof status, "%d", batch[i].status);
-        element(&cols[0], batch[i].key_id, i == 0);
-        element(&cols[1], batch[i].action, i == 0);
-        element(&cols[2], batch[i].resource, i == 0);
-        element(&cols[3], batch[i].resource_id, i == 0);
-        element(&cols[4], status, i == 0);
-        element(&cols[5], batch[i].request_id, i == 0);
-        element(&cols[6], batch[i].at, i == 0);
+        snprintf(status, sizeof status, "%d", p->e.status);
+        element(&cols[0], p->e.key_id, first);
+        element(&cols[1], p->e.action, first);
+        element(&cols[2], p->e.resource, first);
+        element(&cols[3], p->e.resource_id, first);
+        element(&cols[4], status, first);
+        element(&cols[5], p->e.request_id, first);
+        element(&cols[6], p->e.at, first);
     }
     for (int c = 0; c < 7; c++)
         buf_putc(&cols[c], '}');
     const char *params[] = {cols[0].data, cols[1].data, cols[2].data, cols[3].data,
                             cols[4].data, cols[5].data, cols[6].data};
-    struct db_result r;
-    /* In the order the requests were answered, with the times they were answered. */
-    if (db_exec(
-            "INSERT INTO audit_log (key_id, action, resource, resource_id, status, request_id, "
-            "at) SELECT k, a, r, i, s, q, coalesce(t, clock_timestamp()) FROM unnest($1::uuid[], "
-            "$2::text[], $3::text[], $4::uuid[], $5::integer[], $6::text[], $7::timestamptz[]) "
-            "AS e(k, a, r, i, s, q, t) ORDER BY t",
-            7, params, &r) != DB_OK) {
-        /* Put them back: they are written when the database is back. */
-        log_event("error", "audit: %d entries wait for the database", n);
-        pthread_mutex_lock(&lock);
-        int room = QUEUE - queued;
-        int keep = n < room ? n : room;
-        memmove(queue + keep, queue, (size_t)queued * sizeof *queue);
-        memcpy(queue, batch, (size_t)keep * sizeof *queue);
-        queued += keep;
-        pthread_mutex_unlock(&lock);
-    }
+    struct db_result r = {0};
+    enum db_status s =
+        db_result_of(&r, PQexecParams(pg, insert_sql, 7, NULL, params, NULL, NULL, 0), pg);
     db_clear(&r);
     for (int c = 0; c < 7; c++)
         buf_free(&cols[c]);
+    if (s == DB_OK) {
+        metrics_audit_commit((unsigned)n);
+    } else {
+        metrics_audit_failed();
+        if (s == DB_UNAVAILABLE) {
+            db_release(pg);
+            pg = NULL;
+            db_backoff_failed(&backoff);
+        }
+    }
+    return s;
+}
+
+/* Hands the outcome to whoever waits. Entries nobody waits for go back to the front of the
+ * queue when the failure may pass (the database is down), as many as the backlog allows. */
+static void settle(struct list *batch, enum db_status s)
+{
+    struct list again = {0};
+    int kept = 0, dropped = 0;
+    for (struct pending *p; (p = pop(batch));) {
+        if (p->done) {
+            metrics_audit_waiting(-1);
+            p->done(p->ctx, s == DB_OK);
+            free(p);
+        } else if (s == DB_UNAVAILABLE || s == DB_RETRY) {
+            push(&again, p);
+            kept++;
+        } else {
+            if (s != DB_OK)
+                dropped++;
+            free(p);
+        }
+    }
+    pthread_mutex_lock(&lock);
+    while (again.head && queued_async + kept > AUDIT_BACKLOG) {
+        free(pop(&again)); /* the oldest first */
+        kept--;
+        dropped++;
+    }
+    if (again.head) {
+        again.tail->next = queue.head;
+        queue.head = again.head;
+        if (!queue.tail)
+            queue.tail = again.tail;
+        queued_async += kept;
+    }
+    pthread_mutex_unlock(&lock);
+    if (dropped)
+        log_event("error",
+                  "audit: %d entries of refused requests could not be written and are "
+                  "lost",
+                  dropped);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+enum wait { WORK, WOKEN, IDLE };
+
+/* Under lock: WORK when there is something worth an attempt now. Entries somebody waits for
+ * always are (while the database is down it fails at once, and they are answered 503); entries
+ * nobody waits for wait for the back-off. Else waits for a wake-up (WOKEN), at most until the
+ * back-off ends or the connection is due a check (IDLE). */
+static enum wait wait_for_work(void)
+{
+    if (stopping || queued_waiting > 0 || (queued_async > 0 && (pg || db_backoff_allows(&backoff))))
+        return WORK;
+    int64_t until_ms = now_ms() + CHECK_MS;
+    if (!pg && backoff.next_attempt_ms < until_ms)
+        until_ms = backoff.next_attempt_ms;
+    struct timespec until = {.tv_sec = until_ms / 1000, .tv_nsec = (until_ms % 1000) * 1000000};
+    return pthread_cond_timedwait(&wake, &lock, &until) == ETIMEDOUT ? IDLE : WOKEN;
+}
+
+/* While idle: a connection the database has closed (a restart, an idle timeout) is noticed and
+ * made again now, not by the first commit that would fail on it. */
+static void keep_connection(void)
+{
+    if (pg && PQconsumeInput(pg) != 1) {
+        log_event("error", "audit: lost the database connection: %s", PQerrorMessage(pg));
+        db_release(pg);
+        pg = NULL;
+    }
+    connection();
+}
+
+static void *run(void *unused)
+{
+    (void)unused;
+    pthread_mutex_lock(&lock);
+    for (;;) {
+        enum wait w = wait_for_work();
+        if (w == IDLE) {
+            pthread_mutex_unlock(&lock);
+            keep_connection();
+            pthread_mutex_lock(&lock);
+        }
+        if (w != WORK)
+            continue;
+        if (!queue.head)
+            break; /* stopping, and everything is written */
+        /* Whatever has queued up meanwhile goes in this commit. */
+        struct list batch = {0};
+        int n = 0;
+        for (struct pending *p; n < BATCH && (p = pop(&queue)); n++) {
+            if (p->done)
+                queued_waiting--;
+            else
+                queued_async--;
+            push(&batch, p);
+        }
+        bool last = stopping;
+        pthread_mutex_unlock(&lock);
+        enum db_status s = commit(&batch, n);
+        /* At the end one attempt is all there is: nothing is put back for a later one. */
+        settle(&batch, last && s != DB_OK ? DB_ERROR : s);
+        pthread_mutex_lock(&lock);
+    }
+    running = false;
+    pthread_mutex_unlock(&lock);
+    db_release(pg);
+    pg = NULL;
+    return NULL;
+}
+
+int audit_start(void)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&wake, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_mutex_lock(&lock);
+    stopping = false;
+    running = pthread_create(&thread, NULL, run, NULL) == 0;
+    pthread_mutex_unlock(&lock);
+    if (!running) {
+        log_event("error", "audit: cannot start the writer: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+void audit_stop(void)
+{
+    pthread_mutex_lock(&lock);
+    bool was_running = running && !stopping;
+    stopping = true;
+    pthread_cond_signal(&wake);
+    pthread_mutex_unlock(&lock);
+    if (was_running)
+        pthread_join(thread, NULL);
+}
+
+/* Queues e for the writer; false when there is no writer (then nothing is queued). */
+static bool enqueue(const struct audit_entry *e, audit_committed done, void *ctx)
+{
+    struct pending *p = xcalloc(1, sizeof *p);
+    *p = (struct pending){.e = *e, .done = done, .ctx = ctx};
+    pthread_mutex_lock(&lock);
+    bool accepted = running;
+    if (accepted) {
+        push(&queue, p);
+        if (done) {
+            queued_waiting++;
+            metrics_audit_waiting(1);
+        } else {
+            queued_async++;
+        }
+        pthread_cond_signal(&wake);
+    }
+    pthread_mutex_unlock(&lock);
+    if (!accepted)
+        free(p);
+    return accepted;
+}
+
+void audit_add(const struct audit_entry *e)
+{
+    if (!enqueue(e, NULL, NULL) && audit_write(e) != DB_OK)
+        log_event("error", "audit: an entry (%s %s, %d) could not be written", e->action,
+                  e->resource, e->status);
+}
+
+void audit_submit(const struct audit_entry *e, audit_committed done, void *ctx)
+{
+    if (!enqueue(e, done, ctx))
+        done(ctx, audit_write(e) == DB_OK);
 }

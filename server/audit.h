@@ -1,18 +1,33 @@
 /* audit: who did what. Every write and every read of personal data becomes a row in audit_log
  * (time, key, action, resource, id, status, request id), never with a secret or personal data.
  *
- * A successful write of a resource is recorded in its own transaction (audit_write(), through
- * http_audit_now()): it is in the log exactly when its effect is committed. Everything else (a
- * refused write, a read of personal data) is queued when the request completes and written in
- * batches by a job every AUDIT_FLUSH_MS, and once more at shutdown; a crash can lose the entries
- * of that last interval. A full queue blocks the request that adds to it until the job has
- * written. */
+ * What the log promises, by kind of request:
+ *   - A successful write records its entry in its own transaction (audit_write(), through
+ *     http_audit_now()): the entry is in the log exactly when the effect is committed.
+ *   - Any other answer that is recorded and successful — a read that shows personal data, an
+ *     export, an idempotent replay — leaves only after its entry is committed: http hands the
+ *     entry to the writer (audit_submit()) and keeps the connection suspended, holding no thread,
+ *     until the writer says the entry is committed; when it is not (the database is down), the
+ *     client gets 503 instead of the data. A crash therefore loses no entry of an answer sent.
+ *   - A refused write (4xx, 5xx) is recorded asynchronously (audit_add()): the answer leaves at
+ *     once and the entry is committed shortly after. A crash can lose the entries of the last
+ *     moment; while the database is down they are kept (up to AUDIT_BACKLOG, then the oldest
+ *     are dropped with an error logged) and written when it is back.
+ *
+ * The writer is one thread with a connection of its own. Entries that arrive while it commits
+ * wait for the next commit together: under load one multi-row INSERT (one transaction, one WAL
+ * flush) holds the entries of many concurrent requests — group commit. Nobody who adds an entry
+ * ever waits for room: the queue is a list, and the only thing that waits is a suspended
+ * connection. Without a running writer (before audit_start(), after audit_stop(), in commands)
+ * entries are written at once on the caller's connection. */
 #ifndef WERKLAB_AUDIT_H
 #define WERKLAB_AUDIT_H
 
 #include "db.h"
 
-#define AUDIT_FLUSH_MS 200
+#include <stdbool.h>
+
+#define AUDIT_BACKLOG 100000 /* asynchronous entries kept while the database is down */
 
 struct audit_entry {
     char key_id[37];      /* "" for no key */
@@ -24,11 +39,22 @@ struct audit_entry {
     char at[40];         /* when the request was answered (RFC 3339); "": now */
 };
 
-/* Queues an entry (copied). */
+/* Told, on the writer's thread, whether the entry it waits for is committed. Called exactly
+ * once per audit_submit(). */
+typedef void (*audit_committed)(void *ctx, bool committed);
+
+/* Starts the writer thread (after db_configure()); 0, or -1 with a message logged. */
+int audit_start(void);
+/* Writes what is queued (one last attempt) and ends the writer. Entries added later are written
+ * at once on the caller's connection. */
+void audit_stop(void);
+
+/* Queues an entry (copied) that nobody waits for. Never blocks. */
 void audit_add(const struct audit_entry *e);
+/* Queues an entry (copied); done(ctx, committed) runs once it is committed, or once its commit
+ * failed (at once while the database is unreachable). Never blocks. */
+void audit_submit(const struct audit_entry *e, audit_committed done, void *ctx);
 /* Writes one entry now, on this thread's connection (inside its transaction, if one is open). */
 enum db_status audit_write(const struct audit_entry *e);
-/* Writes what is queued: the job, and the last call at shutdown. */
-void audit_flush(void);
 
 #endif

@@ -29,7 +29,8 @@
 static struct MHD_Daemon *daemon_handle;
 static const struct config *cfg;
 static atomic_int in_flight;
-static atomic_int suspended; /* connections waiting for the pipeline */
+static atomic_int suspended; /* connections waiting for the pipeline or the audit log */
+static atomic_bool stopping; /* no more suspending: libmicrohttpd is about to stop */
 
 static const char expose_headers[] =
     "API-Version, ETag, Link, Location, Retry-After, X-Request-Id, RateLimit-Limit, "
@@ -776,10 +777,22 @@ static void on_deferred_result(void *ctx, struct db_result *r)
     MHD_resume_connection(req->conn);
 }
 
+/* Counts a connection about to be suspended; false, counting nothing, when the server is
+ * stopping: libmicrohttpd must not be stopped with a connection suspended, so http_stop() waits
+ * for the count to reach 0, and this makes sure it stays there. */
+static bool may_suspend(void)
+{
+    atomic_fetch_add(&suspended, 1);
+    if (!atomic_load(&stopping))
+        return true;
+    atomic_fetch_sub(&suspended, 1);
+    return false;
+}
+
 void http_defer(struct request *req, const char *sql, int n, const char *const *values,
                 http_then then)
 {
-    if (!dbpipe_running() || req->idempotent) {
+    if (!dbpipe_running() || req->idempotent || !may_suspend()) {
         struct db_result r;
         db_exec(sql, n, values, &r);
         then(req, &r);
@@ -789,7 +802,6 @@ void http_defer(struct request *req, const char *sql, int n, const char *const *
     req->then = then;
     /* Suspended before the statement is queued, so the resume can never come first. */
     MHD_suspend_connection(req->conn);
-    atomic_fetch_add(&suspended, 1);
     dbpipe_submit(sql, n, values, on_deferred_result, req);
 }
 
@@ -981,7 +993,7 @@ static void request_free(struct request *req)
     http_clear_headers(req);
     if (req->json)
         json_decref(req->json);
-    if (req->then)
+    if (req->then || req->audit_waiting)
         atomic_fetch_sub(&suspended, 1); /* ended while waiting: at shutdown */
     db_clear(&req->deferred);
     buf_free(&req->body);
@@ -990,6 +1002,9 @@ static void request_free(struct request *req)
     free(req);
     atomic_fetch_sub(&in_flight, 1);
 }
+
+static enum MHD_Result answer(struct request *req);
+static enum MHD_Result answer_audited(struct request *req);
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
@@ -1045,10 +1060,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!atomic_load_explicit(&req->deferred_ready, memory_order_acquire))
             return MHD_YES; /* not resumed by the pipeline: nothing to do yet */
         answer_deferred(req);
-        return send_response(req);
+        return answer(req);
     }
+    if (req->audit_waiting)
+        return answer_audited(req);
     dispatch(req);
-    return req->then ? MHD_YES : send_response(req);
+    return req->then ? MHD_YES : answer(req);
 }
 
 /* The id a request acted on: the last UUID in its path, or the one its 201 created. */
@@ -1117,12 +1134,92 @@ bool http_audit_now(struct request *req, int status, const char *id)
     return audit_write(&e) == DB_OK;
 }
 
+bool http_commit_audited(struct request *req, int status, const char *id)
+{
+    if (!http_audit_now(req, status, id)) {
+        http_problem_unavailable(req);
+        return false;
+    }
+    enum db_status committed = db_commit();
+    if (committed == DB_RETRY) {
+        http_problem(req, 409, "The change collided with another one; try again.");
+        return false;
+    }
+    if (committed != DB_OK) {
+        http_problem_unavailable(req);
+        return false;
+    }
+    req->audited = true;
+    return true;
+}
+
 /* What no handler recorded in its transaction is queued now, with the status sent. */
 static void audit_request(struct request *req, int status)
 {
     struct audit_entry e;
     if (!req->audited && audit_entry_of(req, status, &e))
         audit_add(&e);
+}
+
+enum { AUDIT_PENDING, AUDIT_COMMITTED, AUDIT_FAILED };
+
+/* On the audit writer's thread: let libmicrohttpd take the connection up again, which calls
+ * on_request() once more. req is not touched after the resume. */
+static void on_audit_committed(void *ctx, bool committed)
+{
+    struct request *req = ctx;
+    atomic_store_explicit(&req->audit_outcome, committed ? AUDIT_COMMITTED : AUDIT_FAILED,
+                          memory_order_release);
+    MHD_resume_connection(req->conn);
+}
+
+/* Sends the answer once its entry is committed, or, when it could not be, a 503 instead:
+ * nothing the log does not hold is shown. */
+static enum MHD_Result answer_recorded(struct request *req, bool committed)
+{
+    if (committed) {
+        req->audited = true;
+        return send_response(req);
+    }
+    if (req->stream_free)
+        req->stream_free(req->stream_ctx);
+    req->stream_read = NULL;
+    req->stream_free = NULL;
+    http_clear_headers(req);
+    req->personal_shown = false; /* shown to nobody after all */
+    http_problem_unavailable(req);
+    return send_response(req);
+}
+
+/* Sends the answer — unless it is a success the audit log records and no transaction has
+ * recorded yet (a read that showed personal data, an idempotent replay): then it leaves only
+ * once its entry is committed, and meanwhile the connection waits suspended, holding no
+ * thread. Refused requests are recorded after they are answered (audit_request). */
+static enum MHD_Result answer(struct request *req)
+{
+    struct audit_entry e;
+    if (req->audited || req->status < 200 || req->status > 299 ||
+        !audit_entry_of(req, req->status, &e))
+        return send_response(req);
+    if (!may_suspend()) /* stopping: written here and now, holding the worker for it */
+        return answer_recorded(req, audit_write(&e) == DB_OK);
+    req->audit_waiting = true;
+    atomic_store_explicit(&req->audit_outcome, AUDIT_PENDING, memory_order_relaxed);
+    /* Suspended before the entry is queued, so the resume can never come first. */
+    MHD_suspend_connection(req->conn);
+    audit_submit(&e, on_audit_committed, req);
+    return MHD_YES;
+}
+
+/* Resumed: the writer has reported. */
+static enum MHD_Result answer_audited(struct request *req)
+{
+    int outcome = atomic_load_explicit(&req->audit_outcome, memory_order_acquire);
+    if (outcome == AUDIT_PENDING)
+        return MHD_YES; /* not resumed by the writer: nothing to do yet */
+    req->audit_waiting = false;
+    atomic_fetch_sub(&suspended, 1);
+    return answer_recorded(req, outcome == AUDIT_COMMITTED);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -1198,6 +1295,10 @@ int http_start(const struct config *config)
     }
     if (dbpipe_start(cfg->db_pipelines) < 0)
         return -1;
+    if (audit_start() < 0) {
+        dbpipe_stop();
+        return -1;
+    }
     conns_init(cfg->connection_limit, cfg->per_ip_connection_limit);
     daemon_handle = MHD_start_daemon(
         flags, (uint16_t)cfg->listen_port, NULL, NULL, on_request, NULL,
@@ -1217,6 +1318,7 @@ int http_start(const struct config *config)
     if (!daemon_handle) {
         log_event("error", "cannot listen on %s", cfg->listen);
         dbpipe_stop();
+        audit_stop();
         return -1;
     }
     return 0;
@@ -1230,10 +1332,19 @@ void http_stop(unsigned grace_ms)
     for (unsigned waited = 0; atomic_load(&in_flight) > 0 && waited < grace_ms; waited += 10)
         usleep(10000);
     /* libmicrohttpd must not be stopped with connections suspended: the pipeline answers what
-     * it still has (503), which resumes them, and they are given a moment to be answered. */
+     * it still has (503), which resumes them; an answer that then waits for its audit entry is
+     * resumed by the audit writer, which still runs, once the entry is committed or has failed
+     * (within the statement timeout, at once when the database is down). From now on nothing
+     * is suspended any more. */
+    atomic_store(&stopping, true);
     dbpipe_stop();
-    for (unsigned waited = 0; atomic_load(&suspended) > 0 && waited < 1000; waited += 10)
+    for (unsigned waited = 0; atomic_load(&suspended) > 0; waited += 10) {
+        if (waited > 0 && waited % 5000 == 0)
+            log_event("warning", "stopping: %d requests still wait for the database",
+                      atomic_load(&suspended));
         usleep(10000);
+    }
     MHD_stop_daemon(daemon_handle);
     daemon_handle = NULL;
+    audit_stop(); /* the entries of the last refused requests are written */
 }

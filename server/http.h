@@ -114,6 +114,10 @@ struct request {
     bool personal_shown;      /* the answer showed personal data: the read is audited */
     const char *audit_action; /* what the audit log calls this request, when not its method */
     bool audited;             /* recorded in the transaction of its effect already */
+    /* An answer that may leave only once its audit entry is committed (audit.h): the
+     * connection is suspended until the audit writer reports in audit_outcome. */
+    bool audit_waiting;
+    atomic_int audit_outcome; /* AUDIT_PENDING, then committed or failed (http.c) */
 
     /* A statement on the pipeline (http_defer): the connection is suspended until its result is
      * in `deferred`; then `then` answers. */
@@ -200,6 +204,10 @@ const char *http_if_match(struct request *req, char *out);
  * audit log exactly when its effect is committed; once it is, the caller sets req->audited so
  * that it is not queued again. False when the database failed. */
 bool http_audit_now(struct request *req, int status, const char *id);
+/* The end of a successful write: its audit entry into the open transaction (http_audit_now),
+ * then the commit, then req->audited. False, with 503 answered (409 when the commit collided
+ * with another transaction), when either failed; the caller then rolls back. */
+bool http_commit_audited(struct request *req, int status, const char *id);
 /* The client's IP address as text. */
 void http_client_address(struct request *req, char *out, size_t len);
 /* Percent-encodes s for a query string into b. */

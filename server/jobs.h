@@ -1,5 +1,5 @@
 /* jobs: work the server does by itself, every so often, on a thread of its own (pruning the
- * change feed, flushing the audit log). A job uses the database like a request does, through
+ * change feed). A job uses the database like a request does, through
  * db.h, on the jobs thread's own connection. */
 #ifndef WERKLAB_JOBS_H
 #define WERKLAB_JOBS_H

@@ -20,6 +20,8 @@ static atomic_ulong latency_count;
 static atomic_ulong latency_micros;
 static atomic_ulong db_errors;
 static atomic_ulong pipeline_batches, pipeline_statements, pipeline_resent;
+static atomic_ulong audit_commits, audit_entries, audit_failures;
+static atomic_long audit_waiting;
 
 void metrics_init(size_t n_routes, const char *const *route_names)
 {
@@ -75,6 +77,41 @@ void metrics_db_pipeline_resent(void)
     atomic_fetch_add_explicit(&pipeline_resent, 1, memory_order_relaxed);
 }
 
+void metrics_audit_commit(unsigned entries)
+{
+    atomic_fetch_add_explicit(&audit_commits, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&audit_entries, entries, memory_order_relaxed);
+}
+
+void metrics_audit_failed(void)
+{
+    atomic_fetch_add_explicit(&audit_failures, 1, memory_order_relaxed);
+}
+
+void metrics_audit_waiting(int delta)
+{
+    atomic_fetch_add_explicit(&audit_waiting, delta, memory_order_relaxed);
+}
+
+static void render_audit(struct buf *out)
+{
+    buf_printf(out,
+               "# HELP werklabd_audit_commits_total Commits of the audit writer, each one "
+               "multi-row INSERT.\n# TYPE werklabd_audit_commits_total counter\n"
+               "werklabd_audit_commits_total %lu\n"
+               "# HELP werklabd_audit_entries_total Audit entries in those commits (entries per "
+               "commit: this over the commits).\n# TYPE werklabd_audit_entries_total counter\n"
+               "werklabd_audit_entries_total %lu\n"
+               "# HELP werklabd_audit_commit_failures_total Commits of the audit writer that "
+               "failed.\n# TYPE werklabd_audit_commit_failures_total counter\n"
+               "werklabd_audit_commit_failures_total %lu\n"
+               "# HELP werklabd_audit_waiting Requests whose answer waits for its audit entry "
+               "to be committed.\n# TYPE werklabd_audit_waiting gauge\nwerklabd_audit_waiting "
+               "%ld\n",
+               load(&audit_commits), load(&audit_entries), load(&audit_failures),
+               atomic_load_explicit(&audit_waiting, memory_order_relaxed));
+}
+
 void metrics_render(struct buf *out, int db_connections_open)
 {
     buf_puts(out, "# HELP werklabd_http_requests_total HTTP requests answered, by route and "
@@ -122,6 +159,7 @@ void metrics_render(struct buf *out, int db_connections_open)
                "of their batch failed.\n# TYPE werklabd_db_pipeline_resent_total counter\n"
                "werklabd_db_pipeline_resent_total %lu\n",
                load(&pipeline_batches), load(&pipeline_statements), load(&pipeline_resent));
+    render_audit(out);
     buf_printf(out,
                "# HELP werklabd_db_connections_open Database connections now open: the "
                "workers' and the pipeline's.\n"

@@ -17,6 +17,11 @@ void metrics_db_error(void);
 /* The database pipeline (dbpipe) sent a batch of this many statements; sent one again. */
 void metrics_db_pipeline_batch(unsigned statements);
 void metrics_db_pipeline_resent(void);
+/* The audit writer committed a batch of this many entries; a commit failed; a request began
+ * (+1) or ended (-1) waiting for its entry. */
+void metrics_audit_commit(unsigned entries);
+void metrics_audit_failed(void);
+void metrics_audit_waiting(int delta);
 void metrics_render(struct buf *out, int db_connections_open);
 
 #endif

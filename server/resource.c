@@ -1809,6 +1809,11 @@ static void answer_csv(struct request *req, const struct resource *res,
         csv_free(c);
         return;
     }
+    /* Later pages are read while the answer streams, after it has waited for its audit entry
+     * (audit.h): a list whose later pages may show personal data is recorded as a read of it. */
+    for (size_t i = 0; !c->done && i < res->n_fields; i++)
+        if ((res->fields[i].flags & FIELD_PERSONAL) && !hidden(req, &res->fields[i]))
+            req->personal_shown = true;
     char disposition[160];
     const char *name = strrchr(res->path, '/') + 1;
     snprintf(disposition, sizeof disposition, "attachment; filename=\"%s.csv\"", name);

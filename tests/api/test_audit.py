@@ -1,7 +1,8 @@
 """The audit log: GET /v1/audit-log (admin only).
 
 Every write (also refused ones) and every GET that showed personal data to a staff or admin key
-is recorded, asynchronously (within ~200 ms): {id, at, keyId, action, resource (the route
+is recorded (a refused write asynchronously, just after its answer; see test_audit_writes.py for
+what is committed before the answer): {id, at, keyId, action, resource (the route
 pattern), resourceId, status, requestId}. Filters keyId, resource, resourceId, action, from, to,
 limit, cursor; oldest first. The database role of the server cannot change or remove entries.
 A request id is kept only when it cannot be personal data.
