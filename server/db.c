@@ -241,6 +241,8 @@ void db_thread_kind(const char *kind)
     my_kind = kind;
     if (mine)
         atomic_store(&mine->kind, kind);
+    else
+        my_slot();
 }
 
 /* s's connection for its owner, with s locked; NULL when it is down (then s is unlocked again,

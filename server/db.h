@@ -60,8 +60,9 @@ void db_configure(const char *url, unsigned statement_timeout_ms);
 void db_start(unsigned slots);
 /* Stops the keeper and closes the registry's connections, after the threads using them ended. */
 void db_stop(void);
-/* Names this thread's kind of connection in /metrics: "worker" unless named (the jobs thread
- * says "jobs"). kind must outlive the process. */
+/* Names this thread's kind of connection in /metrics, "worker" unless named (the jobs thread
+ * says "jobs"), and takes its slot now rather than at its first statement. kind must outlive the
+ * process. */
 void db_thread_kind(const char *kind);
 /* The registry's slots now, into out (at most max); returns how many were written. */
 size_t db_connections(struct metrics_connection *out, size_t max);
