@@ -245,8 +245,8 @@ void db_thread_kind(const char *kind)
         my_slot();
 }
 
-/* s's connection for its owner, with s locked; NULL when it is down (then s is unlocked again,
- * unless a transaction on the lost connection holds it until its rollback). */
+/* s's connection for its owner, with s locked; NULL when it is down. Either way the caller ends
+ * with let_go(), as after a statement. */
 static PGconn *hold(struct slot *s)
 {
     if (!s->held) {
