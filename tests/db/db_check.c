@@ -93,16 +93,18 @@ static unsigned long metric(const char *sample)
     return v;
 }
 
-/* Terminates the backends of the connections db keeps (all named werklabd, but this one). */
-static int terminate_backends(void)
+/* Terminates the backends whose pids are listed in pids ("{1,2}"): this program's own, never
+ * those of a daemon on the same cluster. Returns how many. */
+static int terminate(const char *pids)
 {
     char err[256];
     PGconn *admin = db_connect_once(url, err, sizeof err);
     if (!admin)
         return -1;
+    const char *values[] = {pids};
     PGresult *res =
-        PQexec(admin, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                      "WHERE application_name = 'werklabd' AND pid <> pg_backend_pid()");
+        PQexecParams(admin, "SELECT count(pg_terminate_backend(pid)) FROM unnest($1::int[]) pid", 1,
+                     NULL, values, NULL, NULL, 0);
     int n = PQresultStatus(res) == PGRES_TUPLES_OK ? atoi(PQgetvalue(res, 0, 0)) : -1;
     PQclear(res);
     PQfinish(admin);
@@ -131,7 +133,7 @@ static void started(void)
 /* ---- slots and threads ---- */
 
 static pthread_barrier_t all_in;
-static char pids[SLOTS + 1][32];
+static char pids[DB_MAX_SLOTS][32];
 
 static void *take_a_slot(void *arg)
 {
@@ -148,21 +150,40 @@ static void *take_a_slot(void *arg)
     return NULL;
 }
 
-static void threads_take_slots(void)
+/* n threads at once each take a slot and note its backend's pid in pids[first...]. */
+static void take_slots(int first, int n)
 {
-    pthread_t threads[SLOTS + 1];
-    pthread_barrier_init(&all_in, NULL, SLOTS + 1);
-    for (long i = 0; i <= SLOTS; i++)
-        pthread_create(&threads[i], NULL, take_a_slot, (void *)i);
-    for (int i = 0; i <= SLOTS; i++)
+    pthread_t threads[DB_MAX_SLOTS];
+    pthread_barrier_init(&all_in, NULL, (unsigned)n);
+    for (long i = 0; i < n; i++)
+        pthread_create(&threads[i], NULL, take_a_slot, (void *)(first + i));
+    for (int i = 0; i < n; i++)
         pthread_join(threads[i], NULL);
     pthread_barrier_destroy(&all_in);
+}
+
+static void threads_take_slots(void)
+{
+    take_slots(0, SLOTS + 1);
     bool distinct = true;
     for (int i = 0; i <= SLOTS; i++)
         for (int k = 0; k < i; k++)
             distinct &= pids[i][0] && strcmp(pids[i], pids[k]) != 0;
     check(distinct, "threads at once each run on a connection of their own", "shared or missing");
     check(connections() == SLOTS + 1, "the thread beyond the slots made one more", "it did not");
+}
+
+/* The backend pids of every slot, as "{1,2,3}", from the calling thread (which holds a slot) and
+ * as many threads as there are other slots. */
+static void every_pid(struct buf *out)
+{
+    int n = (int)connections();
+    value_of("SELECT pg_backend_pid()::text", 0, NULL, pids[0], sizeof pids[0]);
+    take_slots(1, n - 1);
+    buf_puts(out, "{");
+    for (int i = 0; i < n; i++)
+        buf_printf(out, "%s%s", i ? "," : "", pids[i]);
+    buf_puts(out, "}");
 }
 
 /* ---- transactions ---- */
@@ -230,9 +251,11 @@ static bool all_made_again(void)
 static void lost_inside_a_transaction(void)
 {
     char v[64];
+    char own[80];
     db_begin();
-    value_of("SELECT 1", 0, NULL, v, sizeof v);
-    terminate_backends();
+    value_of("SELECT pg_backend_pid()::text", 0, NULL, v, sizeof v);
+    snprintf(own, sizeof own, "{%s}", v);
+    terminate(own);
     check(value_of("SELECT 1", 0, NULL, v, sizeof v) == DB_UNAVAILABLE,
           "a statement on a connection lost in a transaction is unavailable", "it is not");
     usleep(300 * 1000); /* time enough for the keeper, were it allowed to make it again */
@@ -248,11 +271,14 @@ static void lost_inside_a_transaction(void)
 
 static void killed_while_idle(void)
 {
+    struct buf all = {0};
+    every_pid(&all);
     unsigned long before = made();
     size_t n = connections();
     made_target = before + n;
     char why[64];
-    int killed = terminate_backends();
+    int killed = terminate(all.data);
+    buf_free(&all);
     snprintf(why, sizeof why, "%d of %zu", killed, n);
     check(killed == (int)n, "every kept connection's backend is terminated", why);
     /* No statement runs meanwhile: the keeper notices and connects by itself. */
