@@ -87,9 +87,11 @@ static int serve(const struct config *cfg)
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    db_start(cfg->threads + 1); /* a connection for each worker thread and the jobs thread */
     jobs_start();
     if (http_start(cfg) < 0) {
         jobs_stop();
+        db_stop();
         return 1;
     }
     log_event("info", "serving on http://%s with %u threads", cfg->listen, cfg->threads);
@@ -99,6 +101,7 @@ static int serve(const struct config *cfg)
               sig == SIGTERM ? "SIGTERM" : "SIGINT");
     http_stop(SHUTDOWN_GRACE_MS);
     jobs_stop();
+    db_stop();
     log_event("info", "stopped");
     return 0;
 }

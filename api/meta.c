@@ -2,7 +2,9 @@
 #include "api.h"
 #include "conns.h"
 
+#include "buf.h"
 #include "db.h"
+#include "dbpipe.h"
 #include "embedded.h"
 #include "http.h"
 #include "metrics.h"
@@ -25,9 +27,50 @@ static void healthz(struct request *req)
     http_reply(req, 200);
 }
 
-/* Ready means: the database answers, and its schema is exactly the one this binary expects. */
+#define MAX_KEPT (DB_MAX_SLOTS + DBPIPE_MAX_CONNECTIONS)
+
+/* The connections the server keeps open: the threads' and the pipeline's. */
+static size_t kept_connections(struct metrics_connection *out)
+{
+    size_t n = db_connections(out, MAX_KEPT);
+    return n + dbpipe_connections(out + n, MAX_KEPT - n);
+}
+
+/* "2 of 4 worker, 1 of 1 pipeline" for the kinds with connections down; "" when none is. */
+static void describe_down(const struct metrics_connection *kept, size_t n, struct buf *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        bool first_of_kind = true;
+        for (size_t k = 0; k < i && first_of_kind; k++)
+            first_of_kind = strcmp(kept[k].kind, kept[i].kind) != 0;
+        if (!first_of_kind)
+            continue;
+        unsigned all = 0, down = 0;
+        for (size_t k = i; k < n; k++) {
+            if (strcmp(kept[k].kind, kept[i].kind) == 0) {
+                all++;
+                down += !kept[k].up;
+            }
+        }
+        if (down > 0)
+            buf_printf(out, "%s%u of %u %s", out->len ? ", " : "", down, all, kept[i].kind);
+    }
+}
+
+/* Ready means: every connection the server keeps is up, and the database's schema is exactly
+ * the one this binary expects. A connection down is named by kind and count. */
 static void readyz(struct request *req)
 {
+    struct metrics_connection *kept = xcalloc(MAX_KEPT, sizeof *kept);
+    struct buf down = {0};
+    describe_down(kept, kept_connections(kept), &down);
+    free(kept);
+    if (down.len) {
+        http_problem(req, 503, "Database connections are down: %s.", down.data);
+        http_set_header(req, "Retry-After", "1");
+        buf_free(&down);
+        return;
+    }
     struct db_result r;
     enum db_status s = db_exec(migrate_state_sql, 0, NULL, &r);
     if (s == DB_UNAVAILABLE) {
@@ -47,8 +90,10 @@ static void readyz(struct request *req)
 
 static void metrics(struct request *req)
 {
+    struct metrics_connection *kept = xcalloc(MAX_KEPT, sizeof *kept);
     struct buf text = {0};
-    metrics_render(&text, db_open_connections());
+    metrics_render(&text, db_open_connections(), kept, kept_connections(kept));
+    free(kept);
     conns_render(&text);
     http_reply_text(req, 200, "text/plain; version=0.0.4; charset=utf-8", text.data, text.len);
     buf_free(&text);

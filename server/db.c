@@ -2,47 +2,67 @@
 
 #include "buf.h"
 #include "log.h"
-#include "metrics.h"
+#include "prepared.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 2000
+#define BACKOFF_MIN_MS     100
+#define BACKOFF_MAX_MS     1000
+#define CONNECT_TIMEOUT_MS 2000
+#define KEEPER_ROUND_MS    100 /* how often the keeper looks at every slot */
 
 static char *database_url;
 static char session_options[256];
 static atomic_int open_connections;
 
-struct connection {
+/* One thread's connection. Its lock is held by its owner while it runs a statement or has a
+ * transaction open (so depth > 0 implies held), and by the keeper for a moment when it looks at
+ * an idle connection or puts a new one in place; the keeper never waits for it. */
+struct slot {
+    pthread_mutex_t lock;
+    /* Under lock. */
     PGconn *pg;
     int depth; /* open transactions: 1 is BEGIN, more are savepoints */
-    struct db_statements statements;
+    struct prepared statements;
+    /* The owner's. */
+    bool held;
+    /* Under the registry's lock. */
+    bool taken;
+    /* Read by anyone (/metrics, /readyz). */
+    const char *_Atomic kind;
+    atomic_bool up, tried;
+    atomic_ulong made, succeeded; /* statements run successfully */
+    unsigned number;
+    /* The keeper's: a connection being made, without the lock. */
+    PGconn *connecting;
+    PostgresPollingStatusType polling;
+    int64_t give_up_ms;
     struct db_backoff backoff;
 };
 
-static _Thread_local struct connection *tls;
+static struct slot *slots[DB_MAX_SLOTS];
+static atomic_uint n_slots;
+static pthread_mutex_t registry = PTHREAD_MUTEX_INITIALIZER;
+
+static _Thread_local struct slot *mine;
+static _Thread_local const char *my_kind;
 static pthread_key_t thread_end;
 static pthread_once_t thread_end_once = PTHREAD_ONCE_INIT;
 
-static void drop_connection(struct connection *c);
-
-/* Worker threads end when the server stops: close their connections then. */
-static void on_thread_end(void *c)
-{
-    drop_connection(c);
-    free(c);
-}
-
-static void make_thread_end_key(void)
-{
-    pthread_key_create(&thread_end, on_thread_end);
-}
+static pthread_t keeper;
+static bool keeper_running;
+static atomic_bool keeper_stopping;
+static int keeper_wake = -1;
 
 static int64_t now_ms(void)
 {
@@ -61,11 +81,32 @@ void db_configure(const char *url, unsigned statement_timeout_ms)
              statement_timeout_ms, statement_timeout_ms, statement_timeout_ms * 2);
 }
 
+/* ---- connecting ---- */
+
+#define CONNECT_KEYS                                                                               \
+    {                                                                                              \
+        "dbname", "connect_timeout", "application_name", "client_encoding", "options", NULL        \
+    }
+#define CONNECT_VALUES(url, options)                                                               \
+    {                                                                                              \
+        url, "2", "werklabd", "UTF8", options, NULL                                                \
+    }
+
+/* What the server says outside a statement (e.g. why it is about to close an idle connection)
+ * goes to the log, not raw to stderr. */
+static void log_notice(void *unused, const char *message)
+{
+    (void)unused;
+    int n = (int)strlen(message);
+    while (n > 0 && (message[n - 1] == '\n' || message[n - 1] == ' '))
+        n--;
+    log_event("warning", "database: %.*s", n, message);
+}
+
 static PGconn *connect_with(const char *url, const char *options)
 {
-    const char *keys[] = {"dbname",          "connect_timeout", "application_name",
-                          "client_encoding", "options",         NULL};
-    const char *values[] = {url, "2", "werklabd", "UTF8", options, NULL};
+    const char *keys[] = CONNECT_KEYS;
+    const char *values[] = CONNECT_VALUES(url, options);
     return PQconnectdbParams(keys, values, 1);
 }
 
@@ -92,6 +133,7 @@ PGconn *db_connect_session(void)
         PQfinish(pg);
         return NULL;
     }
+    PQsetNoticeProcessor(pg, log_notice, NULL);
     atomic_fetch_add(&open_connections, 1);
     return pg;
 }
@@ -109,6 +151,12 @@ bool db_backoff_allows(const struct db_backoff *b)
     return now_ms() >= b->next_attempt_ms;
 }
 
+int db_backoff_wait_ms(const struct db_backoff *b)
+{
+    int64_t wait = b->next_attempt_ms - now_ms();
+    return wait > 0 ? (int)wait : 0;
+}
+
 void db_backoff_failed(struct db_backoff *b)
 {
     b->delay_ms = b->delay_ms ? b->delay_ms * 2 : BACKOFF_MIN_MS;
@@ -122,46 +170,353 @@ void db_backoff_succeeded(struct db_backoff *b)
     *b = (struct db_backoff){0};
 }
 
-static void drop_connection(struct connection *c)
+/* ---- the registry ---- */
+
+/* Under s's lock. */
+static void drop(struct slot *s)
 {
-    c->depth = 0;
-    db_release(c->pg);
-    c->pg = NULL;
-    db_statements_clear(&c->statements);
+    db_release(s->pg);
+    s->pg = NULL;
+    s->depth = 0;
+    prepared_clear(&s->statements);
+    atomic_store(&s->up, false);
 }
 
-/* This thread's connection, made now if needed and allowed by the back-off; NULL when there is
- * none to be had. */
-static PGconn *connection(void)
+/* Under the registry's lock. */
+static struct slot *add_slot(void)
 {
-    if (!tls) {
-        tls = xcalloc(1, sizeof *tls);
-        pthread_once(&thread_end_once, make_thread_end_key);
-        pthread_setspecific(thread_end, tls);
-    }
-    struct connection *c = tls;
-    if (c->pg && PQstatus(c->pg) == CONNECTION_OK)
-        return c->pg;
-    drop_connection(c);
-    if (!db_backoff_allows(&c->backoff))
+    unsigned n = atomic_load(&n_slots);
+    if (n == DB_MAX_SLOTS)
         return NULL;
-    PGconn *pg = db_connect_session();
-    if (!pg) {
-        db_backoff_failed(&c->backoff);
-        return NULL;
-    }
-    c->pg = pg;
-    db_backoff_succeeded(&c->backoff);
-    return pg;
+    struct slot *s = xcalloc(1, sizeof *s);
+    pthread_mutex_init(&s->lock, NULL);
+    atomic_store(&s->kind, "worker");
+    s->number = n;
+    slots[n] = s;
+    atomic_store(&n_slots, n + 1); /* after the slot is whole: the keeper reads without the lock */
+    return s;
 }
 
-static uint64_t hash_sql(const char *s)
+static void give_back(struct slot *s);
+
+static void on_thread_end(void *s)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h ? h : 1;
+    give_back(s);
 }
+
+static void make_thread_end_key(void)
+{
+    pthread_key_create(&thread_end, on_thread_end);
+}
+
+/* This thread's slot, taken now if it has none; NULL when the registry is full. */
+static struct slot *my_slot(void)
+{
+    if (mine)
+        return mine;
+    pthread_mutex_lock(&registry);
+    struct slot *s = NULL;
+    for (unsigned i = 0; i < atomic_load(&n_slots) && !s; i++)
+        if (!slots[i]->taken)
+            s = slots[i];
+    if (!s)
+        s = add_slot();
+    if (s) {
+        s->taken = true;
+        atomic_store(&s->kind, my_kind ? my_kind : "worker");
+    }
+    pthread_mutex_unlock(&registry);
+    if (!s) {
+        log_event("error", "database: all %d connection slots are taken", DB_MAX_SLOTS);
+        return NULL;
+    }
+    pthread_once(&thread_end_once, make_thread_end_key);
+    pthread_setspecific(thread_end, s);
+    mine = s;
+    return s;
+}
+
+void db_thread_kind(const char *kind)
+{
+    my_kind = kind;
+    if (mine)
+        atomic_store(&mine->kind, kind);
+    else
+        my_slot();
+}
+
+/* s's connection for its owner, with s locked; NULL when it is down. Either way the caller ends
+ * with let_go(), as after a statement. */
+static PGconn *hold(struct slot *s)
+{
+    if (!s->held) {
+        pthread_mutex_lock(&s->lock); /* the keeper holds it for microseconds at most */
+        s->held = true;
+    }
+    if (s->pg && PQstatus(s->pg) == CONNECTION_OK)
+        return s->pg;
+    return NULL;
+}
+
+/* After a statement: the lock goes back unless a transaction keeps it. A connection found broken
+ * is dropped, and the keeper makes it again. */
+static void let_go(struct slot *s)
+{
+    if (s->depth > 0 || !s->held)
+        return;
+    if (s->pg && PQstatus(s->pg) != CONNECTION_OK)
+        drop(s);
+    s->held = false;
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- the keeper ---- */
+
+/* Keeps libpq's message, without its newline, for the log. */
+static void keep_reason(char *why, size_t why_len, const char *text)
+{
+    snprintf(why, why_len, "%s", text);
+    for (size_t n = strlen(why); n > 0 && (why[n - 1] == '\n' || why[n - 1] == ' ');)
+        why[--n] = '\0';
+}
+
+/* Whether s has no connection and no owner using it: then the keeper may make one. An idle
+ * connection whose server has closed it (a restart, say) is noticed here, by reading what is
+ * waiting on its socket, and dropped. */
+static bool needs_connecting(struct slot *s, char *why, size_t why_len)
+{
+    if (pthread_mutex_trylock(&s->lock) != 0)
+        return false; /* in use: its owner drops it if it is broken */
+    if (s->pg && PQstatus(s->pg) == CONNECTION_OK) {
+        struct pollfd fd = {.fd = PQsocket(s->pg), .events = POLLIN};
+        if (poll(&fd, 1, 0) > 0 && PQconsumeInput(s->pg) != 1)
+            keep_reason(why, why_len, PQerrorMessage(s->pg));
+        else if (PQstatus(s->pg) == CONNECTION_OK)
+            goto done;
+    }
+    if (s->pg)
+        drop(s);
+done:;
+    bool down = !s->pg;
+    pthread_mutex_unlock(&s->lock);
+    return down;
+}
+
+/* reason NULL: what libpq says. */
+static void connect_failed(struct slot *s, const char *reason, char *why, size_t why_len)
+{
+    keep_reason(why, why_len, reason ? reason : PQerrorMessage(s->connecting));
+    metrics_db_error();
+    PQfinish(s->connecting);
+    s->connecting = NULL;
+    db_backoff_failed(&s->backoff);
+    atomic_store(&s->tried, true);
+}
+
+/* The connection being made is ready: into the slot with it (or next round, if the slot's owner
+ * is still rolling back a transaction on the connection it lost). */
+static void put_in_place(struct slot *s)
+{
+    if (pthread_mutex_trylock(&s->lock) != 0)
+        return;
+    if (!s->pg) {
+        s->pg = s->connecting;
+        s->connecting = NULL;
+        atomic_fetch_add(&open_connections, 1);
+        atomic_fetch_add(&s->made, 1);
+        atomic_store(&s->up, true);
+        db_backoff_succeeded(&s->backoff);
+        atomic_store(&s->tried, true);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (s->connecting) { /* the slot had one after all: this one is not needed */
+        PQfinish(s->connecting);
+        s->connecting = NULL;
+    }
+}
+
+static void start_connecting(struct slot *s, char *why, size_t why_len)
+{
+    const char *keys[] = CONNECT_KEYS;
+    const char *values[] = CONNECT_VALUES(database_url, session_options);
+    s->connecting = PQconnectStartParams(keys, values, 1);
+    if (!s->connecting || PQstatus(s->connecting) == CONNECTION_BAD) {
+        connect_failed(s, NULL, why, why_len);
+        return;
+    }
+    PQsetNoticeProcessor(s->connecting, log_notice, NULL);
+    s->polling = PGRES_POLLING_WRITING; /* as libpq asks: wait until the socket is writable */
+    s->give_up_ms = now_ms() + CONNECT_TIMEOUT_MS;
+}
+
+/* One step of making s's connection, when its socket is ready. */
+static void advance(struct slot *s, char *why, size_t why_len)
+{
+    s->polling = PQconnectPoll(s->connecting);
+    if (s->polling == PGRES_POLLING_OK)
+        put_in_place(s);
+    else if (s->polling == PGRES_POLLING_FAILED)
+        connect_failed(s, NULL, why, why_len);
+}
+
+/* One round over s; *wait_ms is lowered to when s next needs the keeper. */
+static void tend(struct slot *s, int *wait_ms, char *why, size_t why_len)
+{
+    if (!s->connecting) {
+        if (!needs_connecting(s, why, why_len))
+            return;
+        int backoff = db_backoff_wait_ms(&s->backoff);
+        if (backoff > 0) {
+            if (backoff < *wait_ms)
+                *wait_ms = backoff;
+            return;
+        }
+        start_connecting(s, why, why_len);
+    }
+    if (!s->connecting)
+        return;
+    if (s->polling == PGRES_POLLING_OK) {
+        put_in_place(s);
+        return;
+    }
+    int64_t left = s->give_up_ms - now_ms();
+    if (left <= 0)
+        connect_failed(s, "no connection within the connect timeout", why, why_len);
+    else if (left < *wait_ms) {
+        *wait_ms = (int)left;
+    }
+}
+
+/* Logs when connections go down and when all are back, with the reason last seen. */
+static void report(unsigned *down_before, const char *why)
+{
+    unsigned n = atomic_load(&n_slots), down = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (!atomic_load(&slots[i]->tried))
+            return; /* still starting */
+        down += !atomic_load(&slots[i]->up);
+    }
+    if (down > 0 && *down_before == 0)
+        log_event("warning", "database: %u of %u connections are down: %s", down, n,
+                  why[0] ? why : "lost");
+    else if (down == 0 && *down_before > 0)
+        log_event("info", "database: all %u connections are up again", n);
+    *down_before = down;
+}
+
+static void *keep(void *unused)
+{
+    (void)unused;
+    static struct pollfd fds[DB_MAX_SLOTS + 1];
+    static struct slot *waiting[DB_MAX_SLOTS + 1];
+    unsigned down_before = 0;
+    char why[256] = "";
+    while (!atomic_load(&keeper_stopping)) {
+        int wait_ms = KEEPER_ROUND_MS, n_fds = 1;
+        fds[0] = (struct pollfd){.fd = keeper_wake, .events = POLLIN};
+        unsigned n = atomic_load(&n_slots);
+        for (unsigned i = 0; i < n; i++) {
+            struct slot *s = slots[i];
+            tend(s, &wait_ms, why, sizeof why);
+            if (s->connecting && s->polling != PGRES_POLLING_OK) {
+                fds[n_fds] = (struct pollfd){
+                    .fd = PQsocket(s->connecting),
+                    .events = s->polling == PGRES_POLLING_READING ? POLLIN : POLLOUT};
+                waiting[n_fds++] = s;
+            }
+        }
+        report(&down_before, why);
+        if (poll(fds, (nfds_t)n_fds, wait_ms) < 0 && errno != EINTR) {
+            log_event("error", "database keeper: poll: %s", strerror(errno));
+            usleep(10000);
+            continue;
+        }
+        if (fds[0].revents & POLLIN) {
+            uint64_t ignored;
+            if (read(keeper_wake, &ignored, sizeof ignored) < 0 && errno != EAGAIN)
+                log_event("error", "database keeper: wake: %s", strerror(errno));
+        }
+        for (int k = 1; k < n_fds; k++)
+            if (fds[k].revents)
+                advance(waiting[k], why, sizeof why);
+    }
+    return NULL;
+}
+
+void db_start(unsigned n)
+{
+    pthread_mutex_lock(&registry);
+    for (unsigned i = 0; i < n && add_slot(); i++)
+        ;
+    pthread_mutex_unlock(&registry);
+    keeper_wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    atomic_store(&keeper_stopping, false);
+    if (keeper_wake < 0 || pthread_create(&keeper, NULL, keep, NULL) != 0) {
+        log_event("error", "database: cannot start the connection keeper: %s", strerror(errno));
+        return;
+    }
+    keeper_running = true;
+    /* Until each slot has been tried once, so that /readyz is true from the first request. */
+    for (int waited = 0; waited < CONNECT_TIMEOUT_MS + 500; waited += 5) {
+        unsigned tried = 0, all = atomic_load(&n_slots);
+        for (unsigned i = 0; i < all; i++)
+            tried += atomic_load(&slots[i]->tried);
+        if (tried == all)
+            break;
+        usleep(5000);
+    }
+}
+
+void db_stop(void)
+{
+    if (keeper_running) {
+        atomic_store(&keeper_stopping, true);
+        uint64_t one = 1;
+        if (write(keeper_wake, &one, sizeof one) < 0)
+            log_event("error", "database keeper: wake: %s", strerror(errno));
+        pthread_join(keeper, NULL);
+        keeper_running = false;
+    }
+    if (keeper_wake >= 0)
+        close(keeper_wake);
+    keeper_wake = -1;
+    pthread_mutex_lock(&registry);
+    unsigned n = atomic_load(&n_slots);
+    atomic_store(&n_slots, 0);
+    for (unsigned i = 0; i < n; i++) {
+        struct slot *s = slots[i];
+        PQfinish(s->connecting);
+        drop(s);
+        pthread_mutex_destroy(&s->lock);
+        free(s);
+        slots[i] = NULL;
+    }
+    pthread_mutex_unlock(&registry);
+}
+
+size_t db_connections(struct metrics_connection *out, size_t max)
+{
+    unsigned n = atomic_load(&n_slots);
+    size_t i = 0;
+    for (; i < n && i < max; i++) {
+        struct slot *s = slots[i];
+        out[i] = (struct metrics_connection){
+            .kind = atomic_load(&s->kind),
+            .slot = s->number,
+            .up = atomic_load(&s->up),
+            .made = atomic_load(&s->made),
+            .statements = atomic_load(&s->succeeded),
+        };
+    }
+    return i;
+}
+
+int db_open_connections(void)
+{
+    return atomic_load(&open_connections);
+}
+
+/* ---- statements ---- */
 
 static enum db_status classify(const char *state)
 {
@@ -209,146 +564,80 @@ enum db_status db_result_of(struct db_result *r, PGresult *res, PGconn *pg)
     return r->status;
 }
 
-int db_statements_find(const struct db_statements *t, const char *sql, char name[24],
-                       bool *prepared)
+/* Makes room for a statement: the evicted one is deallocated at once. Prepared statements are
+ * not transactional, so this holds whatever becomes of a transaction around it. */
+static void deallocate(struct slot *s, const char *name)
 {
-    uint64_t h = hash_sql(sql);
-    snprintf(name, 24, "s%016llx", (unsigned long long)h);
-    *prepared = false;
-    for (int probe = 0, i = (int)(h % DB_STATEMENT_SLOTS); probe < DB_STATEMENT_SLOTS;
-         probe++, i = (i + 1) % DB_STATEMENT_SLOTS) {
-        const struct db_statement *st = &t->slot[i];
-        if (st->hash == 0)
-            return t->used < DB_STATEMENT_SLOTS * 3 / 4 ? i : -1;
-        if (st->hash == h && strcmp(st->sql, sql) == 0) {
-            *prepared = st->prepared;
-            return i;
-        }
-    }
-    return -1;
+    char sql[PREPARED_NAME + 16];
+    snprintf(sql, sizeof sql, "DEALLOCATE %s", name);
+    PGresult *res = PQexec(s->pg, sql);
+    if (PQresultStatus(res) == PGRES_COMMAND_OK)
+        metrics_db_evicted(METRICS_DB_WORKER);
+    else if (PQstatus(s->pg) == CONNECTION_OK)
+        log_event("warning", "database: %s: %s", sql, PQresultErrorField(res, PG_DIAG_SQLSTATE));
+    PQclear(res);
 }
 
-void db_statements_set(struct db_statements *t, int slot, const char *sql, bool prepared)
-{
-    struct db_statement *st = &t->slot[slot];
-    if (st->hash == 0) {
-        st->hash = hash_sql(sql);
-        st->sql = xstrdup(sql);
-        t->used++;
-    }
-    st->prepared = prepared;
-}
-
-void db_statements_clear(struct db_statements *t)
-{
-    for (int i = 0; i < DB_STATEMENT_SLOTS; i++)
-        free(t->slot[i].sql);
-    memset(t, 0, sizeof *t);
-}
-
-/* The name under which sql is prepared on c, preparing it now if it is new; false when it
- * cannot be prepared (then the caller runs it unprepared, still with parameters). */
-static bool prepared_name(struct connection *c, const char *sql, int n, char name[24],
+/* The name under which sql is prepared on s, preparing it now if it is new; false (with r
+ * holding why) when it cannot be prepared: then the statement itself is wrong. */
+static bool prepared_name(struct slot *s, const char *sql, int n, char name[PREPARED_NAME],
                           struct db_result *r)
 {
-    bool prepared;
-    int slot = db_statements_find(&c->statements, sql, name, &prepared);
-    if (prepared || slot < 0)
-        return prepared;
-    PGresult *res = PQprepare(c->pg, name, sql, n, NULL);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        db_result_of(r, res, c->pg);
-        return false;
+    struct prepared_statement *st = prepared_find(&s->statements, sql);
+    if (!st) {
+        char evicted[PREPARED_NAME];
+        st = prepared_add(&s->statements, sql, evicted);
+        if (evicted[0])
+            deallocate(s, evicted);
     }
-    PQclear(res);
-    db_statements_set(&c->statements, slot, sql, true);
+    if (!st->prepared) {
+        PGresult *res = PQprepare(s->pg, st->name, sql, n, NULL);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            db_result_of(r, res, s->pg);
+            return false;
+        }
+        PQclear(res);
+        st->prepared = true;
+        metrics_db_prepared(METRICS_DB_WORKER);
+    }
+    memcpy(name, st->name, PREPARED_NAME);
     return true;
 }
 
 enum db_status db_exec(const char *sql, int n, const char *const *values, struct db_result *r)
 {
     *r = (struct db_result){.status = DB_UNAVAILABLE};
-    PGconn *pg = connection();
-    if (!pg)
+    struct slot *s = my_slot();
+    PGconn *pg = s ? hold(s) : NULL;
+    if (!pg) {
+        if (s)
+            let_go(s);
         return DB_UNAVAILABLE;
-    char name[24];
+    }
+    char name[PREPARED_NAME];
     PGresult *res;
-    if (prepared_name(tls, sql, n, name, r))
-        res = PQexecPrepared(pg, name, n, values, NULL, NULL, 0);
-    else if (r->res)
-        return r->status; /* preparing failed: the statement itself is wrong */
-    else
+    if (PQtransactionStatus(pg) == PQTRANS_INERROR) {
+        /* A failed transaction refuses every statement until its rollback: have PostgreSQL say
+         * so, without preparing (or evicting) anything for it. */
+        metrics_db_unprepared(METRICS_DB_WORKER);
         res = PQexecParams(pg, sql, n, NULL, values, NULL, NULL, 0);
-    return db_result_of(r, res, pg);
+    } else if (prepared_name(s, sql, n, name, r)) {
+        res = PQexecPrepared(pg, name, n, values, NULL, NULL, 0);
+    } else {
+        let_go(s);
+        return r->status;
+    }
+    enum db_status status = db_result_of(r, res, pg);
+    if (status == DB_OK)
+        atomic_fetch_add_explicit(&s->succeeded, 1, memory_order_relaxed);
+    let_go(s);
+    return status;
 }
 
 void db_clear(struct db_result *r)
 {
     PQclear(r->res);
     r->res = NULL;
-}
-
-/* Transaction control goes through the simple protocol: it takes no parameters, and a ROLLBACK
- * must work in an aborted transaction without preparing anything. */
-static enum db_status simple(const char *command)
-{
-    PGconn *pg = connection();
-    if (!pg)
-        return DB_UNAVAILABLE;
-    struct db_result r = {0};
-    enum db_status s = db_result_of(&r, PQexec(pg, command), pg);
-    db_clear(&r);
-    return s;
-}
-
-/* Transactions nest: an inner one is a savepoint, so a handler that runs its own transaction
- * can run inside another (an idempotent POST stores its answer in the transaction of its
- * effect). */
-enum db_status db_begin(void)
-{
-    if (tls && tls->depth > 0 && tls->pg) {
-        char sql[32];
-        snprintf(sql, sizeof sql, "SAVEPOINT s%d", tls->depth);
-        enum db_status s = simple(sql);
-        if (s == DB_OK)
-            tls->depth++;
-        return s;
-    }
-    enum db_status s = simple("BEGIN");
-    if (s == DB_OK)
-        tls->depth = 1;
-    return s;
-}
-
-enum db_status db_commit(void)
-{
-    if (!tls || tls->depth == 0)
-        return DB_ERROR;
-    if (tls->depth > 1) {
-        char sql[40];
-        snprintf(sql, sizeof sql, "RELEASE SAVEPOINT s%d", tls->depth - 1);
-        tls->depth--;
-        return simple(sql);
-    }
-    tls->depth = 0;
-    return simple("COMMIT");
-}
-
-void db_rollback(void)
-{
-    if (!tls || tls->depth == 0)
-        return;
-    if (tls->depth > 1 && tls->pg && PQstatus(tls->pg) == CONNECTION_OK) {
-        char sql[64];
-        snprintf(sql, sizeof sql, "ROLLBACK TO SAVEPOINT s%d", tls->depth - 1);
-        tls->depth--;
-        simple(sql);
-        return;
-    }
-    tls->depth = 0;
-    if (tls->pg && PQstatus(tls->pg) == CONNECTION_OK &&
-        PQtransactionStatus(tls->pg) != PQTRANS_IDLE)
-        simple("ROLLBACK");
 }
 
 int db_rows(const struct db_result *r)
@@ -363,17 +652,112 @@ const char *db_value(const struct db_result *r, int row, int col)
     return PQgetvalue(r->res, row, col);
 }
 
-int db_open_connections(void)
+/* ---- transactions ---- */
+
+/* Transaction control goes through the simple protocol: it takes no parameters, and a ROLLBACK
+ * must work in an aborted transaction without preparing anything. s is held. */
+static enum db_status simple(struct slot *s, const char *command)
 {
-    return atomic_load(&open_connections);
+    if (!s->pg || PQstatus(s->pg) != CONNECTION_OK)
+        return DB_UNAVAILABLE;
+    struct db_result r = {0};
+    enum db_status status = db_result_of(&r, PQexec(s->pg, command), s->pg);
+    db_clear(&r);
+    return status;
+}
+
+/* Transactions nest: an inner one is a savepoint, so a handler that runs its own transaction
+ * can run inside another (an idempotent POST stores its answer in the transaction of its
+ * effect). */
+enum db_status db_begin(void)
+{
+    struct slot *s = my_slot();
+    if (!s || !hold(s)) {
+        if (s)
+            let_go(s);
+        return DB_UNAVAILABLE;
+    }
+    char sql[32] = "BEGIN";
+    if (s->depth > 0)
+        snprintf(sql, sizeof sql, "SAVEPOINT s%d", s->depth);
+    enum db_status status = simple(s, sql);
+    if (status == DB_OK)
+        s->depth++;
+    let_go(s);
+    return status;
+}
+
+/* Returns to the level below the innermost one on s. */
+static void rollback_level(struct slot *s)
+{
+    if (s->depth == 0)
+        return;
+    bool alive = s->pg && PQstatus(s->pg) == CONNECTION_OK;
+    if (s->depth > 1 && alive) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "ROLLBACK TO SAVEPOINT s%d", s->depth - 1);
+        s->depth--;
+        simple(s, sql);
+        return;
+    }
+    s->depth = 0; /* a lost connection takes every level with it */
+    if (alive && PQtransactionStatus(s->pg) != PQTRANS_IDLE)
+        simple(s, "ROLLBACK");
+    let_go(s);
+}
+
+enum db_status db_commit(void)
+{
+    struct slot *s = mine;
+    if (!s || s->depth == 0)
+        return DB_ERROR;
+    if (s->pg && PQtransactionStatus(s->pg) == PQTRANS_INERROR) {
+        /* PostgreSQL would answer COMMIT with a ROLLBACK that looks like success. */
+        log_event("error", "database: commit of a failed transaction: rolled back");
+        rollback_level(s);
+        return DB_ERROR;
+    }
+    char sql[40] = "COMMIT";
+    if (s->depth > 1)
+        snprintf(sql, sizeof sql, "RELEASE SAVEPOINT s%d", s->depth - 1);
+    s->depth--;
+    enum db_status status = simple(s, sql);
+    let_go(s);
+    return status;
+}
+
+void db_rollback(void)
+{
+    if (mine)
+        rollback_level(mine);
+}
+
+int db_transaction_depth(void)
+{
+    return mine ? mine->depth : 0;
+}
+
+void db_rollback_to(int depth)
+{
+    while (mine && mine->depth > depth)
+        rollback_level(mine);
+}
+
+/* The slot goes back to the registry; a transaction its thread left open is rolled back. */
+static void give_back(struct slot *s)
+{
+    while (s->depth > 0)
+        rollback_level(s);
+    pthread_mutex_lock(&registry);
+    s->taken = false;
+    pthread_mutex_unlock(&registry);
 }
 
 void db_disconnect(void)
 {
-    if (!tls)
+    if (!mine)
         return;
     pthread_setspecific(thread_end, NULL);
-    drop_connection(tls);
-    free(tls);
-    tls = NULL;
+    give_back(mine);
+    mine = NULL;
 }

@@ -1,15 +1,26 @@
-/* db: PostgreSQL for the worker threads.
+/* db: PostgreSQL for the threads that serve requests and for the jobs thread.
  *
- * Each thread has its own connection, made on first use and made again after it fails, with a
- * back-off so that a database that is down costs a request microseconds, not a connect timeout:
- * callers then get DB_UNAVAILABLE and answer 503. Every statement is prepared once per connection,
- * on first use, and run with parameters: SQL text comes only from the program, values only from
- * parameters. Connections run in UTC with ISO dates and the configured statement_timeout.
+ * Each such thread has a connection of its own: a slot in a registry made at start, with one
+ * slot per thread that will use it, connected before the server takes requests. A thread takes a
+ * free slot on its first statement and keeps it until it ends. The slot's lock is its owner's
+ * while it runs a statement or has a transaction open; a keeper thread looks at every other slot
+ * several times a second and makes again, on its own, any connection that is broken or was never
+ * made, with a back-off between attempts. So after an outage every connection is back within
+ * about a second of the database accepting connections, not only those a request happens to
+ * touch, and /readyz can tell whether all of them are. A thread whose connection is down gets
+ * DB_UNAVAILABLE at once (503) and never waits for a connection to be made: the keeper makes it.
+ *
+ * Every statement is prepared on its connection on first use (least recently used ones are
+ * deallocated when a connection holds too many: prepared.h) and run with parameters: SQL text
+ * comes only from the program, values only from parameters. Connections run in UTC with ISO
+ * dates and the configured statement_timeout.
  *
  * Errors are classified once, here, so that handlers map classes (a unique value taken, a missing
  * reference, a failed CHECK) to HTTP statuses without reading SQLSTATEs. */
 #ifndef WERKLAB_DB_H
 #define WERKLAB_DB_H
+
+#include "metrics.h"
 
 #include <libpq-fe.h>
 #include <stdbool.h>
@@ -38,6 +49,24 @@ struct db_result {
 /* Before any thread uses the database. */
 void db_configure(const char *url, unsigned statement_timeout_ms);
 
+/* The most slots the registry holds: one per worker thread (256 at most), the jobs thread's, a
+ * few to spare. */
+#define DB_MAX_SLOTS 272
+
+/* Makes `slots` slots, starts the keeper and waits until each slot's first connection attempt
+ * is over (a few milliseconds when the database is up; at most the connect timeout). A thread
+ * that finds no free slot gets a new one, which the keeper connects like the others. Without
+ * db_start() nothing connects: statements are DB_UNAVAILABLE. */
+void db_start(unsigned slots);
+/* Stops the keeper and closes the registry's connections, after the threads using them ended. */
+void db_stop(void);
+/* Names this thread's kind of connection in /metrics, "worker" unless named (the jobs thread
+ * says "jobs"), and takes its slot now rather than at its first statement. kind must outlive the
+ * process. */
+void db_thread_kind(const char *kind);
+/* The registry's slots now, into out (at most max); returns how many were written. */
+size_t db_connections(struct metrics_connection *out, size_t max);
+
 /* Runs sql with n text parameters (NULL pointer = SQL NULL) on this thread's connection. The
  * statement is prepared on first use on each connection. Always fills r; db_clear() it. */
 enum db_status db_exec(const char *sql, int n, const char *const *values, struct db_result *r);
@@ -46,59 +75,48 @@ void db_clear(struct db_result *r);
 /* Transactions on this thread's connection. They nest: inside an open transaction, begin
  * makes a savepoint, commit releases it and rollback returns to it. db_begin() may fail with
  * DB_UNAVAILABLE; db_rollback() is always safe to call, also after a failed statement or a lost
- * connection. */
+ * connection. A connection lost inside a transaction stays lost until the transaction's
+ * rollback: its statements fail meanwhile, none runs outside the transaction. */
 enum db_status db_begin(void);
 enum db_status db_commit(void);
 void db_rollback(void);
+/* How many levels are open on this thread's connection: 0 outside a transaction, 1 in one, more
+ * with savepoints. The request's end owns cleanup: it compares this with what it was before the
+ * handler, and rolls back what the handler left open (db_rollback_to()). */
+int db_transaction_depth(void);
+/* Rolls back levels until depth are left open (0: all of them). */
+void db_rollback_to(int depth);
 
 /* Shorthands for results. db_value() returns NULL for SQL NULL. */
 int db_rows(const struct db_result *r);
 const char *db_value(const struct db_result *r, int row, int col);
 
-/* Connections open now, over all threads. */
+/* Connections open now: the registry's, the pipeline's and any other db_connect_session()'s. */
 int db_open_connections(void);
-/* Closes this thread's connection (at thread end). */
+/* Gives this thread's slot back (at thread end; a transaction left open is rolled back). Its
+ * connection stays open for another thread; db_stop() closes it. */
 void db_disconnect(void);
 
 /* ---- for connections kept outside the workers' (dbpipe) ---- */
 
 /* A connection with the workers' session settings, counted among the open connections, or NULL
- * (db_release() it); a result classified as db_exec() classifies it (r takes res). */
+ * (db_release() it); a result classified as db_exec() classifies it (r takes res). It blocks for
+ * up to the connect timeout (2 s). Its owner makes it again when it breaks: nothing else does. */
 PGconn *db_connect_session(void);
 void db_release(PGconn *pg);
 enum db_status db_result_of(struct db_result *r, PGresult *res, PGconn *pg);
 
 /* The wait between attempts to connect after a failure: 100 ms, doubled at each failure, at
- * most 2 s. Zeroed: no wait. */
+ * most 1 s, so that a database back from an outage is found within a second. Zeroed: no wait. */
 struct db_backoff {
     int64_t next_attempt_ms;
     int delay_ms;
 };
 bool db_backoff_allows(const struct db_backoff *b);
+/* Milliseconds until the back-off allows an attempt (0: now). */
+int db_backoff_wait_ms(const struct db_backoff *b);
 void db_backoff_failed(struct db_backoff *b);
 void db_backoff_succeeded(struct db_backoff *b);
-
-/* The statements one connection has prepared, by their SQL, in open addressing. A slot is never
- * emptied while the connection lives (db_statements_clear() when it ends), so that no search
- * stops short; it is filled to three quarters at most, and statements beyond that run
- * unprepared. */
-#define DB_STATEMENT_SLOTS 512
-struct db_statements {
-    struct db_statement {
-        uint64_t hash; /* of sql; 0: a free slot */
-        char *sql;
-        bool prepared; /* sent for preparing, and not known to have failed */
-    } slot[DB_STATEMENT_SLOTS];
-    int used;
-};
-/* The slot of sql, with *prepared telling whether it is prepared; else a free slot for it when
- * there is room, else -1. name gets the name sql is prepared under. */
-int db_statements_find(const struct db_statements *t, const char *sql, char name[24],
-                       bool *prepared);
-/* Records sql in slot (found by db_statements_find()) as prepared or not; sql may be NULL when
- * the slot holds it already. */
-void db_statements_set(struct db_statements *t, int slot, const char *sql, bool prepared);
-void db_statements_clear(struct db_statements *t);
 
 /* A connection of its own, outside the worker pool, for migrations and commands. Returns NULL
  * and writes why to err when it cannot connect. */

@@ -3,6 +3,7 @@
 #include "buf.h"
 #include "log.h"
 #include "metrics.h"
+#include "prepared.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -15,32 +16,36 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#define MAX_CONNECTIONS 16
-#define IN_FLIGHT       4096 /* messages sent and not yet answered, per connection */
-#define ATTEMPTS        3    /* sendings of a statement whose preparation failed */
+#define IN_FLIGHT  4096                 /* messages sent and not yet answered, per connection */
+#define ATTEMPTS   3                    /* sendings of a statement whose preparation failed */
+#define DOOMED_MAX (2 * PREPARED_SLOTS) /* evicted statements waiting to be deallocated */
 
 struct job {
     struct job *next;
     const char *sql;
     int n;
     int attempts;
-    bool resent;   /* aborted once by another's failure: now sent in a segment of its own */
-    bool prepared; /* in the batch being sent: run as the prepared statement `name` */
-    char name[24];
+    bool resent; /* aborted once by another's failure: now sent in a segment of its own */
+    /* In the batch being sent: the prepared statement it runs as, and whether this batch
+     * prepares it. */
+    struct prepared_statement *statement;
+    bool prepare;
+    char name[PREPARED_NAME];
     const char *values[DBPIPE_MAX_PARAMS];
     dbpipe_done done;
     void *ctx;
     char text[]; /* the values, copied */
 };
 
-enum sent_kind { SENT_PREPARE, SENT_QUERY, SENT_SYNC };
+enum sent_kind { SENT_DEALLOCATE, SENT_PREPARE, SENT_QUERY, SENT_SYNC };
 
 /* What was sent, in the order its results come back. */
 struct sent {
     enum sent_kind kind;
-    struct job *job; /* SENT_QUERY */
-    int slot;        /* SENT_PREPARE: the statement it prepares */
-    PGresult *res;   /* the first result; later ones (there are none for these) are dropped */
+    struct job *job;                      /* SENT_QUERY */
+    struct prepared_statement *statement; /* SENT_PREPARE: the statement it prepares... */
+    char name[PREPARED_NAME];             /* ... under this name; SENT_DEALLOCATE: the name */
+    PGresult *res; /* the first result; later ones (there are none for these) are dropped */
 };
 
 struct job_list {
@@ -58,12 +63,20 @@ struct pipe {
     struct job_list pending; /* taken from queued, to be sent */
     PGconn *pg;
     struct db_backoff backoff;
-    struct db_statements statements;
+    struct prepared statements;
+    /* Statements evicted from the table and not yet deallocated on the connection (a
+     * DEALLOCATE that another's failure aborted comes back here). */
+    char doomed[DOOMED_MAX][PREPARED_NAME];
+    unsigned n_doomed;
     struct sent sent[IN_FLIGHT]; /* a ring */
     unsigned first, count;
+
+    /* Read by anyone (/metrics, /readyz). */
+    atomic_bool up, tried;
+    atomic_ulong made, succeeded; /* statements run successfully */
 };
 
-static struct pipe *pipes[MAX_CONNECTIONS];
+static struct pipe *pipes[DBPIPE_MAX_CONNECTIONS];
 static unsigned n_pipes;
 static atomic_uint next_pipe;
 static atomic_bool running;
@@ -110,13 +123,15 @@ static void list_append(struct job_list *to, struct job_list *from)
 }
 
 /* Hands the job its result (res may be NULL: then status says why) and frees it. */
-static void answer(struct job *j, enum db_status status, PGresult *res, PGconn *pg)
+static enum db_status answer(struct job *j, enum db_status status, PGresult *res, PGconn *pg)
 {
     struct db_result r = {.status = status};
     if (res)
         db_result_of(&r, res, pg);
+    status = r.status;
     j->done(j->ctx, &r);
     free(j);
+    return status;
 }
 
 static void answer_all(struct job_list *l, enum db_status status)
@@ -147,25 +162,28 @@ static void drop_connection(struct pipe *p, const char *why)
     answer_all(&p->pending, DB_UNAVAILABLE);
     db_release(p->pg);
     p->pg = NULL;
-    db_statements_clear(&p->statements);
+    atomic_store(&p->up, false);
+    prepared_clear(&p->statements);
+    p->n_doomed = 0; /* the connection took its prepared statements with it */
     db_backoff_failed(&p->backoff);
 }
 
-static bool connect_pipe(struct pipe *p)
+/* Made at start, and again by the pipe itself after a failure, as soon as the back-off allows,
+ * whether or not a statement waits for it. */
+static void connect_pipe(struct pipe *p)
 {
-    if (!db_backoff_allows(&p->backoff))
-        return false;
     p->pg = db_connect_session();
     if (!p->pg) {
         drop_connection(p, NULL); /* db has counted the error; this sets the back-off */
-        return false;
-    }
-    if (PQsetnonblocking(p->pg, 1) != 0 || PQenterPipelineMode(p->pg) != 1) {
+    } else if (PQsetnonblocking(p->pg, 1) != 0 || PQenterPipelineMode(p->pg) != 1) {
         drop_connection(p, PQerrorMessage(p->pg));
-        return false;
+    } else {
+        db_backoff_succeeded(&p->backoff);
+        if (atomic_fetch_add(&p->made, 1) > 0)
+            log_event("info", "database pipeline: connected again");
+        atomic_store(&p->up, true);
     }
-    db_backoff_succeeded(&p->backoff);
-    return true;
+    atomic_store(&p->tried, true);
 }
 
 static bool send_sync(struct pipe *p)
@@ -178,37 +196,79 @@ static bool send_sync(struct pipe *p)
     return true;
 }
 
+/* A statement evicted from the table, to be deallocated in the next batch. */
+static void doom(struct pipe *p, const char *name)
+{
+    if (p->n_doomed == DOOMED_MAX) {
+        log_event("warning", "database pipeline: %s stays prepared until the connection ends",
+                  name);
+        return;
+    }
+    memcpy(p->doomed[p->n_doomed++], name, PREPARED_NAME);
+}
+
 /* Sends what is pending (as much as the ring has room for) as one batch ended by one Sync. The
- * statements new to this connection are prepared first, in a segment of their own: a failing
- * query then never aborts a preparation that statements of later batches count on. */
+ * statements new to this connection are prepared first, in a segment of their own, after the
+ * deallocation of those they evict: a failing query then never aborts a preparation that
+ * statements of later batches count on. A batch never evicts a statement it runs itself: when the
+ * table is full of the batch's own statements, the batch ends there and the rest wait for the
+ * next. So every statement runs prepared. */
 static void send_pending(struct pipe *p)
 {
-    if (p->count + 3 > IN_FLIGHT) /* a prepare's Sync, a query, its Sync */
+    unsigned space = IN_FLIGHT - p->count, jobs = 0, preparing = 0;
+    if (p->n_doomed + 7 > space) /* the deallocations and one statement at worst (below) */
         return;
-    unsigned room = IN_FLIGHT - p->count - 2, jobs = 0, prepared = 0;
-    for (struct job *j = p->pending.head; j && 2 * jobs + prepared + 3 <= room;
-         j = j->next, jobs++) {
-        bool known;
-        int slot = db_statements_find(&p->statements, j->sql, j->name, &known);
-        j->prepared = slot >= 0; /* prepared already, or in this batch */
-        if (known || slot < 0)
-            continue;
-        if (PQsendPrepare(p->pg, j->name, j->sql, j->n, NULL) != 1) {
-            drop_connection(p, PQerrorMessage(p->pg));
-            return;
+    uint64_t batch = p->statements.clock;
+    for (struct job *j = p->pending.head; j; j = j->next, jobs++) {
+        /* Room for this one at worst: a deallocation, a preparation, the query and a Sync. */
+        if (p->n_doomed + 1 + preparing + 1 + 1 + 2 * (jobs + 1) + 1 > space)
+            break;
+        struct prepared_statement *st = prepared_find(&p->statements, j->sql);
+        if (!st) {
+            if (prepared_evicts_since(&p->statements, batch) || p->n_doomed == DOOMED_MAX)
+                break;
+            char evicted[PREPARED_NAME];
+            st = prepared_add(&p->statements, j->sql, evicted);
+            if (evicted[0])
+                doom(p, evicted);
         }
-        db_statements_set(&p->statements, slot, j->sql, true);
-        push_sent(p, (struct sent){.kind = SENT_PREPARE, .slot = slot});
-        prepared++;
+        j->statement = st;
+        j->prepare = !st->prepared;
+        st->prepared = true; /* prepared already, or in this batch */
+        preparing += j->prepare;
+        memcpy(j->name, st->name, PREPARED_NAME);
     }
-    if (prepared && !send_sync(p))
-        return;
+    if (p->n_doomed > 0 || preparing > 0) {
+        for (unsigned i = 0; i < p->n_doomed; i++) {
+            char sql[PREPARED_NAME + 16];
+            snprintf(sql, sizeof sql, "DEALLOCATE %s", p->doomed[i]);
+            if (PQsendQueryParams(p->pg, sql, 0, NULL, NULL, NULL, NULL, 0) != 1) {
+                drop_connection(p, PQerrorMessage(p->pg));
+                return;
+            }
+            struct sent *s = push_sent(p, (struct sent){.kind = SENT_DEALLOCATE});
+            memcpy(s->name, p->doomed[i], PREPARED_NAME);
+        }
+        p->n_doomed = 0;
+        unsigned i = 0;
+        for (struct job *j = p->pending.head; i < jobs; j = j->next, i++) {
+            if (!j->prepare)
+                continue;
+            if (PQsendPrepare(p->pg, j->name, j->sql, j->n, NULL) != 1) {
+                drop_connection(p, PQerrorMessage(p->pg));
+                return;
+            }
+            struct sent *s =
+                push_sent(p, (struct sent){.kind = SENT_PREPARE, .statement = j->statement});
+            memcpy(s->name, j->name, PREPARED_NAME);
+            metrics_db_prepared(METRICS_DB_PIPELINE);
+        }
+        if (!send_sync(p))
+            return;
+    }
     for (unsigned i = 0; i < jobs; i++) {
         struct job *j = list_pop(&p->pending);
-        int ok = j->prepared
-                     ? PQsendQueryPrepared(p->pg, j->name, j->n, j->values, NULL, NULL, 0)
-                     : PQsendQueryParams(p->pg, j->sql, j->n, NULL, j->values, NULL, NULL, 0);
-        if (!ok) {
+        if (!PQsendQueryPrepared(p->pg, j->name, j->n, j->values, NULL, NULL, 0)) {
             list_push_front(&p->pending, j);
             drop_connection(p, PQerrorMessage(p->pg));
             return;
@@ -227,13 +287,26 @@ static void send_pending(struct pipe *p)
 static void finish(struct pipe *p, struct sent *s, struct job_list *again)
 {
     ExecStatusType status = PQresultStatus(s->res);
+    if (s->kind == SENT_DEALLOCATE) {
+        if (status == PGRES_COMMAND_OK)
+            metrics_db_evicted(METRICS_DB_PIPELINE);
+        else if (status == PGRES_PIPELINE_ABORTED)
+            doom(p, s->name); /* innocent: sent again with the next batch */
+        else /* e.g. its own preparation had failed: there is nothing to deallocate */
+            log_event("warning", "database pipeline: DEALLOCATE %s: %s", s->name,
+                      PQresultErrorField(s->res, PG_DIAG_SQLSTATE));
+        PQclear(s->res);
+        return;
+    }
     if (s->kind == SENT_PREPARE) {
         if (status != PGRES_COMMAND_OK) {
-            /* Prepared again when next used; its queries sent meanwhile fail as not prepared. */
+            /* Prepared again when next used; its queries sent meanwhile fail as not prepared.
+             * Unless it was evicted meanwhile: then the slot holds another statement. */
             if (status != PGRES_PIPELINE_ABORTED)
                 log_event("error", "database pipeline: preparing failed: %s",
                           PQresultErrorMessage(s->res));
-            db_statements_set(&p->statements, s->slot, NULL, false);
+            if (strcmp(s->statement->name, s->name) == 0)
+                s->statement->prepared = false;
         }
         PQclear(s->res);
         return;
@@ -251,15 +324,17 @@ static void finish(struct pipe *p, struct sent *s, struct job_list *again)
         metrics_db_pipeline_resent();
     } else if (!s->res) {
         answer(s->job, DB_ERROR, NULL, NULL);
-    } else {
-        answer(s->job, DB_OK, s->res, p->pg);
+    } else if (answer(s->job, DB_OK, s->res, p->pg) == DB_OK) {
+        atomic_fetch_add_explicit(&p->succeeded, 1, memory_order_relaxed);
     }
 }
 
 /* Reads what has arrived and hands out every result that is complete. */
 static void receive(struct pipe *p)
 {
-    if (PQconsumeInput(p->pg) != 1) {
+    /* Also when nothing is under way: a server that closes an idle connection is noticed at
+     * once, and the pipe connects again without waiting for a statement. */
+    if (PQconsumeInput(p->pg) != 1 || PQstatus(p->pg) != CONNECTION_OK) {
         drop_connection(p, PQerrorMessage(p->pg));
         return;
     }
@@ -300,7 +375,9 @@ static void *run(void *arg)
         if (stopping)
             break;
 
-        if (p->pending.head && !p->pg && !connect_pipe(p))
+        if (!p->pg && db_backoff_allows(&p->backoff))
+            connect_pipe(p);
+        if (!p->pg)
             answer_all(&p->pending, DB_UNAVAILABLE); /* down: say so at once, as db does */
         if (p->pg && p->pending.head)
             send_pending(p);
@@ -315,7 +392,9 @@ static void *run(void *arg)
         struct pollfd fds[2] = {{.fd = p->wake, .events = POLLIN},
                                 {.fd = p->pg ? PQsocket(p->pg) : -1,
                                  .events = (short)(POLLIN | (writing ? POLLOUT : 0))}};
-        if (poll(fds, p->pg ? 2 : 1, -1) < 0) {
+        /* Without a connection: awake when the back-off allows the next attempt. */
+        int timeout = p->pg ? -1 : db_backoff_wait_ms(&p->backoff) + 1;
+        if (poll(fds, p->pg ? 2 : 1, timeout) < 0) {
             if (errno != EINTR) {
                 log_event("error", "database pipeline: poll: %s", strerror(errno));
                 usleep(10000);
@@ -342,8 +421,8 @@ static void *run(void *arg)
 
 int dbpipe_start(unsigned connections)
 {
-    if (connections > MAX_CONNECTIONS)
-        connections = MAX_CONNECTIONS;
+    if (connections > DBPIPE_MAX_CONNECTIONS)
+        connections = DBPIPE_MAX_CONNECTIONS;
     for (n_pipes = 0; n_pipes < connections; n_pipes++) {
         struct pipe *p = xcalloc(1, sizeof *p);
         p->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -359,7 +438,31 @@ int dbpipe_start(unsigned connections)
         pipes[n_pipes] = p;
     }
     atomic_store(&running, connections > 0);
+    /* Until each has tried to connect once, so that /readyz is true from the first request. */
+    for (unsigned tried = 0, waited = 0; tried < n_pipes && waited < 2500; waited += 5) {
+        tried = 0;
+        for (unsigned i = 0; i < n_pipes; i++)
+            tried += atomic_load(&pipes[i]->tried);
+        if (tried < n_pipes)
+            usleep(5000);
+    }
     return 0;
+}
+
+size_t dbpipe_connections(struct metrics_connection *out, size_t max)
+{
+    size_t n = 0;
+    for (; n < n_pipes && n < max; n++) {
+        struct pipe *p = pipes[n];
+        out[n] = (struct metrics_connection){
+            .kind = "pipeline",
+            .slot = (unsigned)n,
+            .up = atomic_load(&p->up),
+            .made = atomic_load(&p->made),
+            .statements = atomic_load(&p->succeeded),
+        };
+    }
+    return n;
 }
 
 bool dbpipe_running(void)

@@ -7,14 +7,17 @@
  * hand each result to its caller as it arrives, so that one wake-up on either side serves many
  * requests.
  *
- * Statements are prepared on first use on each connection, as in db. Between two Syncs the
+ * Statements are prepared on first use on each connection, as in db, and the least recently used
+ * are deallocated when a connection holds too many (prepared.h). Between two Syncs the
  * statements of a batch share an implicit transaction, and one that fails aborts the rest of
  * its batch: those are sent again in the next one. So this is for single statements that read
  * (no transaction of the caller's, no effect to be rolled back); a slow statement delays the
  * ones behind it on its connection, so it is for short ones too.
  *
- * A connection that fails fails what it had in hand with DB_UNAVAILABLE and is made again with a
- * back-off, during which statements fail at once, as in db. */
+ * A connection that fails fails what it had in hand with DB_UNAVAILABLE and is made again by its
+ * thread as soon as the back-off allows, whether or not statements wait for it; meanwhile
+ * statements fail at once, as in db. A server that closes an idle connection is noticed at once:
+ * the thread watches its socket. */
 #ifndef WERKLAB_DBPIPE_H
 #define WERKLAB_DBPIPE_H
 
@@ -22,17 +25,21 @@
 
 #include <stdbool.h>
 
-#define DBPIPE_MAX_PARAMS 8
+#define DBPIPE_MAX_PARAMS      8
+#define DBPIPE_MAX_CONNECTIONS 16
 
 /* Called on a pipeline thread (or, after dbpipe_stop(), on the caller's) with the result; r is
  * the callee's to db_clear(). */
 typedef void (*dbpipe_done)(void *ctx, struct db_result *r);
 
-/* Starts `connections` pipeline threads (after db_configure()). 0 starts none. Returns 0, or -1
- * with a message logged. */
+/* Starts `connections` pipeline threads (after db_configure()), and waits until each has tried
+ * to connect once (at most the connect timeout). 0 starts none. Returns 0, or -1 with a message
+ * logged. */
 int dbpipe_start(unsigned connections);
 /* True between dbpipe_start() with connections and dbpipe_stop(). */
 bool dbpipe_running(void);
+/* The pipes' connections now, into out (at most max); returns how many were written. */
+size_t dbpipe_connections(struct metrics_connection *out, size_t max);
 /* Answers what is queued or under way with DB_UNAVAILABLE, closes the connections and ends the
  * threads. Statements submitted after it get DB_UNAVAILABLE at once. */
 void dbpipe_stop(void);

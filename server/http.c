@@ -634,6 +634,22 @@ static void answer_preflight(struct request *req, unsigned allowed)
     }
 }
 
+/* The request's end owns transaction cleanup: what a handler left open on its connection is
+ * rolled back (so the next request on this thread starts clean), and an answer claiming success
+ * is replaced, since the work it claims was never committed. depth: what was open before. */
+static void end_transactions(struct request *req, int depth)
+{
+    if (db_transaction_depth() <= depth)
+        return;
+    log_event("error", "%s %s returned with a transaction open: rolled back", req->method_name,
+              req->route->pattern);
+    db_rollback_to(depth);
+    if (!req->then && req->status < 400) {
+        http_clear_headers(req);
+        http_problem(req, 500, "The server failed to handle this request.");
+    }
+}
+
 static void dispatch(struct request *req)
 {
     if (req->target_refused == 414) {
@@ -760,7 +776,9 @@ static void dispatch(struct request *req)
     }
     if (!idempotency_begin(req))
         return;
+    int depth = db_transaction_depth(); /* idempotency_begin()'s, around the handler */
     req->route->handler(req);
+    end_transactions(req, depth);
     if (!req->then)
         idempotency_finish(req);
 }
@@ -811,7 +829,9 @@ static void answer_deferred(struct request *req)
     http_then then = req->then;
     req->then = NULL;
     atomic_fetch_sub(&suspended, 1);
+    int depth = db_transaction_depth();
     then(req, &req->deferred);
+    end_transactions(req, depth);
     db_clear(&req->deferred);
 }
 

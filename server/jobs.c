@@ -38,6 +38,7 @@ void jobs_add(const char *name, unsigned interval_ms, jobs_fn fn)
 static void *run(void *unused)
 {
     (void)unused;
+    db_thread_kind("jobs");
     pthread_mutex_lock(&lock);
     while (!stopping) {
         int64_t next = now_ms() + 60000;

@@ -22,6 +22,8 @@ static atomic_ulong db_errors;
 static atomic_ulong pipeline_batches, pipeline_statements, pipeline_resent;
 static atomic_ulong audit_commits, audit_entries, audit_failures;
 static atomic_long audit_waiting;
+static atomic_ulong statements_prepared[2], statements_evicted[2], statements_unprepared[2];
+static const char *const db_kinds[2] = {"worker", "pipeline"};
 
 void metrics_init(size_t n_routes, const char *const *route_names)
 {
@@ -112,7 +114,53 @@ static void render_audit(struct buf *out)
                atomic_load_explicit(&audit_waiting, memory_order_relaxed));
 }
 
-void metrics_render(struct buf *out, int db_connections_open)
+void metrics_db_prepared(enum metrics_db_kind kind)
+{
+    atomic_fetch_add_explicit(&statements_prepared[kind], 1, memory_order_relaxed);
+}
+
+void metrics_db_evicted(enum metrics_db_kind kind)
+{
+    atomic_fetch_add_explicit(&statements_evicted[kind], 1, memory_order_relaxed);
+}
+
+void metrics_db_unprepared(enum metrics_db_kind kind)
+{
+    atomic_fetch_add_explicit(&statements_unprepared[kind], 1, memory_order_relaxed);
+}
+
+static void render_statements(struct buf *out, const char *name, const char *help,
+                              atomic_ulong *by_kind)
+{
+    buf_printf(out, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+    for (size_t k = 0; k < 2; k++)
+        buf_printf(out, "%s{connection=\"%s\"} %lu\n", name, db_kinds[k], load(&by_kind[k]));
+}
+
+/* Each kept connection's samples, then how many of each kind are up. */
+static void render_connections(struct buf *out, const struct metrics_connection *kept, size_t n)
+{
+    buf_puts(out, "# HELP werklabd_db_connection_up Whether a connection the server keeps is up "
+                  "(1) or down (0).\n# TYPE werklabd_db_connection_up gauge\n");
+    for (size_t i = 0; i < n; i++)
+        buf_printf(out, "werklabd_db_connection_up{connection=\"%s\",slot=\"%u\"} %d\n",
+                   kept[i].kind, kept[i].slot, kept[i].up);
+    buf_puts(out, "# HELP werklabd_db_connection_made_total Times a kept connection was made.\n"
+                  "# TYPE werklabd_db_connection_made_total counter\n");
+    for (size_t i = 0; i < n; i++)
+        buf_printf(out, "werklabd_db_connection_made_total{connection=\"%s\",slot=\"%u\"} %lu\n",
+                   kept[i].kind, kept[i].slot, kept[i].made);
+    buf_puts(out, "# HELP werklabd_db_connection_statements_total Statements a kept connection "
+                  "ran successfully.\n# TYPE werklabd_db_connection_statements_total counter\n");
+    for (size_t i = 0; i < n; i++)
+        buf_printf(out,
+                   "werklabd_db_connection_statements_total{connection=\"%s\",slot=\"%u\"} "
+                   "%lu\n",
+                   kept[i].kind, kept[i].slot, kept[i].statements);
+}
+
+void metrics_render(struct buf *out, int db_connections_open, const struct metrics_connection *kept,
+                    size_t n_kept)
 {
     buf_puts(out, "# HELP werklabd_http_requests_total HTTP requests answered, by route and "
                   "status.\n# TYPE werklabd_http_requests_total counter\n");
@@ -160,9 +208,21 @@ void metrics_render(struct buf *out, int db_connections_open)
                "werklabd_db_pipeline_resent_total %lu\n",
                load(&pipeline_batches), load(&pipeline_statements), load(&pipeline_resent));
     render_audit(out);
+    render_statements(out, "werklabd_db_statements_prepared_total",
+                      "Statements prepared, by kind of connection.", statements_prepared);
+    render_statements(out, "werklabd_db_statements_evicted_total",
+                      "Prepared statements deallocated to make room for others (least recently "
+                      "used first).",
+                      statements_evicted);
+    render_statements(
+        out, "werklabd_db_statements_unprepared_total",
+        "Statements sent without being prepared: only into a transaction that had failed "
+        "already, which refuses them anyway.",
+        statements_unprepared);
+    render_connections(out, kept, n_kept);
     buf_printf(out,
                "# HELP werklabd_db_connections_open Database connections now open: the "
-               "workers' and the pipeline's.\n"
+               "workers', the jobs thread's, the pipeline's and any other.\n"
                "# TYPE werklabd_db_connections_open gauge\nwerklabd_db_connections_open %d\n",
                db_connections_open);
 }

@@ -7,6 +7,7 @@
 
 #include "buf.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* route_names[i] labels route i; the array must outlive the process. */
@@ -22,6 +23,26 @@ void metrics_db_pipeline_resent(void);
 void metrics_audit_commit(unsigned entries);
 void metrics_audit_failed(void);
 void metrics_audit_waiting(int delta);
-void metrics_render(struct buf *out, int db_connections_open);
+
+/* The prepared statements of the workers' connections (the jobs thread's included) and of the
+ * pipeline's: prepared, evicted to make room (deallocated), run unprepared. */
+enum metrics_db_kind { METRICS_DB_WORKER, METRICS_DB_PIPELINE };
+void metrics_db_prepared(enum metrics_db_kind kind);
+void metrics_db_evicted(enum metrics_db_kind kind);
+void metrics_db_unprepared(enum metrics_db_kind kind);
+
+/* One database connection the server keeps open (a worker's, the jobs thread's, a pipeline's),
+ * as /metrics shows it: labelled with its kind and its slot among those of its kind. */
+struct metrics_connection {
+    const char *kind; /* "worker", "jobs", "pipeline" */
+    unsigned slot;
+    bool up;
+    unsigned long made;       /* times it was made (connected) */
+    unsigned long statements; /* statements it ran successfully */
+};
+
+/* db_connections_open: every connection open now; kept: the n_kept connections kept open. */
+void metrics_render(struct buf *out, int db_connections_open, const struct metrics_connection *kept,
+                    size_t n_kept);
 
 #endif

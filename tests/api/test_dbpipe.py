@@ -25,7 +25,7 @@ def test_pipeline_check_program(cluster):
     report = run.stdout + run.stderr[-3000:]
     assert run.returncode == 0, report
     assert "not ok" not in run.stdout, report
-    assert run.stdout.count("\nok ") + run.stdout.startswith("ok ") >= 22, report
+    assert run.stdout.count("\nok ") + run.stdout.startswith("ok ") >= 29, report
 
 
 def counters(api, keys):

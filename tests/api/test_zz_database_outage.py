@@ -1,21 +1,104 @@
-"""The database goes away and comes back; the daemon keeps running.
+"""The database goes away and comes back; the daemon keeps running, and every connection it keeps
+(each worker thread's, the jobs thread's, the pipeline's) comes back by itself.
 
 Named test_zz_* so it runs last: it stops the session's cluster (and starts it again).
 """
 
+import threading
 import time
 
 from test_operations import find, metrics
 from wlclient import assert_problem, assert_status, describe
 
+THREADS = 4  # the session daemon's worker threads (conftest.Daemon)
+
+
+def kept_connections(api, keys):
+    """{(kind, slot): {"up": .., "made": .., "statements": ..}} from /metrics."""
+    samples = metrics(api, keys)[1]
+    kept = {}
+    for name, field in (("werklabd_db_connection_up", "up"),
+                        ("werklabd_db_connection_made_total", "made"),
+                        ("werklabd_db_connection_statements_total", "statements")):
+        for (n, labels), value in samples.items():
+            if n == name:
+                labels = dict(labels)
+                kept.setdefault((labels["connection"], labels["slot"]), {})[field] = value
+    return kept
+
+
+def restart(cluster, stop_and_wait):
+    url = cluster.url
+    cluster.stop()
+    try:
+        stop_and_wait()
+    finally:
+        # The cluster keeps its port unless another took it meanwhile: then nothing can reconnect.
+        assert cluster.start() == url, "the cluster came back on another port"
+
+
+def wait_until_ready(api, timeout=30):
+    """Polls /readyz (and nothing else) until it says 200; fails with what it last said."""
+    deadline = time.monotonic() + timeout
+    while True:
+        last = api.get("/readyz", timeout=10)
+        if last.status == 200:
+            return
+        assert last.status == 503, describe(last)
+        assert time.monotonic() < deadline, f"/readyz not 200 within {timeout} s:\n{describe(last)}"
+        time.sleep(0.1)
+
+
+def assert_all_up(kept):
+    down = [k for k, v in kept.items() if v["up"] != 1]
+    assert not down, f"connections down after /readyz said 200: {down}"
+    kinds = sorted(k for k, _ in kept)
+    assert kinds.count("worker") == THREADS and kinds.count("jobs") == 1, kinds
+    assert kinds.count("pipeline") >= 1, kinds
+
+
+def every_worker_answers(api, keys, kept_before, timeout=30):
+    """Requests through many kept-alive connections at once, until every worker thread's
+    connection has served statements; every answer must be 200."""
+    workers = [k for k in kept_before if k[0] == "worker"]
+    deadline = time.monotonic() + timeout
+    answers, errors = [], []
+
+    def client():
+        conn = api.connection(timeout=10)
+        try:
+            for _ in range(4):
+                r = api.get("/v1/municipalities?limit=1", key=keys.staff, conn=conn)
+                answers.append(r.status)
+                if r.status != 200:
+                    errors.append(describe(r))
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+        finally:
+            conn.close()
+
+    while True:
+        threads = [threading.Thread(target=client) for _ in range(2 * THREADS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert not errors, errors[:3]
+        kept = kept_connections(api, keys)
+        silent = [k for k in workers if kept[k]["statements"] <= kept_before[k]["statements"]]
+        if not silent:
+            return len(answers)
+        assert time.monotonic() < deadline, (
+            f"worker connections {silent} served nothing in {timeout} s ({len(answers)} answers)")
+
 
 def test_database_outage_and_recovery(api, keys, cluster, daemon, municipality):
     assert api.get("/v1/municipalities?limit=1", key=keys.admin).status == 200
     db_errors_before = sum(find(metrics(api, keys)[1], "werklabd_db_errors_total"))
-    cluster.stop()
-    try:
+
+    def while_down():
         # Each answer within 10 s (the client's timeout); several, so every worker thread is hit.
-        for i in range(8):
+        for _ in range(8):
             t = time.monotonic()
             r = api.get("/v1/municipalities?limit=1", key=keys.admin, timeout=10)
             assert_problem(r, 503)
@@ -27,27 +110,49 @@ def test_database_outage_and_recovery(api, keys, cluster, daemon, municipality):
             assert_problem(r, 503)
         r = api.get(f"/v1/municipalities/{municipality['id']}", key=keys.partner, timeout=10)
         assert_problem(r, 503)
-        assert_problem(api.get("/readyz", timeout=10), 503)
+        r = api.get("/readyz", timeout=10)
+        assert_problem(r, 503)
+        assert r.header("Retry-After"), describe(r)
         assert_status(api.get("/healthz", timeout=10), 200)
         assert daemon.proc.poll() is None, "the daemon died"
-    finally:
-        cluster.start()
 
-    # Recovers by itself: within 30 s, every thread answers again.
-    deadline = time.monotonic() + 30
-    streak, last = 0, None
-    while streak < 12:
-        assert time.monotonic() < deadline, f"not recovered in 30 s; last answer:\n{last and describe(last)}"
-        # Lists read on the workers' connections, reads by id on the pipeline's: both recover.
-        path = "/v1/municipalities?limit=1" if streak % 2 else f"/v1/municipalities/{municipality['id']}"
-        last = api.get(path, key=keys.admin, timeout=10)
-        streak = streak + 1 if last.status == 200 else 0
-        if last.status != 200:
-            assert last.status == 503, describe(last)
-            time.sleep(0.2)
-    assert_status(api.get("/readyz"), 200)
+    restart(cluster, while_down)
+    wait_until_ready(api)
+    kept = kept_connections(api, keys)
+    assert_all_up(kept)
+    # Every thread answers, not one streak through whichever thread answered.
+    every_worker_answers(api, keys, kept)
+    # Reads by id go through the pipeline's connection: it answers too.
+    pipeline = [k for k in kept if k[0] == "pipeline"]
+    for _ in range(4 * len(pipeline)):
+        assert_status(api.get(f"/v1/municipalities/{municipality['id']}", key=keys.admin), 200)
+    after = kept_connections(api, keys)
+    assert all(after[k]["statements"] > kept[k]["statements"] for k in pipeline), (kept, after)
     m = assert_status(api.patch(f"/v1/municipalities/{municipality['id']}", {"notes": "na de storing"},
                                 key=keys.staff), 200)
     assert m["version"] == municipality["version"] + 1
     assert daemon.proc.poll() is None
     assert sum(find(metrics(api, keys)[1], "werklabd_db_errors_total")) > db_errors_before
+
+
+def test_connections_come_back_without_requests(api, keys, cluster, daemon):
+    """Between the stop and /readyz turning 200 only /readyz is asked: every connection, also
+    those no request touches, is made again by the daemon itself."""
+    before = kept_connections(api, keys)
+    assert_all_up(before)
+
+    def while_down():
+        deadline = time.monotonic() + 30
+        while (r := api.get("/readyz", timeout=10)).status != 503:
+            assert time.monotonic() < deadline, f"/readyz still {r.status} with the database down"
+            time.sleep(0.05)
+        assert "Database connections are down" in r.json["detail"] or \
+            "unreachable" in r.json["detail"], describe(r)
+
+    restart(cluster, while_down)
+    wait_until_ready(api)
+    after = kept_connections(api, keys)
+    assert_all_up(after)
+    remade = [k for k in before if after[k]["made"] > before[k]["made"]]
+    assert sorted(remade) == sorted(before), (before, after)
+    assert daemon.proc.poll() is None

@@ -6,14 +6,17 @@
  *     and they went in batches of more than one;
  *   - a failing statement gets its own error, and the statements its failure aborted are sent
  *     again and succeed;
- *   - NULL parameters, and more distinct statements than are kept prepared;
+ *   - NULL parameters, and more distinct statements than are kept prepared: the least recently
+ *     used are deallocated (the server holds no more than the table), none runs unprepared;
  *   - a statement that cannot be prepared fails alone: statements new with it succeed;
  *   - a statement over statement_timeout is DB_UNAVAILABLE and the pipe goes on;
  *   - a connection killed under it: what it had is answered, and it connects again;
+ *   - a connection killed while idle: it connects again by itself, with no statement to send;
  *   - stopping answers everything exactly once, and submitting after the stop answers at once. */
 #include "db.h"
 #include "dbpipe.h"
 #include "metrics.h"
+#include "prepared.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -116,7 +119,7 @@ static void *submitter(void *arg)
 static unsigned long metric(const char *name)
 {
     struct buf text = {0}, line = {0};
-    metrics_render(&text, 0);
+    metrics_render(&text, 0, NULL, 0);
     buf_printf(&line, "\n%s ", name); /* the sample, not the HELP or TYPE line */
     const char *at = strstr(text.data, line.data);
     unsigned long v = at ? strtoul(at + line.len, NULL, 10) : 0;
@@ -160,10 +163,27 @@ static void many_at_once(void)
           "statements aborted by a failing one were sent again", "none was resent");
 }
 
+static unsigned long pipeline_metric(const char *name)
+{
+    char sample[128];
+    snprintf(sample, sizeof sample, "%s{connection=\"pipeline\"}", name);
+    return metric(sample);
+}
+
+/* The first value of one statement sent through the pipe ("" when it failed). */
+static void one_value(const char *sql, char *out, size_t len)
+{
+    reset(1);
+    dbpipe_submit(sql, 0, NULL, on_done, &outcomes[0]);
+    wait_answers(1, 10);
+    snprintf(out, len, "%s", outcomes[0].status == DB_OK ? outcomes[0].value : "");
+}
+
 static void nulls_and_many_statements(void)
 {
-    enum { DISTINCT = 300 }; /* more than the 192 a connection keeps prepared */
+    enum { DISTINCT = PREPARED_SLOTS + 172 }; /* more than a connection keeps prepared */
     static char sql[DISTINCT][48];
+    unsigned long evicted = pipeline_metric("werklabd_db_statements_evicted_total");
     reset(DISTINCT + 1);
     for (int i = 0; i < DISTINCT; i++) {
         snprintf(sql[i], sizeof sql[i], "SELECT $1::int + %d", i);
@@ -182,6 +202,31 @@ static void nulls_and_many_statements(void)
     check(wrong == 0, "prepared or not, each gives its own value", "a value was wrong");
     check(outcomes[DISTINCT].status == DB_OK && outcomes[DISTINCT].null,
           "a NULL parameter is SQL NULL", "not NULL");
+    /* Again, the first ones were evicted meanwhile: prepared anew, under new names. */
+    reset(DISTINCT);
+    for (int i = 0; i < DISTINCT; i++) {
+        const char *values[] = {"2000"};
+        dbpipe_submit(sql[i], 1, values, on_done, &outcomes[i]);
+    }
+    check(wait_answers(DISTINCT, 30), "... and again, all answered", "timed out");
+    wrong = 0;
+    for (int i = 0; i < DISTINCT; i++) {
+        char expected[16];
+        snprintf(expected, sizeof expected, "%d", 2000 + i);
+        wrong += outcomes[i].status != DB_OK || strcmp(outcomes[i].value, expected) != 0;
+    }
+    check(wrong == 0, "... each with its own value", "a value was wrong");
+    char why[96];
+    unsigned long now_evicted = pipeline_metric("werklabd_db_statements_evicted_total") - evicted;
+    snprintf(why, sizeof why, "%lu evicted", now_evicted);
+    check(now_evicted >= 2 * DISTINCT - PREPARED_SLOTS,
+          "the least recently used were deallocated to make room", why);
+    check(pipeline_metric("werklabd_db_statements_unprepared_total") == 0, "none ran unprepared",
+          "some did");
+    char count[32];
+    one_value("SELECT count(*)::text FROM pg_prepared_statements", count, sizeof count);
+    check(atoi(count) > 0 && atoi(count) <= PREPARED_SLOTS,
+          "the server holds no more prepared statements than the table", count);
 }
 
 static void unpreparable(void)
@@ -262,6 +307,41 @@ static void killed_connection(const char *url)
     check(now[0] && strcmp(now, pid) != 0, "it connects again, to a new backend", now);
 }
 
+static struct metrics_connection pipe_state(void)
+{
+    struct metrics_connection c = {0};
+    dbpipe_connections(&c, 1);
+    return c;
+}
+
+static void killed_while_idle(const char *url)
+{
+    char pid[64], err[256];
+    one_value("SELECT pg_backend_pid()::text", pid, sizeof pid);
+    unsigned long made = pipe_state().made;
+    PGconn *admin = db_connect_once(url, err, sizeof err);
+    if (!admin) {
+        check(false, "a second connection to kill the pipeline's", err);
+        return;
+    }
+    const char *values[] = {pid};
+    PQclear(PQexecParams(admin, "SELECT pg_terminate_backend($1::int)", 1, NULL, values, NULL, NULL,
+                         0));
+    PQfinish(admin);
+    /* Nothing is submitted: the pipe notices the closed socket and connects by itself. */
+    bool back = false;
+    for (int i = 0; i < 1000 && !back; i++) {
+        struct metrics_connection c = pipe_state();
+        back = c.up && c.made > made;
+        if (!back)
+            usleep(10000);
+    }
+    check(back, "a connection killed while idle is made again without a statement", "it is not");
+    char now[64];
+    one_value("SELECT pg_backend_pid()::text", now, sizeof now);
+    check(now[0] && strcmp(now, pid) != 0, "... and the next statement runs on a new backend", now);
+}
+
 static void stopping(void)
 {
     reset(200);
@@ -297,6 +377,7 @@ int main(int argc, char **argv)
     nulls_and_many_statements();
     timeout();
     killed_connection(argv[1]);
+    killed_while_idle(argv[1]);
     stopping();
     printf("1..%d\n", number);
     return failures;
