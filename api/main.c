@@ -11,6 +11,7 @@
 #include "metrics.h"
 #include "migrate.h"
 #include "resource.h"
+#include "retention.h"
 #include "router.h"
 #include "validate.h"
 
@@ -87,6 +88,9 @@ static int serve(const struct config *cfg)
     signal(SIGPIPE, SIG_IGN);
 
     jobs_add("audit", AUDIT_FLUSH_MS, audit_flush);
+    retention_configure(cfg->retain_inquiries_days, cfg->retain_participants_days,
+                        cfg->retain_audit_days);
+    jobs_add("retention", cfg->prune_interval_s * 1000, retention_run);
     jobs_start();
     if (http_start(cfg) < 0) {
         jobs_stop();
