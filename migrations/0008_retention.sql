@@ -134,13 +134,14 @@ $$;
 
 -- ---- Audit entries ----
 -- The audit log is append-only for the server (0004): UPDATE, DELETE and TRUNCATE are revoked
--- from the role that owns it, and a trigger refuses them. That role is the one migrations run
--- as. Where the server connects as that same role (as scripts/pg sets it up), the owner could
--- grant itself the privileges back and drop the trigger: what holds then is that no statement
--- the server sends, whatever data it is given, can change or remove an entry, since both ways
--- back are DDL or GRANT, which the server never sends. Where the server connects as a role that
--- owns nothing (migrations run by `werklabd migrate` as the owner, `serve --no-migrate` as the
--- server's role), it cannot take either way back at all.
+-- from the role that owns it, and a trigger refuses them. The owner is the role migrations run
+-- as, and the server connects as that same role (scripts/pg makes one role, `werklab`, which
+-- owns the database). An owner can grant itself the privileges back and drop the trigger, so
+-- what really holds is this: no statement the server sends, whatever data it is given, can
+-- change or remove an entry, since both ways back are GRANT or DDL, and the server sends
+-- neither (its SQL is fixed text, values travel only as parameters). Against someone who can
+-- send the owner's SQL, only a server role that owns nothing would hold; the migrations do not
+-- set up such a role today.
 --
 -- Retention keeps that, with one narrow door: audit_log_expire(). It runs as the owner
 -- (SECURITY DEFINER, with its search_path fixed), grants the owner DELETE, deletes what is older
@@ -153,9 +154,9 @@ $$;
 -- entry without dropping the trigger (DDL). UPDATE and TRUNCATE stay refused, always.
 --
 -- The floor is 180 days: the audit log is what answers a person's question "who saw my data"
--- and what an incident, often found months later, is investigated with; and it is the most that
--- a wrong or hostile configuration, or anyone who may call the function, can take away. The
--- server's configuration refuses shorter periods too (server/config.c).
+-- and what an incident, often found months later, is investigated with; entries younger than
+-- the floor are what no configuration, wrong or hostile, and no caller of the function can take
+-- away. The server's configuration refuses shorter periods too (server/config.c).
 
 CREATE FUNCTION audit_log_minimum_age() RETURNS interval LANGUAGE sql IMMUTABLE AS $$
     SELECT interval '180 days'
@@ -207,9 +208,9 @@ BEGIN
                    current_schema());
 END
 $$;
--- The owner (the server, where it connects as the owner) may call it; a server that connects
--- as a role of its own is granted EXECUTE by the owner: GRANT EXECUTE ON FUNCTION
--- audit_log_expire(integer) TO <that role>.
+-- Only the owner (and so the server, which connects as the owner) may call it: another role of
+-- the cluster must not shorten how long entries are kept. A server role of its own would be
+-- granted EXECUTE on it by the owner.
 REVOKE ALL ON FUNCTION audit_log_expire(integer) FROM PUBLIC;
 
 -- ---- One run ----

@@ -61,7 +61,9 @@ static const struct option options[] = {
     {"changes-retention", "WERKLAB_CHANGES_RETENTION", OPT_UINT, AT(changes_retention_s), "2592000",
      CONFIG_SERVE, 1, 1u << 31, "seconds the change feed keeps an entry; an older position is 410"},
     {"prune-interval", "WERKLAB_PRUNE_INTERVAL", OPT_UINT, AT(prune_interval_s), "60", CONFIG_SERVE,
-     1, 86400, "seconds between prunings of the change feed and stored idempotent answers"},
+     1, 86400,
+     "seconds between prunings of the change feed and stored idempotent answers, and between "
+     "retention runs"},
     /* The floors (30, 30, 180 days) are the database's too: migrations/0008_retention.sql. */
     {"retain-inquiries-days", "WERKLAB_RETAIN_INQUIRIES_DAYS", OPT_UINT, AT(retain_inquiries_days),
      "365", CONFIG_SERVE, 30, 36500,
