@@ -51,43 +51,43 @@ CREATE FUNCTION erased(address text) RETURNS boolean LANGUAGE sql IMMUTABLE AS $
     SELECT address LIKE 'erased-%@erased.invalid'
 $$;
 
--- Mentions of needle are erased everywhere, as before (0006), or, given a werklab, only in that
--- werklab's own rows: the werklab and every row that belongs to it (a table with werklab_id).
--- The same person may take part in a younger werklab, or be a municipality's contact today:
--- retention of one werklab must not reach those.
-DROP FUNCTION erase_mentions(text);
-CREATE FUNCTION erase_mentions(needle text, werklab uuid DEFAULT NULL) RETURNS bigint
+-- Erases every mention of any of needles (as whole words, like erase_mentions()) in one
+-- werklab's own rows: the werklab and every row that belongs to it (a table with werklab_id),
+-- every text column; answers how many rows changed. Only there: the same person may take part in
+-- a younger werklab, or be a municipality's contact today, and retention of one werklab must not
+-- reach those. One statement per table, all needles at once, longest first (so that "Jan Jansen"
+-- goes whole, not as "[erased] Jansen"): a row changes once, with one new version.
+CREATE FUNCTION erase_werklab_mentions(needles text[], werklab uuid) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
-    col record;
-    pattern text := mention_pattern(needle);
+    pattern text;
+    t record;
     changed bigint := 0;
     n bigint;
 BEGIN
-    IF needle IS NULL OR length(needle) < 3 THEN
+    SELECT '(?:' || string_agg(mention_pattern(v), '|' ORDER BY length(v) DESC, v) || ')'
+    INTO pattern
+    FROM unnest(needles) AS v WHERE v IS NOT NULL AND length(v) >= 3;
+    IF pattern IS NULL THEN
         RETURN 0;
     END IF;
-    FOR col IN
-        SELECT c.table_name, c.column_name,
-               CASE WHEN werklab IS NULL THEN 'true'
-                    WHEN c.table_name = 'werklabs' THEN 'id = $2'
-                    WHEN EXISTS (SELECT 1 FROM information_schema.columns k
-                                 WHERE k.table_schema = c.table_schema
-                                   AND k.table_name = c.table_name
-                                   AND k.column_name = 'werklab_id') THEN 'werklab_id = $2'
-               END AS scope
-        FROM information_schema.columns c
-        JOIN information_schema.tables t
-          ON t.table_schema = c.table_schema AND t.table_name = c.table_name
-        WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE'
-          AND c.data_type = 'text'
-          AND c.table_name NOT IN ('audit_log', 'changes', 'schema_migrations', 'server_secrets',
-                                   'idempotency_keys', 'api_keys')
+    FOR t IN
+        SELECT c.relname AS name, array_agg(a.attname::text ORDER BY a.attnum) AS columns
+        FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
+        WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r'
+          AND a.attnum > 0 AND NOT a.attisdropped AND a.atttypid = 'text'::regtype
+          AND (c.relname = 'werklabs'
+               OR EXISTS (SELECT 1 FROM pg_attribute k WHERE k.attrelid = c.oid
+                          AND k.attname = 'werklab_id' AND NOT k.attisdropped))
+        GROUP BY c.relname
     LOOP
-        CONTINUE WHEN col.scope IS NULL;
-        EXECUTE format('UPDATE %I SET %I = regexp_replace(%I, $1, ''[erased]'', ''gi'') '
-                       'WHERE %I ~* $1 AND %s', col.table_name, col.column_name,
-                       col.column_name, col.column_name, col.scope)
+        EXECUTE format('UPDATE %I SET %s WHERE %I = $2 AND (%s)', t.name,
+                       (SELECT string_agg(format('%I = regexp_replace(%I, $1, ''[erased]'', ''gi'')',
+                                                 col, col), ', ')
+                        FROM unnest(t.columns) AS col),
+                       CASE WHEN t.name = 'werklabs' THEN 'id' ELSE 'werklab_id' END,
+                       (SELECT string_agg(format('%I ~* $1', col), ' OR ')
+                        FROM unnest(t.columns) AS col))
             USING pattern, werklab;
         GET DIAGNOSTICS n = ROW_COUNT;
         changed := changed + n;
@@ -95,6 +95,7 @@ BEGIN
     RETURN changed;
 END
 $$;
+CREATE INDEX inquiries_werklab ON inquiries (werklab_id) WHERE werklab_id IS NOT NULL;
 
 -- Anonymises the people of one werklab as erase_data_subject() anonymises a person: its
 -- participants and the contact of the inquiry it came from get "[erased]" for a name, an
@@ -108,7 +109,6 @@ CREATE FUNCTION erase_werklab_people(werklab uuid, OUT erased_participants bigin
 LANGUAGE plpgsql AS $$
 DECLARE
     needles text[];
-    needle text;
 BEGIN
     SELECT array_agg(DISTINCT v) FILTER (WHERE v IS NOT NULL AND length(v) >= 3) INTO needles
     FROM (SELECT unnest(ARRAY[p.name, lower(p.email)]) FROM participants p
@@ -125,10 +125,7 @@ BEGIN
         phone = NULL WHERE werklab_id = werklab AND NOT erased(email);
     GET DIAGNOSTICS erased_contacts = ROW_COUNT;
 
-    erased_mentions := 0;
-    FOREACH needle IN ARRAY coalesce(needles, '{}') LOOP
-        erased_mentions := erased_mentions + erase_mentions(needle, werklab);
-    END LOOP;
+    erased_mentions := erase_werklab_mentions(needles, werklab);
 END
 $$;
 
@@ -191,6 +188,10 @@ BEGIN
     -- Callers take turns: GRANT and REVOKE of two at once would collide on the table's row in
     -- pg_class. (Re-entrant: retention_run() holds this lock already.)
     PERFORM pg_advisory_xact_lock(8243122654701027328);
+    -- Most runs find nothing to delete: they leave the privileges (a row of pg_class) alone.
+    IF NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.at < now() - make_interval(days => days)) THEN
+        RETURN 0;
+    END IF;
     GRANT DELETE ON audit_log TO CURRENT_USER;
     DELETE FROM audit_log
     WHERE id IN (SELECT a.id FROM audit_log a WHERE a.at < now() - make_interval(days => days)
@@ -215,8 +216,8 @@ REVOKE ALL ON FUNCTION audit_log_expire(integer) FROM PUBLIC;
 
 -- ---- One run ----
 -- Applies the three periods (in days) and answers what changed, one row per kind: inquiries
--- (deleted), participants and contacts (anonymised), mentions (values in which a name,
--- address or phone number was erased), failed (werklabs whose anonymisation a constraint
+-- (deleted), participants and contacts (anonymised), mentions (other rows of their werklabs
+-- in which a name, address or phone number was erased), failed (werklabs whose anonymisation a constraint
 -- refused, left as they were), auditEntries (deleted). Answers no rows when another session
 -- runs it at this moment: instances sharing the database take turns, and a run that finds the
 -- lock taken does nothing. Each kind is done in batches (1,000 inquiries, 100 werklabs, 10,000
