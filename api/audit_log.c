@@ -46,14 +46,14 @@ static void audit_log(struct request *req)
     check_uuid(req, "resourceId");
     check_time(req, "from");
     static const char *const actions[] = {"create", "replace", "update", "delete",
-                                          "read",   "export",  "erase"};
+                                          "read",   "export",  "erase",  "retention"};
     const char *action = http_query(req, "action");
     bool known = !action;
     for (size_t i = 0; action && i < COUNT(actions); i++)
         known |= strcmp(actions[i], action) == 0;
     if (!known)
         http_invalid(req, "action", "enum",
-                     "must be create, replace, update, delete, read, export or erase");
+                     "must be create, replace, update, delete, read, export, erase or retention");
     check_time(req, "to");
     /* The cursor is "<at>|<id>" of the last entry given. */
     char after[24] = "0", after_at[48] = "-infinity";

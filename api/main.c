@@ -10,6 +10,7 @@
 #include "metrics.h"
 #include "migrate.h"
 #include "resource.h"
+#include "retention.h"
 #include "router.h"
 #include "validate.h"
 
@@ -88,6 +89,9 @@ static int serve(const struct config *cfg)
     signal(SIGPIPE, SIG_IGN);
 
     db_start(cfg->threads + 1); /* a connection for each worker thread and the jobs thread */
+    retention_configure(cfg->retain_inquiries_days, cfg->retain_participants_days,
+                        cfg->retain_audit_days);
+    jobs_add("retention", cfg->prune_interval_s * 1000, retention_run);
     jobs_start();
     if (http_start(cfg) < 0) {
         jobs_stop();

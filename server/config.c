@@ -68,7 +68,20 @@ static const struct option options[] = {
     {"changes-retention", "WERKLAB_CHANGES_RETENTION", OPT_UINT, AT(changes_retention_s), "2592000",
      CONFIG_SERVE, 1, 1u << 31, "seconds the change feed keeps an entry; an older position is 410"},
     {"prune-interval", "WERKLAB_PRUNE_INTERVAL", OPT_UINT, AT(prune_interval_s), "60", CONFIG_SERVE,
-     1, 86400, "seconds between prunings of the change feed and stored idempotent answers"},
+     1, 86400,
+     "seconds between prunings of the change feed and stored idempotent answers, and between "
+     "retention runs"},
+    /* The floors (30, 30, 180 days) are the database's too: migrations/0008_retention.sql. */
+    {"retain-inquiries-days", "WERKLAB_RETAIN_INQUIRIES_DAYS", OPT_UINT, AT(retain_inquiries_days),
+     "365", CONFIG_SERVE, 30, 36500,
+     "days after its last change that an inquiry which never became a werklab is deleted "
+     "(at least 30)"},
+    {"retain-participants-days", "WERKLAB_RETAIN_PARTICIPANTS_DAYS", OPT_UINT,
+     AT(retain_participants_days), "730", CONFIG_SERVE, 30, 36500,
+     "days after a werklab is completed or cancelled that its participants and contact person "
+     "are anonymised; counts and ratings stay (at least 30)"},
+    {"retain-audit-days", "WERKLAB_RETAIN_AUDIT_DAYS", OPT_UINT, AT(retain_audit_days), "730",
+     CONFIG_SERVE, 180, 36500, "days an audit log entry is kept (at least 180)"},
     {"no-migrate", NULL, OPT_FLAG, AT(no_migrate), NULL, CONFIG_SERVE, 0, 0,
      "do not apply migrations at start"},
     {"role", NULL, OPT_STRING, AT(key_role), NULL, CONFIG_CREATE_KEY, 0, 0,

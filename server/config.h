@@ -36,6 +36,9 @@ struct config {
     unsigned key_rate_limit;     /* requests per key per minute, unless the key says otherwise */
     unsigned changes_retention_s;
     unsigned prune_interval_s;
+    unsigned retain_inquiries_days;    /* an inquiry that never became a werklab */
+    unsigned retain_participants_days; /* the people of a completed or cancelled werklab */
+    unsigned retain_audit_days;        /* an audit entry */
     bool no_migrate;
     /* create-key */
     char *key_role;

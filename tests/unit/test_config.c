@@ -137,6 +137,20 @@ static const struct config_case config_cases[] = {
     {"bad number variable for another setting", .env = {{"WERKLAB_STATEMENT_TIMEOUT_MS", "99"}},
      .argv = {"serve", DBURL},
      .err = "WERKLAB_STATEMENT_TIMEOUT_MS: '99' is not a whole number from 100 to 600000"},
+    /* Retention periods have floors: a period of 0 days would be a way to wipe what they keep. */
+    {"audit retention below its floor", .argv = {"serve", DBURL, "--retain-audit-days=179"},
+     .err = "retain-audit-days: '179' is not a whole number from 180 to 36500"},
+    {"audit retention of 0 days", .env = {{"WERKLAB_RETAIN_AUDIT_DAYS", "0"}},
+     .argv = {"serve", DBURL},
+     .err = "WERKLAB_RETAIN_AUDIT_DAYS: '0' is not a whole number from 180 to 36500"},
+    {"inquiry retention below its floor", .env = {{"WERKLAB_RETAIN_INQUIRIES_DAYS", "29"}},
+     .argv = {"serve", DBURL},
+     .err = "WERKLAB_RETAIN_INQUIRIES_DAYS: '29' is not a whole number from 30 to 36500"},
+    {"participant retention below its floor",
+     .argv = {"serve", DBURL, "--retain-participants-days", "0"},
+     .err = "retain-participants-days: '0' is not a whole number from 30 to 36500"},
+    {"retention beyond a century", .argv = {"serve", DBURL, "--retain-participants-days=36501"},
+     .err = "retain-participants-days: '36501' is not a whole number from 30 to 36500"},
 
     /* Option syntax. */
     {"unknown option", .argv = {"serve", DBURL, "--bogus"},
@@ -281,6 +295,9 @@ static void test_defaults(void **state)
     assert_int_equal(c.connection_limit, 1000);
     assert_int_equal(c.per_ip_connection_limit, 512);
     assert_int_equal(c.connection_memory_limit, 32768);
+    assert_int_equal(c.retain_inquiries_days, 365);
+    assert_int_equal(c.retain_participants_days, 730);
+    assert_int_equal(c.retain_audit_days, 730);
     assert_false(c.no_migrate);
     assert_null(c.key_role);
     assert_null(c.key_name);
@@ -317,6 +334,12 @@ static void test_all_settings(void **state)
          offsetof(struct config, per_ip_connection_limit), 2, 3},
         {"WERKLAB_CONNECTION_MEMORY_LIMIT", "8192", "--connection-memory-limit=16777216",
          offsetof(struct config, connection_memory_limit), 8192, 16777216},
+        {"WERKLAB_RETAIN_INQUIRIES_DAYS", "30", "--retain-inquiries-days=36500",
+         offsetof(struct config, retain_inquiries_days), 30, 36500},
+        {"WERKLAB_RETAIN_PARTICIPANTS_DAYS", "31", "--retain-participants-days=32",
+         offsetof(struct config, retain_participants_days), 31, 32},
+        {"WERKLAB_RETAIN_AUDIT_DAYS", "180", "--retain-audit-days=3650",
+         offsetof(struct config, retain_audit_days), 180, 3650},
     };
     size_t n = sizeof settings / sizeof *settings;
     char *argv[2 + sizeof settings / sizeof *settings + 1] = {"werklabd", "serve"};
