@@ -27,6 +27,9 @@
  * Handlers write their body with req->w (a jsonw into req->out) and end with http_reply(), or
  * answer with one of the http_problem*() functions, or hand one reading statement to
  * http_defer() and answer in its continuation. A handler that does none of these answers 500.
+ * A successful answer the audit log records and no transaction recorded (a read that showed
+ * personal data) leaves only once its entry is committed, the connection suspended meanwhile;
+ * when the entry cannot be committed the client gets 503 instead (audit.h).
  * Request-scoped memory is freed in one place, when libmicrohttpd reports the request complete. */
 #ifndef WERKLAB_HTTP_H
 #define WERKLAB_HTTP_H
