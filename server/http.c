@@ -403,6 +403,9 @@ static enum MHD_Result send_response(struct request *req)
     /* The client now reads: it may take longer than it may take to send (idle_timeout_s). */
     MHD_set_connection_option(req->conn, MHD_CONNECTION_OPTION_TIMEOUT,
                               (unsigned)cfg->connection_timeout_s);
+    /* Counted before the client can see the answer: whoever reads /metrics after an answer
+     * arrived finds it counted, whichever thread serves the read. */
+    metrics_request(req->route ? req->route->index : -1, req->status, now_s() - req->started);
     enum MHD_Result ret = MHD_queue_response(req->conn, (unsigned)req->status, r);
     MHD_destroy_response(r);
     req->queued = true;
@@ -1261,7 +1264,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     double seconds = now_s() - req->started;
     int status = req->queued ? req->status : 499; /* the client left before an answer */
-    metrics_request(req->route ? req->route->index : -1, status, seconds);
+    if (!req->queued)
+        metrics_request(req->route ? req->route->index : -1, status, seconds);
     audit_request(req, status);
     log_request(&(struct log_request){
         .request_id = req->request_id,
