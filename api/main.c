@@ -219,6 +219,7 @@ int main(int argc, char **argv)
     char err[512];
     if (config_load(&cfg, argc, argv, err, sizeof err) < 0) {
         fprintf(stderr, "werklabd: %s\n", err);
+        config_free(&cfg); /* what was set before the refused value */
         return 2;
     }
     json_object_seed(0);

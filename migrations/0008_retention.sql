@@ -82,8 +82,8 @@ BEGIN
         GROUP BY c.relname
     LOOP
         EXECUTE format('UPDATE %I SET %s WHERE %I = $2 AND (%s)', t.name,
-                       (SELECT string_agg(format('%I = regexp_replace(%I, $1, ''[erased]'', ''gi'')',
-                                                 col, col), ', ')
+                       (SELECT string_agg(format('%I = regexp_replace(%I, $1, %L, %L)', col, col,
+                                                 '[erased]', 'gi'), ', ')
                         FROM unnest(t.columns) AS col),
                        CASE WHEN t.name = 'werklabs' THEN 'id' ELSE 'werklab_id' END,
                        (SELECT string_agg(format('%I ~* $1', col), ' OR ')
@@ -174,7 +174,7 @@ END
 $$;
 
 -- Deletes audit entries older than days (at most 10,000 a call: a long backlog is worked off
--- over several runs, each well within the statement timeout); returns how many.
+-- over several runs, each of them short); returns how many.
 CREATE FUNCTION audit_log_expire(days integer) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER AS $$
 DECLARE
@@ -185,8 +185,9 @@ BEGIN
             MESSAGE = format('audit entries are kept at least %s, not %s days',
                              audit_log_minimum_age(), days);
     END IF;
-    -- Callers take turns: GRANT and REVOKE of two at once would collide on the table's row in
-    -- pg_class. (Re-entrant: retention_run() holds this lock already.)
+    -- Callers take turns, under the retention lock ('retain' in ASCII): GRANT and REVOKE of two
+    -- at once would collide on the table's row in pg_class. (Re-entrant: retention_run() holds
+    -- it already.)
     PERFORM pg_advisory_xact_lock(8243122654701027328);
     -- Most runs find nothing to delete: they leave the privileges (a row of pg_class) alone.
     IF NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.at < now() - make_interval(days => days)) THEN
@@ -216,12 +217,13 @@ REVOKE ALL ON FUNCTION audit_log_expire(integer) FROM PUBLIC;
 
 -- ---- One run ----
 -- Applies the three periods (in days) and answers what changed, one row per kind: inquiries
--- (deleted), participants and contacts (anonymised), mentions (other rows of their werklabs
--- in which a name, address or phone number was erased), failed (werklabs whose anonymisation a constraint
--- refused, left as they were), auditEntries (deleted). Answers no rows when another session
--- runs it at this moment: instances sharing the database take turns, and a run that finds the
--- lock taken does nothing. Each kind is done in batches (1,000 inquiries, 100 werklabs, 10,000
--- audit entries a run), so that a run stays short; the next run goes on.
+-- (deleted), participants and contacts (anonymised), mentions (other rows of their werklabs in
+-- which a name, address or phone number was erased), failed (werklabs whose anonymisation a
+-- constraint refused, left as they were), auditEntries (deleted). Answers no rows when another
+-- session runs it at this moment: instances sharing the database take turns, and a run that
+-- finds the lock taken does nothing. Each kind is done in batches (1,000 inquiries, 100
+-- werklabs, 10,000 audit entries a run), so that a run stays short (100 werklabs of 15
+-- participants and 10,000 entries: under 2 s); the next run goes on.
 --
 -- Floors: an inquiry and a closed werklab's people are kept at least 30 days. Less would take
 -- away what staff still work with (an inquiry not yet answered, the feedback and follow-up
@@ -244,7 +246,7 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = 'inquiries and the people of closed werklabs are kept at least 30 days';
     END IF;
-    -- 'retain' in ASCII.
+    -- The retention lock ('retain' in ASCII), until the transaction ends.
     IF NOT pg_try_advisory_xact_lock(8243122654701027328) THEN
         RETURN;
     END IF;
