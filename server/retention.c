@@ -24,11 +24,10 @@ void retention_configure(unsigned inquiry_days, unsigned participant_days, unsig
     snprintf(periods[2], sizeof periods[2], "%u", audit_days);
 }
 
-/* Fills e's resource with the counts of r's rows (what, changed) but "failed"; returns how many
- * things the run changed, and in *failed how many werklabs it could not anonymise. */
-static long long summarise(const struct db_result *r, struct audit_entry *e, long long *failed)
+/* Fills e's resource with the counts of r's rows (what, changed) but "failed", and *failed with
+ * how many werklabs the run could not anonymise. */
+static void summarise(const struct db_result *r, struct audit_entry *e, long long *failed)
 {
-    long long changed = 0;
     struct buf counts = {0};
     for (int i = 0; i < db_rows(r); i++) {
         const char *what = db_value(r, i, 0), *n = db_value(r, i, 1);
@@ -36,21 +35,19 @@ static long long summarise(const struct db_result *r, struct audit_entry *e, lon
             *failed = strtoll(n, NULL, 10);
             continue;
         }
-        changed += strtoll(n, NULL, 10);
         buf_printf(&counts, "%s%s=%s", counts.len ? " " : "", what, n);
     }
     snprintf(e->resource, sizeof e->resource, "%s", counts.data ? counts.data : "");
     buf_free(&counts);
-    return changed;
 }
 
-/* One run inside the open transaction, with its audit entry e; true when it changed something,
- * so that there is something to commit. */
+/* One run inside the open transaction, with its audit entry e; true when it ran (this instance
+ * had the lock and the run succeeded), so that it and its entry are committed. */
 static bool apply(struct audit_entry *e)
 {
     const char *params[] = {periods[0], periods[1], periods[2]};
     struct db_result r;
-    bool changed = false;
+    bool ran = false;
     if (db_exec("SELECT set_config('statement_timeout', '" RUN_TIMEOUT_MS "', true)", 0, NULL,
                 &r) == DB_OK) {
         db_clear(&r);
@@ -63,7 +60,8 @@ static bool apply(struct audit_entry *e)
         log_event("info", "retention: another instance is running it; skipped");
     } else {
         long long failed = 0;
-        changed = summarise(&r, e, &failed) > 0;
+        summarise(&r, e, &failed);
+        ran = true;
         if (failed)
             log_event("error",
                       "retention: the people of %lld closed werklab%s could not be anonymised: a "
@@ -72,11 +70,11 @@ static bool apply(struct audit_entry *e)
                       failed, failed == 1 ? "" : "s");
     }
     db_clear(&r);
-    if (changed && audit_write(e) != DB_OK) {
+    if (ran && audit_write(e) != DB_OK) {
         log_event("error", "retention: the audit entry could not be written; nothing was changed");
         return false;
     }
-    return changed;
+    return ran;
 }
 
 void retention_run(void)

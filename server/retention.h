@@ -6,13 +6,12 @@
  * are deleted. Its changes enter the change feed as every write does.
  *
  * Instances that share a database take turns: a run that finds another one under way does nothing
- * (and logs that it skipped). A run that changed something writes one audit entry in the
- * transaction of its effect, so that the entry is in the log exactly when the effect is committed:
+ * (and logs that it skipped). Every run that takes place writes one audit entry in the
+ * transaction of its effect, so that the entry is in the log exactly when the effect is committed
+ * — also a run that found nothing to remove, so that the log shows the periods were applied:
  * action "retention", no key, status 200, and as its resource what it did, in counts, never
  * personal data: "inquiries=2 participants=12 contacts=1 mentions=3 auditEntries=5000". A run
- * that changed nothing writes no entry: there is nothing to account for, and an entry per prune
- * interval would bury the log. A run that fails changes nothing and is logged; the next one tries
- * again. */
+ * that fails changes nothing and is logged; the next one tries again. */
 #ifndef WERKLAB_RETENTION_H
 #define WERKLAB_RETENTION_H
 

@@ -2,8 +2,9 @@
 
 Each test writes old timestamps through SQL (the clock moved by the test), starts a werklabd of
 its own with short periods and a prune interval of one second (a run at start, then every
-second), and checks what is older is gone or anonymised, what is younger is untouched, the run
-is one audit entry (action "retention", counts only), and the changes are in the change feed.
+second), and checks what is older is gone or anonymised, what is younger is untouched, each run
+is one audit entry (action "retention", counts only; a run that found nothing has zero counts),
+and the changes are in the change feed.
 
 The session's own werklabd runs retention too, with the defaults (365, 730, 730 days): the ages
 written here (20 to 200 days) lie where it never acts, so each effect is this test's daemon's.
@@ -61,13 +62,18 @@ def retention_entries(api, admin, since):
     return items
 
 
-def wait_run(api, admin, since, timeout=60):
-    """The retention entries written since `since`, once there is one."""
+def effects(entries):
+    """The counts of the runs that changed something (every run is audited, most find nothing)."""
+    return [c for c in map(counts, entries) if c != NOTHING]
+
+
+def wait_run(api, admin, since, timeout=60, runs=1):
+    """The retention entries written since `since`, once `runs` of them changed something."""
     deadline = time.monotonic() + timeout
     while True:
         found = retention_entries(api, admin, since)
-        if found or time.monotonic() > deadline:
-            assert found, f"no retention run in {timeout} s"
+        if len(effects(found)) >= runs or time.monotonic() > deadline:
+            assert len(effects(found)) >= runs, f"no retention run changed anything in {timeout} s"
             return found
         time.sleep(0.1)
 
@@ -80,7 +86,7 @@ def counts(entry):
 
 
 def settle_runs():
-    """Long enough for two more runs (one a second), if any were to add an entry."""
+    """Long enough for two more runs (one a second), if any were to change something again."""
     time.sleep(2.5)
 
 
@@ -143,7 +149,7 @@ def test_inquiries_that_never_became_a_werklab_are_deleted_after_the_period(
         settle_runs()
         entries = retention_entries(api, keys.admin, since)
 
-    assert [counts(e) for e in entries] == [dict(NOTHING, inquiries=3)], entries
+    assert effects(entries) == [dict(NOTHING, inquiries=3)], entries
     # Deleted as any delete is: a tombstone in the feed, and nothing for what was kept.
     feed = [(e["type"], e["id"], e["op"]) for e in changes_since(api, keys.staff, position)
             if e["id"] in old or e["id"] in kept.values()]
@@ -209,7 +215,7 @@ def test_the_people_of_a_werklab_closed_long_ago_are_anonymised_counts_and_ratin
 
     # One mention of the participant in the feedback, one in the shared vision, one of the
     # contact in the inquiry's message.
-    assert [counts(e) for e in entries] == [dict(NOTHING, participants=10, contacts=1, mentions=3)], entries
+    assert effects(entries) == [dict(NOTHING, participants=10, contacts=1, mentions=3)], entries
 
     after = participants(old)
     assert [p["id"] for p in after] == [p["id"] for p in old_participants]
@@ -263,18 +269,16 @@ def test_a_werklab_the_erasure_cannot_store_is_left_as_it_was_and_tried_again(
     with retention_daemon(werklabd, log_dir) as d:
         first = wait_run(api, keys.admin, since)
         assert d.wait_log(lambda l: "could not be anonymised" in l.get("message", ""), timeout=60)
-        assert [counts(e) for e in first] == [dict(NOTHING, participants=1)], first
+        assert effects(first) == [dict(NOTHING, participants=1)], first
         r = assert_status(api.get(f"/v1/werklabs/{stuck['id']}/participants/{stuck_person['id']}",
                                   key=staff), 200)
         assert r == stuck_person, r
         # Mended, it is anonymised by the next run.
         assert_status(api.patch(f"/v1/feedback/{feedback['id']}", {"body": f"{name} was er."},
                                 key=staff), 200)
-        deadline = time.monotonic() + 60
-        while len(entries := retention_entries(api, keys.admin, since)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
-    assert [counts(e) for e in entries] == [dict(NOTHING, participants=1),
-                                            dict(NOTHING, participants=1, mentions=1)], entries
+        entries = wait_run(api, keys.admin, since, runs=2)
+    assert effects(entries) == [dict(NOTHING, participants=1),
+                                dict(NOTHING, participants=1, mentions=1)], entries
     f = assert_status(api.get(f"/v1/feedback/{feedback['id']}", key=staff), 200)
     assert f["body"] == "[erased] was er." and f["rating"] == 5, f
 
@@ -301,7 +305,7 @@ def test_audit_entries_older_than_the_period_are_deleted(api, keys, cluster, wer
         entries = wait_run(api, keys.admin, since)
         settle_runs()
         entries = retention_entries(api, keys.admin, since)
-    assert [counts(e) for e in entries] == [dict(NOTHING, auditEntries=3)], entries
+    assert effects(entries) == [dict(NOTHING, auditEntries=3)], entries
     assert audit_ages(url, marker) == "170,170"
 
 
@@ -361,6 +365,16 @@ class HeldLock:
                 self.proc.wait()
 
 
+def test_a_run_that_finds_nothing_is_audited_too(api, keys, cluster, werklabd, log_dir):
+    """The log shows the periods were applied, not only what they removed."""
+    since = db_now(cluster.url)
+    with retention_daemon(werklabd, log_dir):
+        deadline = time.monotonic() + 60
+        while not any(counts(e) == NOTHING for e in retention_entries(api, keys.admin, since)):
+            assert time.monotonic() < deadline, "no retention run was audited in 60 s"
+            time.sleep(0.1)
+
+
 def test_a_run_waits_for_no_one_and_does_nothing_while_another_holds_the_lock(
         api, keys, cluster, werklabd, log_dir):
     url = cluster.url
@@ -379,7 +393,7 @@ def test_a_run_waits_for_no_one_and_does_nothing_while_another_holds_the_lock(
             assert_problem(api.get(f"/v1/inquiries/{inquiry}", key=keys.staff), 404)
     finally:
         lock.release()
-    assert [counts(e) for e in entries] == [dict(NOTHING, inquiries=1)], entries
+    assert effects(entries) == [dict(NOTHING, inquiries=1)], entries
 
 
 # ------------------------------------------------------------------ configuration
