@@ -2,6 +2,7 @@
 #include "api.h"
 #include "conns.h"
 
+#include "audit.h"
 #include "buf.h"
 #include "db.h"
 #include "dbpipe.h"
@@ -27,13 +28,14 @@ static void healthz(struct request *req)
     http_reply(req, 200);
 }
 
-#define MAX_KEPT (DB_MAX_SLOTS + DBPIPE_MAX_CONNECTIONS)
+#define MAX_KEPT (DB_MAX_SLOTS + DBPIPE_MAX_CONNECTIONS + 1)
 
-/* The connections the server keeps open: the threads' and the pipeline's. */
+/* The connections the server keeps open: the threads', the pipeline's and the audit writer's. */
 static size_t kept_connections(struct metrics_connection *out)
 {
     size_t n = db_connections(out, MAX_KEPT);
-    return n + dbpipe_connections(out + n, MAX_KEPT - n);
+    n += dbpipe_connections(out + n, MAX_KEPT - n);
+    return n + audit_connections(out + n, MAX_KEPT - n);
 }
 
 /* "2 of 4 worker, 1 of 1 pipeline" for the kinds with connections down; "" when none is. */

@@ -7,13 +7,14 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #define BATCH    4096 /* entries in one commit at most: one statement stays a few hundred kB */
-#define CHECK_MS 1000 /* how often an idle writer checks its connection */
+#define CHECK_MS 100 /* how often an idle writer checks its connection, as db's keeper does */
 
 /* One multi-row INSERT for a batch: seven arrays, unnested side by side, in the order the
  * requests were answered, with the times they were answered. */
@@ -46,6 +47,16 @@ static pthread_t thread;
 /* The writer's own. */
 static PGconn *pg;
 static struct db_backoff backoff;
+
+/* What /readyz and /metrics say of the writer's connection (audit_connections). */
+static atomic_bool connection_up;
+static atomic_ulong connections_made, commits_made;
+
+/* After pg changed: is it up? */
+static void track_connection(void)
+{
+    atomic_store(&connection_up, pg && PQstatus(pg) == CONNECTION_OK);
+}
 
 static void push(struct list *l, struct pending *p)
 {
@@ -117,16 +128,34 @@ static PGconn *connection(void)
     pg = db_connect_session();
     if (!pg) {
         db_backoff_failed(&backoff);
+        track_connection();
         return NULL;
     }
     db_backoff_succeeded(&backoff);
+    atomic_fetch_add(&connections_made, 1);
+    track_connection();
     return pg;
+}
+
+/* A connection the database has closed (a restart, an idle timeout) is noticed and made again
+ * now — while idle, and before each commit — not by a commit that would fail on it and answer
+ * its waiting requests 503. Reading the socket costs one non-blocking read. */
+static void keep_connection(void)
+{
+    if (pg && PQconsumeInput(pg) != 1) {
+        log_event("error", "audit: lost the database connection: %s", PQerrorMessage(pg));
+        db_release(pg);
+        pg = NULL;
+        track_connection();
+    }
+    connection();
 }
 
 /* Commits the n entries of batch in one statement, its own transaction. */
 static enum db_status commit(const struct list *batch, int n)
 {
-    if (!connection())
+    keep_connection();
+    if (!pg)
         return DB_UNAVAILABLE;
     struct buf cols[7] = {0};
     for (int c = 0; c < 7; c++)
@@ -154,6 +183,7 @@ static enum db_status commit(const struct list *batch, int n)
     for (int c = 0; c < 7; c++)
         buf_free(&cols[c]);
     if (s == DB_OK) {
+        atomic_fetch_add(&commits_made, 1);
         metrics_audit_commit((unsigned)n);
     } else {
         metrics_audit_failed();
@@ -161,6 +191,7 @@ static enum db_status commit(const struct list *batch, int n)
             db_release(pg);
             pg = NULL;
             db_backoff_failed(&backoff);
+            track_connection();
         }
     }
     return s;
@@ -231,21 +262,10 @@ static enum wait wait_for_work(void)
     return pthread_cond_timedwait(&wake, &lock, &until) == ETIMEDOUT ? IDLE : WOKEN;
 }
 
-/* While idle: a connection the database has closed (a restart, an idle timeout) is noticed and
- * made again now, not by the first commit that would fail on it. */
-static void keep_connection(void)
-{
-    if (pg && PQconsumeInput(pg) != 1) {
-        log_event("error", "audit: lost the database connection: %s", PQerrorMessage(pg));
-        db_release(pg);
-        pg = NULL;
-    }
-    connection();
-}
-
 static void *run(void *unused)
 {
     (void)unused;
+    connection(); /* at start, so that /readyz can say the writer is up */
     pthread_mutex_lock(&lock);
     for (;;) {
         enum wait w = wait_for_work();
@@ -279,6 +299,7 @@ static void *run(void *unused)
     pthread_mutex_unlock(&lock);
     db_release(pg);
     pg = NULL;
+    track_connection();
     return NULL;
 }
 
@@ -345,4 +366,21 @@ void audit_submit(const struct audit_entry *e, audit_committed done, void *ctx)
 {
     if (!enqueue(e, done, ctx))
         done(ctx, audit_write(e) == DB_OK);
+}
+
+size_t audit_connections(struct metrics_connection *out, size_t max)
+{
+    pthread_mutex_lock(&lock);
+    bool has_writer = running;
+    pthread_mutex_unlock(&lock);
+    if (!has_writer || max == 0)
+        return 0;
+    out[0] = (struct metrics_connection){
+        .kind = "audit",
+        .slot = 0,
+        .up = atomic_load(&connection_up),
+        .made = atomic_load(&connections_made),
+        .statements = atomic_load(&commits_made),
+    };
+    return 1;
 }

@@ -24,8 +24,10 @@
 #define WERKLAB_AUDIT_H
 
 #include "db.h"
+#include "metrics.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #define AUDIT_BACKLOG 100000 /* asynchronous entries kept while the database is down */
 
@@ -56,5 +58,9 @@ void audit_add(const struct audit_entry *e);
 void audit_submit(const struct audit_entry *e, audit_committed done, void *ctx);
 /* Writes one entry now, on this thread's connection (inside its transaction, if one is open). */
 enum db_status audit_write(const struct audit_entry *e);
+/* The writer's connection, as /readyz and /metrics show it (kind "audit", its commits as its
+ * statements): 1 while the writer runs, else 0. It is made when the writer starts and, when
+ * lost, made again within a second by the writer itself, whether or not entries arrive. */
+size_t audit_connections(struct metrics_connection *out, size_t max);
 
 #endif
