@@ -1039,3 +1039,10 @@ void http_stop(unsigned grace_ms)
     MHD_stop_daemon(daemon_handle);
     daemon_handle = NULL;
 }
+
+unsigned http_port(void)
+{
+    const union MHD_DaemonInfo *info =
+        daemon_handle ? MHD_get_daemon_info(daemon_handle, MHD_DAEMON_INFO_BIND_PORT) : NULL;
+    return info ? info->port : 0;
+}
