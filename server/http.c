@@ -1372,3 +1372,10 @@ void http_stop(unsigned grace_ms)
     daemon_handle = NULL;
     audit_stop(); /* the entries of the last refused requests are written */
 }
+
+unsigned http_port(void)
+{
+    const union MHD_DaemonInfo *info =
+        daemon_handle ? MHD_get_daemon_info(daemon_handle, MHD_DAEMON_INFO_BIND_PORT) : NULL;
+    return info ? info->port : 0;
+}

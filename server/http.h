@@ -141,6 +141,10 @@ struct request {
 int http_start(const struct config *cfg);
 /* Stops accepting, lets in-flight requests finish (up to grace_ms), then stops. */
 void http_stop(unsigned grace_ms);
+/* The port being served on: the one the system chose when cfg->listen asked for port 0, as
+ * the HTTP fuzzer (tests/fuzz/fuzz_http.c) does to run the daemon in its own process. 0 when not
+ * serving. */
+unsigned http_port(void);
 
 /* Runs one short statement that reads, outside any transaction, on the database pipeline
  * (dbpipe) and answers with then(req, r) once its result is in, on a worker thread; r is cleared

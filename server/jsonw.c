@@ -79,7 +79,7 @@ void jsonw_array_end(struct jsonw *w)
 static size_t utf8_sequence(const unsigned char *s, size_t len)
 {
     size_t n = s[0] >= 0xf0 && s[0] <= 0xf4   ? 4
-               : s[0] >= 0xe0                 ? 3
+               : s[0] >= 0xe0 && s[0] <= 0xef ? 3
                : s[0] >= 0xc2 && s[0] <= 0xdf ? 2
                                               : 0;
     if (n == 0 || n > len)

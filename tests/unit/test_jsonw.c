@@ -349,6 +349,24 @@ static void test_escape_all_bytes(void **state)
     }
 }
 
+/* A byte that cannot begin a UTF-8 sequence (0x80 to 0xc1, 0xf5 to 0xff) is replaced, also
+ * when continuation bytes follow it: passed through, it made a response that was not JSON. */
+static void test_escape_invalid_leads(void **state)
+{
+    (void)state;
+    for (int c = 0x80; c < 0x100; c++) {
+        if (c >= 0xc2 && c <= 0xf4)
+            continue;
+        const char in[] = {(char)c, (char)0x90, (char)0x80, (char)0x80};
+        struct buf b = {0};
+        jsonw_escape(&b, in, sizeof in);
+        assert_non_null(b.data);
+        if (strcmp(b.data, "\\ufffd\\ufffd\\ufffd\\ufffd") != 0)
+            fail_msg("lead byte 0x%02x: wrote '%s'", c, b.data);
+        buf_free(&b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -358,6 +376,7 @@ int main(void)
         cmocka_unit_test(test_appends_and_reinit),
         cmocka_unit_test(test_escape),
         cmocka_unit_test(test_escape_all_bytes),
+        cmocka_unit_test(test_escape_invalid_leads),
     };
     return cmocka_run_group_tests_name("jsonw", tests, NULL, NULL);
 }
