@@ -428,11 +428,10 @@ static void set_request_id(struct request *req)
     crypto_uuid(req->request_id);
 }
 
-static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const char *key,
-                                     size_t key_size, const char *value, size_t value_size)
+/* Takes one query parameter; false once there are more than HTTP_MAX_QUERY. */
+static bool collect_query(struct request *req, const char *key, size_t key_size, const char *value,
+                          size_t value_size)
 {
-    (void)kind;
-    struct request *req = cls;
     /* A %00 would cut the value short where C reads it: refuse it instead. Text that is not
      * UTF-8 is refused here too, before it can reach the database (which would refuse it in
      * its own words). */
@@ -445,12 +444,43 @@ static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const c
     }
     if (req->n_query == HTTP_MAX_QUERY) {
         req->n_query++; /* marks "too many" */
-        return MHD_NO;
+        return false;
     }
     if (req->n_query > HTTP_MAX_QUERY)
-        return MHD_NO;
+        return false;
     req->query[req->n_query++] = (struct http_query_arg){key, value ? value : ""};
-    return MHD_YES;
+    return true;
+}
+
+/* Decodes a query key or value in place, as libmicrohttpd does its own: '+' is a space, then
+ * %XX escapes (a malformed one stays as it is). Returns the length, which a %00 makes longer
+ * than strlen() sees. */
+static size_t decode_query_part(char *s)
+{
+    for (char *p = s; *p; p++)
+        if (*p == '+')
+            *p = ' ';
+    return MHD_http_unescape(s);
+}
+
+/* Splits req->query_text into req->query the way libmicrohttpd 0.9.75 splits a query: at each
+ * '&', each part at its first '='; a part without '=' is a key without a value; an empty last
+ * part is no parameter. */
+static void split_query(struct request *req)
+{
+    for (char *part = req->query_text; part && *part;) {
+        char *amper = strchr(part, '&');
+        if (amper)
+            *amper = '\0';
+        char *equals = strchr(part, '=');
+        if (equals)
+            *equals = '\0';
+        size_t key_size = decode_query_part(part);
+        size_t value_size = equals ? decode_query_part(equals + 1) : 0;
+        if (!collect_query(req, part, key_size, equals ? equals + 1 : NULL, value_size))
+            return;
+        part = amper ? amper + 1 : NULL;
+    }
 }
 
 /* Query keys: at most HTTP_MAX_QUERY, each once, each one the route takes. */
@@ -690,7 +720,7 @@ static void dispatch(struct request *req)
         return;
     }
 
-    MHD_get_connection_values_n(req->conn, MHD_GET_ARGUMENT_KIND, collect_query, req);
+    split_query(req);
     if (req->query_malformed) {
         http_problem_invalid(req);
         return;
@@ -878,11 +908,13 @@ static size_t count_query_parameters(const char *query)
 }
 
 /* libmicrohttpd's URI log callback: the request line is in, the headers are not. It runs
- * before libmicrohttpd splits the query into parameters, which it stores in the connection's
- * memory: libmicrohttpd 0.9.75 runs out of it on about a thousand parameters, queues its own
- * error answer and then loses it, and the connection hangs until its timeout. A target werklabd
- * refuses anyway has its query cut off here — the target is libmicrohttpd's own writable buffer,
- * parsed in place right after this call — so that the refusal can be answered (dispatch). */
+ * before libmicrohttpd splits the query into parameters, which it would store in the
+ * connection's memory: libmicrohttpd 0.9.75 can run out of it (on about a thousand parameters,
+ * or fewer when the headers arrived with the request line and fill it), queues its own error
+ * answer, then loses it, and the connection hangs until its timeout. So libmicrohttpd never
+ * gets the query: werklabd keeps a copy and cuts it off in libmicrohttpd's buffer (its own
+ * writable copy of the target, parsed in place right after this call, from just after the
+ * '?'), and splits the copy itself (split_query), unless the target is refused anyway. */
 static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     (void)cls;
@@ -894,8 +926,11 @@ static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *
         req->target_refused = 400;
     else if (req->target_bytes > HTTP_MAX_URL_BYTES)
         req->target_refused = 414;
-    if (req->target_refused && query)
+    if (query) {
+        if (!req->target_refused)
+            req->query_text = xstrdup(query + 1);
         query[1] = '\0';
+    }
     return req;
 }
 
@@ -1016,6 +1051,7 @@ static void request_free(struct request *req)
     http_clear_headers(req);
     if (req->json)
         json_decref(req->json);
+    free(req->query_text);
     if (req->then || req->audit_waiting)
         atomic_fetch_sub(&suspended, 1); /* ended while waiting: at shutdown */
     db_clear(&req->deferred);

@@ -85,6 +85,7 @@ struct request {
     struct route_params params;
     struct http_query_arg query[HTTP_MAX_QUERY];
     int n_query;
+    char *query_text; /* the query string as sent, split and decoded in place into query */
     struct buf body;
     json_t *json; /* the parsed body, for POST, PUT and PATCH */
     struct auth_identity who;

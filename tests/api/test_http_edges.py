@@ -90,6 +90,31 @@ def test_query_longer_than_memory_is_refused_by_libmicrohttpd(api, keys, n):
     normal_request_works(api)
 
 
+@pytest.mark.parametrize("fill", [0, 90])
+def test_a_query_is_answered_however_full_the_memory_is(api, keys, fill):
+    """libmicrohttpd never stores the query (werklabd splits it itself), so the request is
+    answered, not left hanging, also when its headers arrived with it and fill the connection's
+    memory (about 8 KB of query and 15 KB of headers in one go)."""
+    query = "&".join(f"p{i}={'v' * 240}" for i in range(32))
+    headers = [auth(keys), ("Connection", "close")]
+    headers += [(f"X-Fill-{i}", "f" * 150) for i in range(fill)]
+    responses, _ = exchange(api, head("GET", "/v1/municipalities?" + query, headers),
+                            f"32 long query parameters and {fill} headers")
+    assert len(responses) == 1
+    p = assert_problem(responses[0], 400)
+    assert any(i["name"] == "p31" for i in p["invalidParams"]), p
+    normal_request_works(api)
+
+
+def test_query_decoding(api, keys):
+    """'+' is a space, %XX an escape, a key without '=' has the empty value, an empty last part
+    is no parameter, an empty part in the middle is a key named \"\"."""
+    r = api.get("/v1/municipalities?q=den+bosch&limit=%35&", key=keys.admin)
+    assert r.status == 200, describe(r)
+    p = assert_problem(api.get("/v1/municipalities?limit=5&&sort", key=keys.admin), 400)
+    assert sorted(i["name"] for i in p["invalidParams"]) == ["", "sort"], p
+
+
 def test_url_over_the_limit_is_414(api, keys):
     responses, _ = exchange(api, head("GET", "/v1/municipalities?q=" + "a" * 9000,
                                       [auth(keys), ("Connection", "close")]), "9 KB URL")

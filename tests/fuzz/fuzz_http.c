@@ -14,8 +14,8 @@
  * whole and checked. A finding abort()s, so that libFuzzer reports it like a crash and keeps
  * the input:
  *   - no progress (nothing read, nothing written, no close) for HANG_SECONDS: the daemon waits
- *     for something that cannot come. The connection timeout is set far beyond, so that an
- *     answer only the idle timeout would give is a finding too;
+ *     for something that cannot come. The timeouts are set far beyond, so that an answer only
+ *     a timeout would give is a finding too;
  *   - an answer that is not HTTP/1.x: each response has a status line, header lines that end,
  *     and a body its framing delimits; no header value holds a control character;
  *   - a 5xx other than 503 (the database) or 505 (an HTTP version not served): input the daemon
@@ -125,8 +125,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     char *args[] = {
         "werklabd", "serve", "--no-migrate", "--listen=127.0.0.1:0", "--threads=2",
         "--db-pipelines=0", "--database-url=host=/nonexistent/werklab-fuzz dbname=fuzz",
-        /* Far beyond HANG_SECONDS: waiting for the idle timeout is a finding. */
-        "--connection-timeout=120",
+        /* Far beyond HANG_SECONDS: waiting for a timeout is a finding. */
+        "--idle-timeout=120", "--connection-timeout=120",
         /* The smallest allowed: short inputs reach every limit. */
         "--connection-memory-limit=8192", "--body-limit=1024",
         /* Every input comes from 127.0.0.1: no 429 in the way of the handlers behind it. */
