@@ -14,7 +14,7 @@
 #include <time.h>
 
 #define BATCH    4096 /* entries in one commit at most: one statement stays a few hundred kB */
-#define CHECK_MS 100 /* how often an idle writer checks its connection, as db's keeper does */
+#define CHECK_MS 100  /* how often an idle writer checks its connection, as db's keeper does */
 
 /* One multi-row INSERT for a batch: seven arrays, unnested side by side, in the order the
  * requests were answered, with the times they were answered. */
