@@ -4,8 +4,8 @@
  * http.c, the real routes (api_register), auth, query and body checks and dispatch. It listens
  * on an ephemeral loopback port, and its database cannot be reached (a socket directory that
  * does not exist), so a handler that needs it answers 503 at once through db's back-off: the
- * time goes to the HTTP path, not to SQL. Limits are set low (the smallest memory per
- * connection and body limit the configuration allows) so that short inputs reach them.
+ * time goes to the HTTP path, not to SQL. The body limit is set low (the smallest the
+ * configuration allows) so that short inputs reach it.
  *
  * Each input is written on a new connection, which is half-closed once the daemon has read it:
  * from then on the daemon knows that nothing more will come, and must answer or close. (So a
@@ -127,8 +127,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         "--db-pipelines=0", "--database-url=host=/nonexistent/werklab-fuzz dbname=fuzz",
         /* Far beyond HANG_SECONDS: waiting for a timeout is a finding. */
         "--idle-timeout=120", "--connection-timeout=120",
-        /* The smallest allowed: short inputs reach every limit. */
-        "--connection-memory-limit=8192", "--body-limit=1024",
+        /* The smallest body limit allowed, so that short inputs reach it; the memory per
+         * connection is the default (and the smallest allowed), as deployed. */
+        "--body-limit=1024",
         /* Every input comes from 127.0.0.1: no 429 in the way of the handlers behind it. */
         "--public-write-limit=100000"};
     static struct config cfg;
