@@ -57,9 +57,9 @@ static const struct option options[] = {
      "client connections at once from one address; a new one beyond it closes that address's "
      "connection that has waited longest for a request"},
     {"connection-memory-limit", "WERKLAB_CONNECTION_MEMORY_LIMIT", OPT_UINT,
-     /* At least 32 KiB: in less, a request that fills the memory before werklabd sees it can
-      * make libmicrohttpd 0.9.75 lose its own error answer and leave the connection hanging
-      * until the idle timeout (found by fuzz_http with 8 KiB; none in 32 KiB). */
+     /* At least 32 KiB: a request that fills the memory before werklabd sees it can make
+      * libmicrohttpd 0.9.75 lose its own error answer, leaving the connection to the idle
+      * timeout; fuzz_http found that at once with 8 KiB, and rarely with 32 KiB. */
      AT(connection_memory_limit), "32768", CONFIG_SERVE, 32768, 1u << 24,
      "bytes of header and read buffer per client connection"},
     {"public-write-limit", "WERKLAB_PUBLIC_WRITE_LIMIT", OPT_UINT, AT(public_write_limit), "10",

@@ -19,8 +19,9 @@ struct address {
 struct record {
     int fd;
     struct address *from;
-    bool waiting; /* for a request: in the waiting list */
-    bool closing; /* shut down here: no longer counted */
+    bool waiting;  /* for a request: in the waiting list */
+    bool closing;  /* shut down here: no longer counted */
+    void *request; /* begun and not yet done (conns_request_started/_done) */
     struct record *older, *newer;
 };
 
@@ -28,14 +29,16 @@ struct record {
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned limit, per_address_limit;
+static void (*abandoned)(void *request);
 static unsigned open_count, waiting_count;
 static unsigned long long closed_for_room, refused;
 static struct address *buckets[BUCKETS];
 /* The connections that wait for a request, the one that has waited longest first. */
 static struct record *oldest, *newest;
 
-void conns_init(unsigned total, unsigned per_address)
+void conns_init(unsigned total, unsigned per_address, void (*abandoned_request)(void *request))
 {
+    abandoned = abandoned_request;
     limit = total;
     per_address_limit = per_address;
 }
@@ -188,6 +191,8 @@ static void closed(void **socket_context)
     struct record *r = *socket_context;
     if (!r)
         return;
+    if (r->request)
+        abandoned(r->request);
     pthread_mutex_lock(&lock);
     wait_end(r);
     if (!r->closing) {
@@ -209,11 +214,14 @@ void conns_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
         closed(socket_context);
 }
 
-void conns_request_started(struct MHD_Connection *conn)
+void conns_request_started(struct MHD_Connection *conn, void *request)
 {
     struct record *r = record_of(conn);
     if (!r)
         return;
+    if (r->request)
+        abandoned(r->request);
+    r->request = request;
     pthread_mutex_lock(&lock);
     wait_end(r);
     pthread_mutex_unlock(&lock);
@@ -224,6 +232,7 @@ void conns_request_done(struct MHD_Connection *conn)
     struct record *r = record_of(conn);
     if (!r)
         return;
+    r->request = NULL;
     pthread_mutex_lock(&lock);
     if (!r->closing && !r->waiting)
         wait_begin(r);

@@ -27,8 +27,13 @@
 
 #include <microhttpd.h>
 
-/* Limits: connections at once in total, and from one client address. */
-void conns_init(unsigned limit, unsigned per_address_limit);
+/* Limits: connections at once in total, and from one client address. abandoned_request frees a
+ * request that libmicrohttpd let go of without reporting it complete: libmicrohttpd 0.9.75 does
+ * so when it runs out of a connection's memory after the request line (its own 431, then the
+ * connection closes without the completion callback, or the next request line comes). It is
+ * called on the connection's own thread, when the connection closes or its next request begins. */
+void conns_init(unsigned limit, unsigned per_address_limit,
+                void (*abandoned_request)(void *request));
 /* The connection limit to give libmicrohttpd: the limit and room for the connections that
  * arrive while others are being closed for them. */
 unsigned conns_daemon_limit(unsigned threads);
@@ -36,8 +41,9 @@ unsigned conns_daemon_limit(unsigned threads);
 /* libmicrohttpd's MHD_OPTION_NOTIFY_CONNECTION callback. */
 void conns_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
                   enum MHD_ConnectionNotificationCode code);
-/* A request has begun on conn (its request line is in): conn is busy until conns_request_done. */
-void conns_request_started(struct MHD_Connection *conn);
+/* A request has begun on conn (its request line is in): conn is busy until conns_request_done,
+ * and request is conn's until then. */
+void conns_request_started(struct MHD_Connection *conn, void *request);
 /* The request on conn has ended: conn waits for the next one (or is about to close). */
 void conns_request_done(struct MHD_Connection *conn);
 

@@ -918,8 +918,8 @@ static size_t count_query_parameters(const char *query)
 static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     (void)cls;
-    conns_request_started(conn);
     struct request *req = request_new(conn);
+    conns_request_started(conn, req);
     req->target_bytes = strlen(uri);
     char *query = strchr(uri, '?');
     if (query && count_query_parameters(query + 1) > HTTP_MAX_QUERY)
@@ -1060,6 +1060,12 @@ static void request_free(struct request *req)
     free(req->path);
     free(req);
     atomic_fetch_sub(&in_flight, 1);
+}
+
+/* A request libmicrohttpd let go of without reporting it complete (conns.h says when). */
+static void request_abandoned(void *request)
+{
+    request_free(request);
 }
 
 static enum MHD_Result answer(struct request *req);
@@ -1359,7 +1365,7 @@ int http_start(const struct config *config)
         dbpipe_stop();
         return -1;
     }
-    conns_init(cfg->connection_limit, cfg->per_ip_connection_limit);
+    conns_init(cfg->connection_limit, cfg->per_ip_connection_limit, request_abandoned);
     daemon_handle = MHD_start_daemon(
         flags, (uint16_t)cfg->listen_port, NULL, NULL, on_request, NULL,
         /* First: the options before it would report through the default logger. */
