@@ -19,6 +19,8 @@
 #include "metrics.h"
 #include "prepared.h"
 
+#include "tap.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,20 +30,7 @@
 
 #define SLOTS 3
 
-static int failures, number;
 static const char *url;
-
-static void check(bool ok, const char *what, const char *why)
-{
-    number++;
-    if (ok) {
-        printf("ok %d - %s\n", number, what);
-    } else {
-        printf("not ok %d - %s: %s\n", number, what, why);
-        failures++;
-    }
-    fflush(stdout);
-}
 
 /* The first value of sql's first row, into out ("" when there is none); the status. */
 static enum db_status value_of(const char *sql, int n, const char *const *values, char *out,
@@ -364,6 +353,5 @@ int main(int argc, char **argv)
     pthread_create(&thread, NULL, main_checks, NULL);
     pthread_join(thread, NULL);
     stopped();
-    printf("1..%d\n", number);
-    return failures;
+    return tap_done();
 }

@@ -18,6 +18,8 @@
 #include "metrics.h"
 #include "prepared.h"
 
+#include "tap.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -41,19 +43,6 @@ static struct outcome outcomes[MANY];
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t changed = PTHREAD_COND_INITIALIZER;
 static int answered;
-static int failures, number;
-
-static void check(bool ok, const char *what, const char *why)
-{
-    number++;
-    if (ok) {
-        printf("ok %d - %s\n", number, what);
-    } else {
-        printf("not ok %d - %s: %s\n", number, what, why);
-        failures++;
-    }
-    fflush(stdout);
-}
 
 static void on_done(void *ctx, struct db_result *r)
 {
@@ -379,6 +368,5 @@ int main(int argc, char **argv)
     killed_connection(argv[1]);
     killed_while_idle(argv[1]);
     stopping();
-    printf("1..%d\n", number);
-    return failures;
+    return tap_done();
 }
