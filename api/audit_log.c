@@ -4,6 +4,7 @@
  * audit writer, so ids alone are not in time order). */
 #include "api.h"
 #include "common.h"
+#include "token.h"
 #include "validate.h"
 
 #include <stdio.h>
@@ -41,7 +42,7 @@ static void audit_log(struct request *req)
 {
     long limit = DEFAULT_LIMIT;
     const char *limit_text = http_query(req, "limit"), *cursor = http_query(req, "cursor");
-    resource_read_limit(req, limit_text, MAX_LIMIT, &limit);
+    list_read_limit(req, limit_text, MAX_LIMIT, &limit);
     check_uuid(req, "keyId");
     check_uuid(req, "resourceId");
     check_time(req, "from");
@@ -59,7 +60,7 @@ static void audit_log(struct request *req)
     char after[24] = "0", after_at[48] = "-infinity";
     struct buf payload = {0};
     const char *bar = NULL;
-    if (cursor && resource_unsign(cursor, &payload))
+    if (cursor && token_unsign(cursor, &payload))
         bar = strchr(payload.data, '|');
     if (cursor &&
         (!bar || (size_t)(bar - payload.data) >= sizeof after_at ||
@@ -92,9 +93,7 @@ static void audit_log(struct request *req)
         return;
     }
     struct jsonw *w = &req->w;
-    jsonw_object_begin(w);
-    jsonw_key(w, "items");
-    jsonw_array_begin(w);
+    list_begin(req);
     int n = db_rows(&r) < limit ? db_rows(&r) : (int)limit;
     for (int i = 0; i < n; i++) {
         jsonw_object_begin(w);
@@ -111,35 +110,15 @@ static void audit_log(struct request *req)
         jsonw_kv_string(w, "requestId", db_value(&r, i, 7));
         jsonw_object_end(w);
     }
-    jsonw_array_end(w);
-    jsonw_key(w, "next");
+    struct buf token = {0};
     if (db_rows(&r) > limit) {
-        struct buf last = {0}, token = {0}, link = {0};
+        struct buf last = {0};
         buf_printf(&last, "%s|%s", db_value(&r, n - 1, 8), db_value(&r, n - 1, 0));
-        resource_sign(&token, last.data, last.len);
+        token_sign(&token, last.data, last.len);
         buf_free(&last);
-        buf_puts(&link, "/v1/audit-log?");
-        for (int i = 0; i < req->n_query; i++) {
-            if (strcmp(req->query[i].key, "cursor") == 0)
-                continue;
-            http_url_encode(&link, req->query[i].key);
-            buf_putc(&link, '=');
-            http_url_encode(&link, req->query[i].value);
-            buf_putc(&link, '&');
-        }
-        buf_printf(&link, "cursor=%s", token.data);
-        jsonw_string(w, link.data);
-        struct buf header = {0};
-        buf_printf(&header, "<%s>; rel=\"next\"", link.data);
-        http_set_header(req, "Link", header.data);
-        buf_free(&header);
-        buf_free(&token);
-        buf_free(&link);
-    } else {
-        jsonw_null(w);
     }
-    jsonw_object_end(w);
-    http_reply(req, 200);
+    list_end_paged(req, db_rows(&r) > limit ? token.data : NULL);
+    buf_free(&token);
     db_clear(&r);
 }
 

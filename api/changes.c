@@ -9,6 +9,7 @@
 #include "api.h"
 #include "common.h"
 #include "jobs.h"
+#include "token.h"
 #include "validate.h"
 
 #include <stdio.h>
@@ -63,9 +64,6 @@ static void write_path(struct jsonw *w, const char *type, const char *id, const 
 static const char horizon_sql[] = "SELECT txid::text AS position, seq, "
                                   "($1::xid8, $2::bigint) < (txid, seq) FROM changes_horizon";
 
-/* Scope: partner keys limited to municipalities follow only those. */
-static const struct resource feed_scope = {.name = "changes", .scope = "municipality_id"};
-
 /* "txid:seq" of a position; false when the text is not one. */
 static bool parse_position(const char *text, char *txid, size_t txid_len, char *seq, size_t seq_len)
 {
@@ -86,7 +84,7 @@ static void next_link(struct buf *b, const char *txid, const char *seq, const ch
     char payload[64];
     int n = snprintf(payload, sizeof payload, "%s:%s", txid, seq);
     struct buf token = {0};
-    resource_sign(&token, payload, (size_t)n);
+    token_sign(&token, payload, (size_t)n);
     buf_puts(b, "/v1/changes?after=");
     buf_puts(b, token.data);
     if (limit) {
@@ -100,10 +98,10 @@ static void changes(struct request *req)
 {
     const char *after = http_query(req, "after"), *limit_text = http_query(req, "limit");
     long limit = DEFAULT_LIMIT;
-    resource_read_limit(req, limit_text, MAX_LIMIT, &limit);
+    list_read_limit(req, limit_text, MAX_LIMIT, &limit);
     char txid[24] = "0", seq[24] = "0";
     struct buf payload = {0};
-    if (after && (!resource_unsign(after, &payload) ||
+    if (after && (!token_unsign(after, &payload) ||
                   !parse_position(payload.data, txid, sizeof txid, seq, sizeof seq)))
         http_invalid(req, "after", "format", "is not a position this feed gave out");
     buf_free(&payload);
@@ -132,7 +130,8 @@ static void changes(struct request *req)
     }
     db_clear(&r);
 
-    char *scope = resource_scope(req, &feed_scope);
+    /* Partner keys limited to municipalities follow only those. */
+    char *scope = list_scope(req);
     char limit_param[16];
     snprintf(limit_param, sizeof limit_param, "%ld", limit);
     const char *params[] = {txid, seq, req->who.role == ROLE_PARTNER ? PARTNER_TYPES : NULL, scope,
@@ -142,9 +141,7 @@ static void changes(struct request *req)
         goto done;
     }
     struct jsonw *w = &req->w;
-    jsonw_object_begin(w);
-    jsonw_key(w, "items");
-    jsonw_array_begin(w);
+    list_begin(req);
     for (int i = 0; i < db_rows(&r); i++) {
         jsonw_object_begin(w);
         jsonw_key(w, "seq");
@@ -159,14 +156,12 @@ static void changes(struct request *req)
         write_path(w, db_value(&r, i, 2), db_value(&r, i, 3), db_value(&r, i, 7));
         jsonw_object_end(w);
     }
-    jsonw_array_end(w);
+    /* `next` is always given, and only with the feed's own keys: a reader polls it as is. */
     int last = db_rows(&r) - 1;
     struct buf next = {0};
     next_link(&next, last >= 0 ? db_value(&r, last, 1) : txid,
               last >= 0 ? db_value(&r, last, 0) : seq, limit_text);
-    jsonw_kv_string(w, "next", next.data);
-    jsonw_object_end(w);
-    http_reply(req, 200);
+    list_end(req, next.data);
     buf_free(&next);
 done:
     db_clear(&r);

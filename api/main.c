@@ -12,6 +12,7 @@
 #include "resource.h"
 #include "retention.h"
 #include "router.h"
+#include "token.h"
 #include "validate.h"
 
 #include <jansson.h>
@@ -56,8 +57,7 @@ static int load_cursor_key(const struct config *cfg)
                                  NULL, NULL, NULL, NULL, 1);
     int ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 ? 0 : -1;
     if (ok == 0)
-        resource_set_cursor_key((const unsigned char *)PQgetvalue(res, 0, 0),
-                                (size_t)PQgetlength(res, 0, 0));
+        token_set_key((const unsigned char *)PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
     else
         log_event("error", "the database has no cursor key: run werklabd migrate");
     PQclear(res);

@@ -36,9 +36,6 @@ static const char stats_sql[] =
 static const char *const statuses[] = {"inquiry", "intake",    "planned",
                                        "running", "completed", "cancelled"};
 
-/* Scope: partner keys limited to municipalities see figures over those only. */
-static const struct resource stats_scope = {.name = "figures", .scope = "municipality_id"};
-
 static void stats(struct request *req)
 {
     const char *year = http_query(req, "year"), *province = http_query(req, "province");
@@ -55,7 +52,8 @@ static void stats(struct request *req)
         http_problem_invalid(req);
         return;
     }
-    char *scope = resource_scope(req, &stats_scope);
+    /* Partner keys limited to municipalities see figures over those only. */
+    char *scope = list_scope(req);
     const char *params[] = {year, province, scope};
     struct db_result r;
     if (db_exec(stats_sql, 3, params, &r) != DB_OK) {
@@ -65,9 +63,7 @@ static void stats(struct request *req)
         return;
     }
     struct jsonw *w = &req->w;
-    jsonw_object_begin(w);
-    jsonw_key(w, "items");
-    jsonw_array_begin(w);
+    list_begin(req);
     for (int i = 0; i < db_rows(&r); i++) {
         jsonw_object_begin(w);
         jsonw_key(w, "year");
@@ -92,11 +88,7 @@ static void stats(struct request *req)
         jsonw_raw(w, db_value(&r, i, 12) ? db_value(&r, i, 12) : "null");
         jsonw_object_end(w);
     }
-    jsonw_array_end(w);
-    jsonw_key(w, "next");
-    jsonw_null(w);
-    jsonw_object_end(w);
-    http_reply(req, 200);
+    list_end(req, NULL);
     db_clear(&r);
     free(scope);
 }

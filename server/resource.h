@@ -9,18 +9,23 @@
  * machine) replaces single handlers and reuses the parts below.
  *
  * Every table has id (uuid), version, created_at and updated_at; a trigger keeps version and
- * updated_at, so they are not in the descriptions. */
+ * updated_at, so they are not in the descriptions.
+ *
+ * The implementation is the family in server/resource/ (resource/internal.h lists its files);
+ * lists and their envelope are declared in list.h, opaque cursors in token.h. */
 #ifndef WERKLAB_RESOURCE_H
 #define WERKLAB_RESOURCE_H
 
 #include "db.h"
 #include "http.h"
+#include "list.h"
 
 #include <regex.h>
 #include <stdbool.h>
 #include <stddef.h>
 
-#define RESOURCE_MAX_FIELDS 40
+#define RESOURCE_MAX_FIELDS  40
+#define RESOURCE_MAX_FILTERS 35
 
 enum field_type {
     FIELD_TEXT,
@@ -125,6 +130,14 @@ enum resource_method {
     RESOURCE_ALL = 31,
 };
 
+/* A field a resource's own code (a hook, a handler of its own) reads by index: resource_register()
+ * stores the index of the field named `name` in *index, and aborts at startup on a name that is
+ * not a field, so that no request looks a field up by name. */
+struct field_ref {
+    const char *name;
+    size_t *index;
+};
+
 struct resource_sql; /* built by resource_register() */
 struct resource_values;
 struct resource;
@@ -169,18 +182,13 @@ struct resource {
     unsigned create_roles; /* for CREATE when it differs from write_roles; 0: write_roles */
     /* Replacements for the standard handlers; NULL: standard. */
     route_handler on_create, on_patch, on_delete;
+    const struct field_ref *field_refs; /* resolved by resource_register(); NULL-name ends */
     struct resource_sql *sql;
 };
 
 /* Checks the description, builds its SQL and registers its routes. Aborts on a description
  * that is wrong (a bug, found at startup). */
 void resource_register(struct resource *res);
-/* The key that signs cursors: the same on every instance, so cursors survive load balancing. */
-void resource_set_cursor_key(const unsigned char *key, size_t len);
-/* Opaque tokens (list cursors, change feed positions): payload + HMAC, base64url. */
-void resource_sign(struct buf *out, const char *payload, size_t len);
-/* The payload of a token this server signed; false for anything else. */
-bool resource_unsign(const char *token, struct buf *payload);
 
 /* Values of a body, by field index; what a create or patch will write. */
 struct resource_values {
@@ -200,7 +208,8 @@ bool resource_check_records(struct request *req, const char *name, json_t *value
 bool resource_read_body(struct request *req, const struct resource *res, bool create,
                         struct resource_values *v);
 void resource_values_free(struct resource_values *v);
-/* Index of the field named name; aborts when there is none (a bug). */
+/* Index of the field named name; aborts when there is none (a bug). For registration time:
+ * code that runs in requests takes its indices from field_refs instead. */
 size_t resource_field(const struct resource *res, const char *name);
 
 /* Writes row `row` of r (selected with the resource's select list) as a JSON object. */
@@ -224,11 +233,10 @@ void resource_answer_row(struct request *req, const struct resource *res, const 
 void resource_answer_missing(struct request *req, const struct resource *res, const char *id);
 
 /* "{id,id}" of the municipalities the caller is limited to, for SQL (free() it); NULL when
- * the caller is not limited or res is not limited by municipality. */
+ * the caller is not limited or res is not limited by municipality. list_scope() is the same
+ * for what is not a resource. */
 char *resource_scope(const struct request *req, const struct resource *res);
 
-/* Reads a `limit` query value (NULL: keep *limit) of 1 to max, or records why it is invalid. */
-void resource_read_limit(struct request *req, const char *text, long max, long *limit);
 /* For what belongs to a row (a werklab's trainers, a session's attendance): finds row id of
  * res within a partner's municipalities. Reading, it sets the row's ETag; writing (inside a
  * transaction), it locks the row and holds If-Match against its version. Answers 404, 412 or

@@ -17,12 +17,13 @@
 #include "http.h"
 #include "resource.h"
 #include "router.h"
+#include "token.h"
 
 #include <jansson.h>
 #include <stdbool.h>
 #include <string.h>
 
-#define CURSOR_MAC_LEN 16 /* as resource.c signs */
+#define CURSOR_MAC_LEN TOKEN_MAC_LEN
 
 static const unsigned char cursor_key[] = "werklab fuzzing cursor key, 32 b";
 static const struct route *list_route;
@@ -35,7 +36,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     json_object_seed(1);
     static const struct config defaults = {.changes_retention_s = 60, .prune_interval_s = 60};
     api_register(&defaults);
-    resource_set_cursor_key(cursor_key, sizeof cursor_key - 1);
+    token_set_key(cursor_key, sizeof cursor_key - 1);
     /* A socket directory that does not exist: every query fails at once with DB_UNAVAILABLE. */
     db_configure("host=/nonexistent/werklab-fuzz dbname=fuzz connect_timeout=1", 1000);
     for (size_t i = 0; i < router_count(); i++) {

@@ -37,6 +37,7 @@
 #include "migrate.h"
 #include "resource.h"
 #include "router.h"
+#include "token.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -146,7 +147,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
      * cursor key is the fuzzer's) and the jobs (see __wrap_audit_add). */
     api_register(&cfg);
     static const unsigned char cursor_key[] = "werklab fuzzing cursor key, 32 b";
-    resource_set_cursor_key(cursor_key, sizeof cursor_key - 1);
+    token_set_key(cursor_key, sizeof cursor_key - 1);
     migrate_expected();
     db_configure(cfg.database_url, cfg.statement_timeout_ms);
     auth_configure(cfg.key_cache_ms);

@@ -1,0 +1,277 @@
+/* handlers: the standard item handlers (get, create, patch, delete) with their transactions,
+ * and resource_guard for what belongs to a row. A create or patch is one transaction: the row,
+ * its records, the resource's hooks and the audit entry commit together or not at all. */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *resource_scope(const struct request *req, const struct resource *res)
+{
+    return resource_scoped(req, res) ? list_scope(req) : NULL;
+}
+
+/* The statement reading row id (under its parent, within a partner's municipalities), with its
+ * parameters in params (n of them); free() *scope after the statement has run. */
+static const char *row_statement(const struct request *req, const struct resource *res,
+                                 const char *id, const char *params[3], int *n, char **scope)
+{
+    *scope = resource_scope(req, res);
+    params[0] = id;
+    *n = 1;
+    if (resource_parent_id(req, res))
+        params[(*n)++] = resource_parent_id(req, res);
+    if (*scope)
+        params[(*n)++] = *scope;
+    return *scope ? res->sql->get_scoped : res->sql->get;
+}
+
+/* Reads the row id into r. */
+static enum db_status select_row(const struct request *req, const struct resource *res,
+                                 const char *id, struct db_result *r)
+{
+    const char *params[3];
+    int n;
+    char *scope;
+    const char *sql = row_statement(req, res, id, params, &n, &scope);
+    enum db_status s = db_exec(sql, n, params, r);
+    free(scope);
+    return s;
+}
+
+static void answer_get(struct request *req, struct db_result *r)
+{
+    const struct resource *res = resource_of(req);
+    if (r->status != DB_OK)
+        resource_fail(req, res, r, false);
+    else if (db_rows(r) == 0)
+        http_problem(req, 404, "There is no %s with id %s here.", res->name,
+                     resource_item_id(req, res));
+    else
+        resource_answer_row(req, res, r, 200);
+}
+
+/* The most frequent request of all: read on the pipeline, not holding a worker meanwhile. */
+void resource_get(struct request *req)
+{
+    const struct resource *res = resource_of(req);
+    const char *params[3];
+    int n;
+    char *scope;
+    const char *sql = row_statement(req, res, resource_item_id(req, res), params, &n, &scope);
+    http_defer(req, sql, n, params, answer_get);
+    free(scope);
+}
+
+/* Writes the records fields the body gives; on failure r holds the error. */
+static bool write_records_fields(const struct resource *res, const char *id,
+                                 const struct resource_values *v, struct db_result *r)
+{
+    for (size_t i = 0; i < res->n_fields; i++) {
+        if (res->fields[i].type != FIELD_RECORDS || !v->given[i])
+            continue;
+        for (const char *const *sql = res->fields[i].replace; *sql; sql++) {
+            const char *params[] = {id, v->value[i] ? v->value[i] : "[]"};
+            if (db_exec(*sql, strstr(*sql, "$2") ? 2 : 1, params, r) != DB_OK)
+                return false;
+            db_clear(r);
+        }
+    }
+    return true;
+}
+
+static bool gives_records(const struct resource *res, const struct resource_values *v)
+{
+    for (size_t i = 0; i < res->n_fields; i++)
+        if (res->fields[i].type == FIELD_RECORDS && v->given[i])
+            return true;
+    return false;
+}
+
+/* Runs the INSERT or UPDATE of a write into r. *touched is false when a patch changes nothing
+ * (then the row is only read, and its version stays). */
+static enum db_status write_statement(struct request *req, const struct resource *res,
+                                      struct resource_write *w, const char *version,
+                                      struct db_result *r, bool *touched)
+{
+    const struct resource_sql *s = res->sql;
+    struct resource_values *v = w->values;
+    const char *params[4 + RESOURCE_MAX_FIELDS];
+    if (w->create) {
+        for (int i = 0; i < s->n_stored; i++)
+            params[i] = v->value[s->stored[i]];
+        *touched = true;
+        return db_exec(s->insert, s->n_stored, params, r);
+    }
+    char mask[RESOURCE_MAX_FIELDS + 1];
+    bool any = gives_records(res, v);
+    for (int i = 0; i < s->n_updatable; i++) {
+        mask[i] = v->given[s->updatable[i]] ? '1' : '0';
+        any |= v->given[s->updatable[i]];
+        params[3 + i] = v->value[s->updatable[i]];
+    }
+    mask[s->n_updatable] = '\0';
+    params[0] = w->id;
+    params[1] = version;
+    params[2] = mask;
+    int n = 3 + s->n_updatable;
+    if (resource_parent_id(req, res))
+        params[n++] = resource_parent_id(req, res);
+    *touched = any;
+    if (any)
+        return db_exec(s->update, n, params, r);
+    return select_row(req, res, w->id, r); /* nothing to change: answer the current state */
+}
+
+/* Create and patch: the row, its records and the resource's hooks, in one transaction when
+ * anything beyond the row is written. */
+static void write_row(struct request *req, bool create)
+{
+    const struct resource *res = resource_of(req);
+    struct resource_values v;
+    if (!resource_read_body(req, res, create, &v))
+        return;
+    char version_buf[16];
+    const char *version = create ? NULL : http_if_match(req, version_buf);
+    struct resource_write w = {
+        .create = create, .id = create ? NULL : resource_item_id(req, res), .values = &v};
+    struct db_result r = {0};
+    /* Always a transaction: the audit entry commits with the write, or neither does. */
+    bool tx = true;
+    bool touched;
+    char row_id[37];
+
+    if (version && !*version) {
+        http_problem(req, 412, "If-Match must name the current version, e.g. \"3\".");
+        goto done;
+    }
+    if (create && resource_parent_id(req, res)) {
+        v.value[res->sql->parent] = resource_parent_id(req, res);
+        v.given[res->sql->parent] = true;
+    }
+    if (tx && db_begin() != DB_OK) {
+        http_problem_unavailable(req);
+        goto done;
+    }
+    if (res->before_write && !res->before_write(req, res, &w))
+        goto rollback;
+    if (write_statement(req, res, &w, version, &r, &touched) != DB_OK) {
+        resource_fail(req, res, &r, false);
+        goto rollback;
+    }
+    if (db_rows(&r) == 0 ||
+        (!touched && version && strcmp(version, db_value(&r, 0, res->sql->n_columns - 3)) != 0)) {
+        resource_answer_missing(req, res, w.id);
+        goto rollback;
+    }
+    snprintf(row_id, sizeof row_id, "%s", db_value(&r, 0, 0));
+    w.id = row_id;
+    if (tx) {
+        db_clear(&r);
+        if (!write_records_fields(res, row_id, &v, &r)) {
+            resource_fail(req, res, &r, false);
+            goto rollback;
+        }
+        if (res->after_write && !res->after_write(req, res, &w))
+            goto rollback;
+        /* Read the row again: records and computed fields may have changed with the write. */
+        if (select_row(req, res, row_id, &r) != DB_OK || db_rows(&r) != 1) {
+            resource_fail(req, res, &r, false);
+            goto rollback;
+        }
+        if (!http_audit_now(req, create ? 201 : 200, row_id)) {
+            http_problem_unavailable(req);
+            goto rollback;
+        }
+        enum db_status committed = db_commit();
+        if (committed != DB_OK) {
+            if (committed == DB_UNAVAILABLE)
+                http_problem_unavailable(req);
+            else
+                http_problem(req, 409, "The change collided with another one; try again.");
+            goto rollback;
+        }
+        req->audited = true;
+    }
+    resource_answer_row(req, res, &r, create ? 201 : 200);
+    goto done;
+rollback:
+    if (tx)
+        db_rollback();
+done:
+    db_clear(&r);
+    resource_values_free(&v);
+}
+
+void resource_create(struct request *req)
+{
+    write_row(req, true);
+}
+
+void resource_patch(struct request *req)
+{
+    write_row(req, false);
+}
+
+void resource_delete(struct request *req)
+{
+    const struct resource *res = resource_of(req);
+    const char *id = resource_item_id(req, res);
+    char version_buf[16];
+    const char *version = http_if_match(req, version_buf);
+    if (version && !*version) {
+        http_problem(req, 412, "If-Match must name the current version, e.g. \"3\".");
+        return;
+    }
+    const char *params[] = {id, version, resource_parent_id(req, res)};
+    struct db_result r = {0};
+    if (db_begin() != DB_OK) {
+        http_problem_unavailable(req);
+        return;
+    }
+    if (db_exec(res->sql->remove, params[2] ? 3 : 2, params, &r) != DB_OK)
+        resource_fail(req, res, &r, true);
+    else if (db_rows(&r) == 0)
+        resource_answer_missing(req, res, id);
+    else if (!http_audit_now(req, 204, id) || db_commit() != DB_OK)
+        http_problem_unavailable(req);
+    else {
+        http_reply_empty(req, 204);
+        req->audited = true;
+    }
+    if (req->status != 204)
+        db_rollback();
+    db_clear(&r);
+}
+bool resource_guard(struct request *req, const struct resource *res, const char *id, bool writing)
+{
+    char *scope = resource_scope(req, res);
+    struct buf sql = {0};
+    buf_printf(&sql, "SELECT version FROM %s WHERE id = $1", res->table);
+    if (scope)
+        list_append_condition(&sql, res->sql->scope_condition, 2);
+    if (writing)
+        buf_puts(&sql, " FOR UPDATE");
+    const char *params[] = {id, scope};
+    struct db_result r;
+    enum db_status s = db_exec(sql.data, scope ? 2 : 1, params, &r);
+    bool found = s == DB_OK && db_rows(&r) == 1;
+    char wanted[16];
+    const char *if_match = writing ? http_if_match(req, wanted) : NULL;
+    if (s != DB_OK) {
+        resource_fail(req, res, &r, false);
+    } else if (!found) {
+        http_problem(req, 404, "There is no %s with id %s.", res->name, id);
+    } else if (if_match && strcmp(if_match, db_value(&r, 0, 0)) != 0) {
+        http_problem(req, 412, "The %s has changed: its version is now %s.", res->name,
+                     db_value(&r, 0, 0));
+        found = false;
+    } else if (!writing) {
+        http_etag(req, db_value(&r, 0, 0));
+    }
+    db_clear(&r);
+    buf_free(&sql);
+    free(scope);
+    return found;
+}

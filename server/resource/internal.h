@@ -1,0 +1,172 @@
+/* The resource family's private contract: what its files share and nothing outside uses.
+ *
+ * The family (resource.h is its public face, list.h the lists' part of it):
+ *   registry.c  descriptions checked and turned into SQL once, routes, the registry itself
+ *   body.c      request bodies checked against the fields, every error reported at once
+ *   render.c    rows as JSON, and the answers made of them
+ *   fail.c      a failed statement as the HTTP answer it means (constraints to 400/404/409)
+ *   handlers.c  the standard item handlers (get, create, patch, delete) and resource_guard
+ *   plan.c      what one page of a list reads: sort, filters, scope, keyset SQL, split and merge
+ *   list.c      lists answered: limits, cursors, the {"items","next"} envelope, Link
+ *   csv.c       a list as CSV, every page, streamed
+ * The request never changes anything here: all state is built by resource_register() at
+ * startup and only read afterwards. */
+#ifndef WERKLAB_RESOURCE_INTERNAL_H
+#define WERKLAB_RESOURCE_INTERNAL_H
+
+#include "list.h"
+#include "resource.h"
+
+#include <jansson.h>
+#include <regex.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define MAX_SORT      3   /* sort keys a list takes at once */
+#define MAX_PARAMS    48  /* parameters of one list statement */
+#define MAX_SPLIT     8   /* values of an `each` filter read as separate scans */
+#define DEFAULT_LIMIT 50  /* rows of a page unless `limit` says */
+#define MAX_LIMIT     200 /* the most a page holds */
+#define CSV_PAGE      500 /* rows read at a time while CSV streams */
+
+/* What resource_register() builds from a description. */
+struct resource_sql {
+    char *select_list;
+    int n_columns; /* id, the fields, version, created_at, updated_at */
+    /* Statements; with a parent, each also checks the parent column against the path. */
+    char *get, *get_scoped, *insert, *update, *remove, *probe, *parent_exists;
+    char *scope_condition;           /* "(<scope>) = ANY ($::uuid[])" */
+    char *parent_condition;          /* "<parent column> = $" */
+    int stored[RESOURCE_MAX_FIELDS]; /* fields that are columns of the table: INSERT */
+    int n_stored;
+    int updatable[RESOURCE_MAX_FIELDS]; /* of those, what a patch may set: UPDATE */
+    int n_updatable;
+    int parent; /* index of the FIELD_PARENT field, or -1 */
+    regex_t pattern[RESOURCE_MAX_FIELDS];
+    bool has_pattern[RESOURCE_MAX_FIELDS];
+    /* The field each filter follows (ANY, EQUALS), resolved at registration; -1: none. */
+    int filter_field[RESOURCE_MAX_FILTERS];
+    const char *list_keys[RESOURCE_MAX_FILTERS + 5];
+    char item_path[128];
+    struct route routes[5];
+};
+
+/* ---- registry.c ---- */
+
+/* Length of the group prefix of a nested name ("contact" of "contact.email"), or 0. */
+size_t resource_group_len(const char *name);
+/* True when a and b are members of the same nested object. */
+bool resource_same_group(const char *a, const char *b);
+/* The rule any registered resource gives for a constraint, or NULL. */
+const struct constraint_rule *resource_rule(const char *constraint);
+
+/* ---- body.c ---- */
+
+bool resource_in_values(const char *const *values, const char *s);
+/* Appends "a, b, c" of a NULL-terminated list. */
+void resource_list_values(struct buf *b, const char *const *values);
+/* Appends s as an element of a PostgreSQL array literal. */
+void resource_array_element(struct buf *b, const char *s);
+/* Checks one JSON value against field index of res; sets *out (NULL for null, owned by v) or
+ * records why not (http_invalid) and returns false. */
+bool resource_check_value(struct request *req, const struct resource *res, size_t index,
+                          json_t *value, struct resource_values *v, const char **out);
+
+/* ---- render.c ---- */
+
+/* True when f is left out for this caller (personal or internal data, partner key). */
+bool resource_hidden(const struct request *req, const struct field *f);
+
+/* ---- small things every file asks ---- */
+
+static inline const struct resource *resource_of(const struct request *req)
+{
+    return req->route->context;
+}
+
+/* The id of the item in the path. */
+static inline const char *resource_item_id(const struct request *req, const struct resource *res)
+{
+    return http_param(req, res->item_param);
+}
+
+/* For a nested resource the parent's id in the path (always {id}); NULL otherwise. */
+static inline const char *resource_parent_id(const struct request *req, const struct resource *res)
+{
+    return res->sql->parent >= 0 ? http_param(req, "id") : NULL;
+}
+
+/* True when this caller sees only the rows of res in its municipalities. */
+static inline bool resource_scoped(const struct request *req, const struct resource *res)
+{
+    return res->scope && req->who.role == ROLE_PARTNER && req->who.limited;
+}
+
+/* ---- plan.c ---- */
+
+struct sort_choice {
+    const struct sort_key *key;
+    bool descending;
+};
+
+/* What a list request asks for, checked once; each page is built from it. */
+struct list_plan {
+    struct sort_choice sort[MAX_SORT];
+    int n_sort;
+    char canonical[128]; /* the sort as a cursor carries it */
+    long limit;
+};
+
+/* The statement of one page, with its parameters. */
+struct list_query {
+    bool out_of_scope; /* a filter names something outside a partner's municipalities */
+    struct buf sql;
+    const char *params[MAX_PARAMS];
+    char *owned[MAX_PARAMS];
+    int n;
+    /* A filter read one value at a time: where its condition goes in sql, and the values. */
+    const struct filter *split;
+    size_t split_at;
+    int n_split;
+    char *split_values[MAX_SPLIT];
+};
+
+/* Appends " AND (sql)" with "$" replaced by parameter number n. */
+void list_append_condition(struct buf *b, const char *sql, int n);
+/* Parses the `sort` query value (NULL: createdAt); returns how many keys, or -1 after recording
+ * why not. canonical gets the normalised text, which the cursor carries. */
+int list_parse_sort(struct request *req, const struct resource *res, const char *sort,
+                    struct sort_choice *out, char *canonical, size_t canonical_len);
+/* Filters from the query string into conditions of q; records what is invalid. */
+void list_add_filters(struct request *req, const struct resource *res, struct list_query *q);
+/* The SQL of one page into q: filters, scope and parent, rows after `after` (the sort values
+ * and the id of the last row seen; NULL for the first page) in the plan's order, at most
+ * `rows`. The select list is followed by the sort values (sort_1...) and row_id. */
+void list_page_query(struct request *req, const struct resource *res, const struct list_plan *p,
+                     const char *const *after, long rows, struct list_query *q);
+void list_query_free(struct list_query *q);
+/* An empty list under a parent that does not exist is a wrong path: answers 404 (or the
+ * database's failure) and returns false. */
+bool list_parent_found(struct request *req, const struct resource *res);
+
+/* ---- list.c ---- */
+
+/* Cache-Control: public, max-age=N for a public list; nothing otherwise. */
+void list_cache_header(struct request *req, const struct resource *res);
+/* The signed cursor of row `row` of r for the sort `sort` (its values in n_sort columns from
+ * first_sort_column, the id in column 0). */
+void list_write_cursor(struct buf *out, const char *sort, const struct db_result *r, int row,
+                       int first_sort_column, int n_sort);
+/* Decodes a cursor made for sort; fills values (n_sort + 1 strings, the last the id), owned by
+ * *json (json_decref it, also on failure). False when it is not one of ours, or not for this
+ * sort. sort NULL (the sort order is invalid): only checks that the cursor is ours. */
+bool list_read_cursor(const char *cursor, const char *sort, int n_sort, json_t **json,
+                      const char **values);
+
+/* ---- csv.c ---- */
+
+/* Answers the list as CSV, streaming page after page. */
+void list_answer_csv(struct request *req, const struct resource *res, const struct list_plan *plan,
+                     char delimiter);
+
+#endif
