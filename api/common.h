@@ -14,23 +14,30 @@ extern const char *const provinces[];
     .n_filters = COUNT(filters_), .sort_keys = sort_keys_, .n_sort_keys = COUNT(sort_keys_),       \
     .constraints = constraints_, .n_constraints = COUNT(constraints_)
 
-/* The contact person fields of a resource with a `contact` object (personal data). */
-#define CONTACT_FIELDS                                                                             \
-    {.name = "contact.name",                                                                       \
-     .column = "contact_name",                                                                     \
-     .type = FIELD_TEXT,                                                                           \
-     .flags = FIELD_NULLABLE | FIELD_PERSONAL,                                                     \
-     .min = 1,                                                                                     \
-     .max = 200},                                                                                  \
-        {.name = "contact.email",                                                                  \
-         .column = "contact_email",                                                                \
-         .type = FIELD_EMAIL,                                                                      \
-         .flags = FIELD_NULLABLE | FIELD_PERSONAL,                                                 \
-         .max = 254},                                                                              \
+/* A person's name, e-mail address and phone number: personal data, with the same limits in
+ * every resource that holds them (participants, trainers, inquiries, contact persons). flags_
+ * adds FIELD_REQUIRED or FIELD_NULLABLE. */
+#define PERSON_NAME(name_, column_, flags_)                                                        \
     {                                                                                              \
-        .name = "contact.phone", .column = "contact_phone", .type = FIELD_PHONE,                   \
-        .flags = FIELD_NULLABLE | FIELD_PERSONAL, .max = 40                                        \
+        .name = name_, .column = column_, .type = FIELD_TEXT, .flags = (flags_) | FIELD_PERSONAL,  \
+        .min = 1, .max = 200                                                                       \
     }
+#define PERSON_EMAIL(name_, column_, flags_)                                                       \
+    {                                                                                              \
+        .name = name_, .column = column_, .type = FIELD_EMAIL, .flags = (flags_) | FIELD_PERSONAL, \
+        .max = 254                                                                                 \
+    }
+#define PERSON_PHONE(name_, column_, flags_)                                                       \
+    {                                                                                              \
+        .name = name_, .column = column_, .type = FIELD_PHONE, .flags = (flags_) | FIELD_PERSONAL, \
+        .max = 40                                                                                  \
+    }
+
+/* The contact person of a resource with a `contact` object (municipalities, initiatives). */
+#define CONTACT_FIELDS                                                                             \
+    PERSON_NAME("contact.name", "contact_name", FIELD_NULLABLE),                                   \
+        PERSON_EMAIL("contact.email", "contact_email", FIELD_NULLABLE),                            \
+        PERSON_PHONE("contact.phone", "contact_phone", FIELD_NULLABLE)
 
 #define UPDATED_SINCE_FILTER                                                                       \
     {                                                                                              \

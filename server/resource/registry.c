@@ -168,6 +168,8 @@ static void build_sql(struct resource *res)
         const struct filter *flt = &res->filters[i];
         s->list_keys[k++] = flt->key;
         bool by_field = flt->kind == FILTER_ANY || flt->kind == FILTER_EQUALS;
+        if (by_field && !flt->field)
+            die(res, "a filter of values needs the field whose rules they follow");
         s->filter_field[i] = by_field ? (int)resource_field(res, flt->field) : -1;
     }
     s->list_keys[k] = NULL;
