@@ -11,7 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
-bool resource_in_values(const char *const *values, const char *s)
+static bool in_values(const char *const *values, const char *s)
 {
     for (; *values; values++)
         if (strcmp(*values, s) == 0)
@@ -19,10 +19,21 @@ bool resource_in_values(const char *const *values, const char *s)
     return false;
 }
 
-void resource_list_values(struct buf *b, const char *const *values)
+/* Appends "a, b, c" of a NULL-terminated list. */
+static void list_values(struct buf *b, const char *const *values)
 {
     for (const char *const *v = values; *v; v++)
         buf_printf(b, "%s%s", v == values ? "" : ", ", *v);
+}
+
+/* Records that a value is not one of values; subject ("item 2 ", "role ") begins the reason. */
+static void invalid_enum(struct request *req, const char *name, const char *subject,
+                         const char *const *values)
+{
+    struct buf allowed = {0};
+    list_values(&allowed, values);
+    http_invalid(req, name, "enum", "%smust be one of: %s", subject, allowed.data);
+    buf_free(&allowed);
 }
 
 void resource_array_element(struct buf *b, const char *s)
@@ -73,11 +84,10 @@ bool resource_check_records(struct request *req, const char *name, json_t *value
                 http_invalid(req, at, "type", "%s must be a string", m->name);
             } else if (m->type == FIELD_UUID && !router_is_uuid(text, strlen(text))) {
                 http_invalid(req, at, "format", "%s must be a UUID", m->name);
-            } else if (m->type == FIELD_ENUM && !resource_in_values(m->values, text)) {
-                struct buf allowed = {0};
-                resource_list_values(&allowed, m->values);
-                http_invalid(req, at, "enum", "%s must be one of: %s", m->name, allowed.data);
-                buf_free(&allowed);
+            } else if (m->type == FIELD_ENUM && !in_values(m->values, text)) {
+                char subject[80];
+                snprintf(subject, sizeof subject, "%s ", m->name);
+                invalid_enum(req, at, subject, m->values);
             }
         }
         /* The first member identifies a record: it may appear once. */
@@ -94,113 +104,98 @@ bool resource_check_records(struct request *req, const char *name, json_t *value
     return req->n_invalid == before;
 }
 
-bool resource_check_value(struct request *req, const struct resource *res, size_t index,
-                          json_t *value, struct resource_values *v, const char **out)
+/* FIELD_INT: a whole number within min and max, as text in v's scratch. */
+static bool check_int(struct request *req, const struct field *f, size_t index, json_t *value,
+                      struct resource_values *v, const char **out)
+{
+    const char *name = f->name;
+    if (!json_is_integer(value)) {
+        http_invalid(req, name, "type", "must be a whole number");
+        return false;
+    }
+    json_int_t n = json_integer_value(value);
+    if (n < f->min) {
+        http_invalid(req, name, "minimum", "must be at least %ld", f->min);
+        return false;
+    }
+    if (f->max && n > f->max) {
+        http_invalid(req, name, "maximum", "must be at most %ld", f->max);
+        return false;
+    }
+    snprintf(v->scratch[index], sizeof v->scratch[index], "%lld", (long long)n);
+    *out = v->scratch[index];
+    return true;
+}
+
+/* FIELD_ENUM_ARRAY: distinct strings, each one of values (or matching the pattern), at least
+ * min of them; stored as a PostgreSQL array literal owned by v. */
+static bool check_array(struct request *req, const struct resource *res, size_t index,
+                        json_t *value, struct resource_values *v, const char **out)
 {
     const struct field *f = &res->fields[index];
     const char *name = f->name;
-    *out = NULL;
-    if (json_is_null(value)) {
-        if (f->flags & FIELD_NULLABLE)
-            return true;
-        http_invalid(req, name, f->flags & FIELD_REQUIRED ? "required" : "type",
-                     "must not be null");
+    if (!json_is_array(value)) {
+        http_invalid(req, name, "type", "must be an array");
         return false;
     }
-    switch (f->type) {
-    case FIELD_BOOL:
-        if (!json_is_boolean(value)) {
-            http_invalid(req, name, "type", "must be true or false");
-            return false;
+    struct buf b = {0};
+    buf_putc(&b, '{');
+    size_t i;
+    json_t *item;
+    bool ok = true;
+    json_array_foreach(value, i, item)
+    {
+        const char *s = json_string_value(item);
+        if (!s) {
+            http_invalid(req, name, "type", "item %zu must be a string", i);
+            ok = false;
+            break;
         }
-        *out = json_is_true(value) ? "true" : "false";
-        return true;
-    case FIELD_INT: {
-        if (!json_is_integer(value)) {
-            http_invalid(req, name, "type", "must be a whole number");
-            return false;
+        if (f->values && !in_values(f->values, s)) {
+            char subject[32];
+            snprintf(subject, sizeof subject, "item %zu ", i);
+            invalid_enum(req, name, subject, f->values);
+            ok = false;
+            break;
         }
-        json_int_t n = json_integer_value(value);
-        if (n < f->min) {
-            http_invalid(req, name, "minimum", "must be at least %ld", f->min);
-            return false;
+        if (!f->values && regexec(&res->sql->pattern[index], s, 0, NULL, 0)) {
+            http_invalid(req, name, "pattern", "item %zu %s", i,
+                         f->hint ? f->hint : "has the wrong form");
+            ok = false;
+            break;
         }
-        if (f->max && n > f->max) {
-            http_invalid(req, name, "maximum", "must be at most %ld", f->max);
-            return false;
-        }
-        snprintf(v->scratch[index], sizeof v->scratch[index], "%lld", (long long)n);
-        *out = v->scratch[index];
-        return true;
-    }
-    case FIELD_ENUM_ARRAY: {
-        if (!json_is_array(value)) {
-            http_invalid(req, name, "type", "must be an array");
-            return false;
-        }
-        struct buf b = {0};
-        buf_putc(&b, '{');
-        size_t i;
-        json_t *item;
-        bool ok = true;
-        json_array_foreach(value, i, item)
-        {
-            const char *s = json_string_value(item);
-            if (!s) {
-                http_invalid(req, name, "type", "item %zu must be a string", i);
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(json_string_value(json_array_get(value, k)), s) == 0) {
+                http_invalid(req, name, "enum", "lists %s more than once", s);
                 ok = false;
-                break;
             }
-            if (f->values && !resource_in_values(f->values, s)) {
-                struct buf allowed = {0};
-                resource_list_values(&allowed, f->values);
-                http_invalid(req, name, "enum", "item %zu must be one of: %s", i, allowed.data);
-                buf_free(&allowed);
-                ok = false;
-                break;
-            }
-            if (!f->values && regexec(&res->sql->pattern[index], s, 0, NULL, 0)) {
-                http_invalid(req, name, "pattern", "item %zu %s", i,
-                             f->hint ? f->hint : "has the wrong form");
-                ok = false;
-                break;
-            }
-            for (size_t k = 0; k < i; k++)
-                if (strcmp(json_string_value(json_array_get(value, k)), s) == 0) {
-                    http_invalid(req, name, "enum", "lists %s more than once", s);
-                    ok = false;
-                }
-            if (!ok)
-                break;
-            if (i)
-                buf_putc(&b, ',');
-            resource_array_element(&b, s);
-        }
-        buf_putc(&b, '}');
-        if (!ok || (f->min && json_array_size(value) < (size_t)f->min)) {
-            if (ok)
-                http_invalid(req, name, "minLength", "must have at least %ld item%s", f->min,
-                             f->min == 1 ? "" : "s");
-            buf_free(&b);
-            return false;
-        }
-        free(v->owned[index]); /* a filter checks several values in one scratch */
-        v->owned[index] = buf_detach(&b);
-        *out = v->owned[index];
-        return true;
+        if (!ok)
+            break;
+        if (i)
+            buf_putc(&b, ',');
+        resource_array_element(&b, s);
     }
-    case FIELD_RECORDS:
-        if (!resource_check_records(req, name, value, f->members))
-            return false;
-        free(v->owned[index]);
-        v->owned[index] = json_dumps(value, JSON_COMPACT);
-        if (!v->owned[index])
-            abort();
-        *out = v->owned[index];
-        return true;
-    default: break;
+    buf_putc(&b, '}');
+    if (!ok || (f->min && json_array_size(value) < (size_t)f->min)) {
+        if (ok)
+            http_invalid(req, name, "minLength", "must have at least %ld item%s", f->min,
+                         f->min == 1 ? "" : "s");
+        buf_free(&b);
+        return false;
     }
+    free(v->owned[index]); /* a filter checks several values in one scratch */
+    v->owned[index] = buf_detach(&b);
+    *out = v->owned[index];
+    return true;
+}
 
+/* The types given as JSON strings: enum words, dates, timestamps, UUIDs, and text (with its
+ * length, its kind: e-mail, URL, phone, and its pattern). */
+static bool check_string(struct request *req, const struct resource *res, size_t index,
+                         json_t *value, const char **out)
+{
+    const struct field *f = &res->fields[index];
+    const char *name = f->name;
     const char *s = json_string_value(value);
     if (!s) {
         http_invalid(req, name, "type", "must be a string");
@@ -209,11 +204,8 @@ bool resource_check_value(struct request *req, const struct resource *res, size_
     size_t chars = validate_chars(s);
     switch (f->type) {
     case FIELD_ENUM:
-        if (!resource_in_values(f->values, s)) {
-            struct buf allowed = {0};
-            resource_list_values(&allowed, f->values);
-            http_invalid(req, name, "enum", "must be one of: %s", allowed.data);
-            buf_free(&allowed);
+        if (!in_values(f->values, s)) {
+            invalid_enum(req, name, "", f->values);
             return false;
         }
         break;
@@ -267,6 +259,42 @@ bool resource_check_value(struct request *req, const struct resource *res, size_
     }
     *out = s;
     return true;
+}
+
+bool resource_check_value(struct request *req, const struct resource *res, size_t index,
+                          json_t *value, struct resource_values *v, const char **out)
+{
+    const struct field *f = &res->fields[index];
+    const char *name = f->name;
+    *out = NULL;
+    if (json_is_null(value)) {
+        if (f->flags & FIELD_NULLABLE)
+            return true;
+        http_invalid(req, name, f->flags & FIELD_REQUIRED ? "required" : "type",
+                     "must not be null");
+        return false;
+    }
+    switch (f->type) {
+    case FIELD_BOOL:
+        if (!json_is_boolean(value)) {
+            http_invalid(req, name, "type", "must be true or false");
+            return false;
+        }
+        *out = json_is_true(value) ? "true" : "false";
+        return true;
+    case FIELD_INT: return check_int(req, f, index, value, v, out);
+    case FIELD_ENUM_ARRAY: return check_array(req, res, index, value, v, out);
+    case FIELD_RECORDS:
+        if (!resource_check_records(req, name, value, f->members))
+            return false;
+        free(v->owned[index]);
+        v->owned[index] = json_dumps(value, JSON_COMPACT);
+        if (!v->owned[index])
+            abort();
+        *out = v->owned[index];
+        return true;
+    default: return check_string(req, res, index, value, out);
+    }
 }
 
 static bool is_own_field(const char *name)

@@ -62,9 +62,6 @@ const struct constraint_rule *resource_rule(const char *constraint);
 
 /* ---- body.c ---- */
 
-bool resource_in_values(const char *const *values, const char *s);
-/* Appends "a, b, c" of a NULL-terminated list. */
-void resource_list_values(struct buf *b, const char *const *values);
 /* Appends s as an element of a PostgreSQL array literal. */
 void resource_array_element(struct buf *b, const char *s);
 /* Checks one JSON value against field index of res; sets *out (NULL for null, owned by v) or

@@ -4,6 +4,7 @@
  * several faults reported all at once. A resource of every kind of field is registered here
  * without routes; no database is involved. */
 #include "resource.h"
+#include "test_request.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -98,8 +99,7 @@ struct outcome {
 static struct outcome *read_body(const char *body, bool create)
 {
     struct outcome *o = calloc(1, sizeof *o);
-    o->req = calloc(1, sizeof *o->req);
-    jsonw_init(&o->req->w, &o->req->out);
+    o->req = test_request(NULL);
     o->req->json = json_loads(body, JSON_REJECT_DUPLICATES, NULL);
     assert_non_null(o->req->json);
     o->ok = resource_read_body(o->req, &things, create, &o->v);
@@ -110,23 +110,8 @@ static void done(struct outcome *o)
 {
     if (o->ok)
         resource_values_free(&o->v);
-    for (int i = 0; i < o->req->n_headers; i++) {
-        free(o->req->header_names[i]);
-        free(o->req->header_values[i]);
-    }
-    json_decref(o->req->json);
-    buf_free(&o->req->out);
-    free(o->req);
+    test_request_free(o->req);
     free(o);
-}
-
-/* The code recorded for name, or NULL. */
-static const char *code_of(const struct request *req, const char *name)
-{
-    for (int i = 0; i < req->n_invalid; i++)
-        if (strcmp(req->invalid[i].name, name) == 0)
-            return req->invalid[i].code;
-    return NULL;
 }
 
 static size_t index_of(const char *name)
@@ -160,7 +145,7 @@ static void run_cases(const struct case_ *cases, size_t n)
                 fail_msg("%s taken", body);
             assert_int_equal(o->req->status, 400);
             assert_int_equal(o->req->n_invalid, 1);
-            const char *code = code_of(o->req, cases[i].field);
+            const char *code = test_invalid_code(o->req, cases[i].field);
             if (!code || strcmp(code, cases[i].code) != 0)
                 fail_msg("%s: code %s, not %s", body, code ? code : "(none)", cases[i].code);
         }
@@ -257,8 +242,8 @@ static void records(void **state)
         snprintf(body, sizeof body, "{\"links\": %s}", cases[i].json);
         struct outcome *o = read_body(body, false);
         assert_false(o->ok);
-        assert_non_null(code_of(o->req, "links[0]"));
-        assert_string_equal(code_of(o->req, "links[0]"), cases[i].code);
+        assert_non_null(test_invalid_code(o->req, "links[0]"));
+        assert_string_equal(test_invalid_code(o->req, "links[0]"), cases[i].code);
         done(o);
     }
     /* The first member identifies a record: twice is refused, in any case of letters. */
@@ -269,7 +254,7 @@ static void records(void **state)
                                   "\"role\": \"guest\"}]}",
                                   false);
     assert_false(o->ok);
-    assert_string_equal(code_of(o->req, "links[1]"), "unknown");
+    assert_string_equal(test_invalid_code(o->req, "links[1]"), "unknown");
     done(o);
 }
 
@@ -307,7 +292,7 @@ static void flags(void **state)
         } else {
             if (o->ok)
                 fail_msg("%s taken", cases[i].body);
-            const char *code = code_of(o->req, cases[i].name);
+            const char *code = test_invalid_code(o->req, cases[i].name);
             if (!code || strcmp(code, cases[i].code) != 0)
                 fail_msg("%s: %s has %s, not %s", cases[i].body, cases[i].name,
                          code ? code : "(none)", cases[i].code);
@@ -356,11 +341,11 @@ static void several_at_once(void **state)
                                   true);
     assert_false(o->ok);
     assert_int_equal(o->req->n_invalid, 5);
-    assert_string_equal(code_of(o->req, "title"), "maxLength");
-    assert_string_equal(code_of(o->req, "count"), "maximum");
-    assert_string_equal(code_of(o->req, "kind"), "enum");
-    assert_string_equal(code_of(o->req, "secret"), "unknown");
-    assert_string_equal(code_of(o->req, "nothing"), "unknown");
+    assert_string_equal(test_invalid_code(o->req, "title"), "maxLength");
+    assert_string_equal(test_invalid_code(o->req, "count"), "maximum");
+    assert_string_equal(test_invalid_code(o->req, "kind"), "enum");
+    assert_string_equal(test_invalid_code(o->req, "secret"), "unknown");
+    assert_string_equal(test_invalid_code(o->req, "nothing"), "unknown");
     assert_int_equal(o->req->status, 400);
     assert_non_null(strstr(o->req->out.data, "5 invalid fields"));
     done(o);

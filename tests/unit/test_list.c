@@ -4,6 +4,7 @@
  * sort), the `limit` check, and the envelope with its Link. The statements are only built and
  * read here, never run: no database is involved. */
 #include "resource/internal.h"
+#include "test_request.h"
 #include "token.h"
 
 #include <libpq-fe.h>
@@ -71,42 +72,13 @@ static char path[] = "/v1/things";
 /* A request for the list with query pairs k1, v1, k2, v2, ..., NULL. */
 static struct request *request(const char *first, ...)
 {
-    struct request *req = calloc(1, sizeof *req);
-    req->path = path;
-    req->who.role = ROLE_STAFF;
-    jsonw_init(&req->w, &req->out);
+    struct request *req = test_request(path);
     va_list ap;
     va_start(ap, first);
     for (const char *k = first; k; k = va_arg(ap, const char *))
         req->query[req->n_query++] = (struct http_query_arg){k, va_arg(ap, const char *)};
     va_end(ap);
     return req;
-}
-
-static void release(struct request *req)
-{
-    for (int i = 0; i < req->n_headers; i++) {
-        free(req->header_names[i]);
-        free(req->header_values[i]);
-    }
-    buf_free(&req->out);
-    free(req);
-}
-
-static const char *code_of(const struct request *req, const char *name)
-{
-    for (int i = 0; i < req->n_invalid; i++)
-        if (strcmp(req->invalid[i].name, name) == 0)
-            return req->invalid[i].code;
-    return NULL;
-}
-
-static const char *header(const struct request *req, const char *name)
-{
-    for (int i = 0; i < req->n_headers; i++)
-        if (strcmp(req->header_names[i], name) == 0)
-            return req->header_values[i];
-    return NULL;
 }
 
 static void sort_parsing(void **state)
@@ -140,9 +112,9 @@ static void sort_parsing(void **state)
             assert_string_equal(canonical, cases[i].canonical);
             assert_int_equal(req->n_invalid, 0);
         } else {
-            assert_string_equal(code_of(req, "sort"), "enum");
+            assert_string_equal(test_invalid_code(req, "sort"), "enum");
         }
-        release(req);
+        test_request_free(req);
     }
 }
 
@@ -181,21 +153,21 @@ static void filters_checked(void **state)
     assert_non_null(strstr(q.sql.data, "AND (updated_at >= $5::timestamptz)"));
     assert_null(strstr(q.sql.data, "UNION"));
     list_query_free(&q);
-    release(req);
+    test_request_free(req);
 
     /* Refused values are named by the query key, not the field. */
     req = request("size", "101", "open", "yes", "state", "open,ajar", "tag", "ajar", "q", "",
                   "updatedSince", "yesterday", NULL);
     plan_page(req, NULL, NULL, &q);
     assert_int_equal(req->n_invalid, 6);
-    assert_string_equal(code_of(req, "size"), "maximum");
-    assert_string_equal(code_of(req, "open"), "type");
-    assert_string_equal(code_of(req, "state"), "enum");
-    assert_string_equal(code_of(req, "tag"), "enum");
-    assert_string_equal(code_of(req, "q"), "maxLength");
-    assert_string_equal(code_of(req, "updatedSince"), "format");
+    assert_string_equal(test_invalid_code(req, "size"), "maximum");
+    assert_string_equal(test_invalid_code(req, "open"), "type");
+    assert_string_equal(test_invalid_code(req, "state"), "enum");
+    assert_string_equal(test_invalid_code(req, "tag"), "enum");
+    assert_string_equal(test_invalid_code(req, "q"), "maxLength");
+    assert_string_equal(test_invalid_code(req, "updatedSince"), "format");
     list_query_free(&q);
-    release(req);
+    test_request_free(req);
 }
 
 static void scope_and_sort_sql(void **state)
@@ -221,7 +193,7 @@ static void scope_and_sort_sql(void **state)
     req->who.role = ROLE_STAFF;
     req->who.limited = true;
     assert_null(list_scope(req));
-    release(req);
+    test_request_free(req);
 }
 
 /* After a cursor: one key is a row comparison (an index on (key, id) serves it); several are
@@ -243,7 +215,7 @@ static void keyset(void **state)
                                        "name = $3::text AND things.id > $1::uuid))"));
     assert_non_null(strstr(q.sql.data, "ORDER BY size DESC, name ASC, things.id ASC"));
     list_query_free(&q);
-    release(req);
+    test_request_free(req);
 }
 
 /* An `each` filter: one value is its own condition; two to MAX_SPLIT values are one scan per
@@ -257,7 +229,7 @@ static void split_and_merge(void **state)
     assert_non_null(strstr(q.sql.data, "AND (state = $1::text)"));
     assert_null(strstr(q.sql.data, "UNION"));
     list_query_free(&q);
-    release(req);
+    test_request_free(req);
 
     req = request("state", "open,shut", NULL);
     plan_page(req, "name", NULL, &q);
@@ -270,14 +242,14 @@ static void split_and_merge(void **state)
     assert_true(has_param(&q, "open"));
     assert_true(has_param(&q, "shut"));
     list_query_free(&q);
-    release(req);
+    test_request_free(req);
 
     req = request("state", "open,shut,gone,open,shut,gone,open,shut,gone", NULL);
     plan_page(req, "name", NULL, &q);
     assert_null(strstr(q.sql.data, "UNION"));
     assert_non_null(strstr(q.sql.data, "AND (state = ANY ($1::text[]))"));
     list_query_free(&q);
-    release(req);
+    test_request_free(req);
 }
 
 /* A result of one row: id, the fields, version, created_at, updated_at, then the sort values. */
@@ -376,10 +348,10 @@ static void limits(void **state)
         list_read_limit(req, cases[i].text, 200, &limit);
         assert_int_equal(limit, cases[i].expect);
         if (cases[i].code)
-            assert_string_equal(code_of(req, "limit"), cases[i].code);
+            assert_string_equal(test_invalid_code(req, "limit"), cases[i].code);
         else
             assert_int_equal(req->n_invalid, 0);
-        release(req);
+        test_request_free(req);
     }
 }
 
@@ -396,29 +368,29 @@ static void envelope(void **state)
     assert_string_equal(
         req->out.data,
         "{\"items\":[1],\"next\":\"/v1/things?limit=2&q=a%20b%26c&cursor=NEW.cur\"}");
-    assert_string_equal(header(req, "Link"),
+    assert_string_equal(test_header(req, "Link"),
                         "</v1/things?limit=2&q=a%20b%26c&cursor=NEW.cur>; rel=\"next\"");
-    release(req);
+    test_request_free(req);
 
     req = request(NULL);
     list_begin(req);
     list_end_paged(req, "c");
     assert_string_equal(req->out.data, "{\"items\":[],\"next\":\"/v1/things?cursor=c\"}");
-    release(req);
+    test_request_free(req);
 
     req = request("limit", "2", NULL);
     list_begin(req);
     list_end_paged(req, NULL);
     assert_string_equal(req->out.data, "{\"items\":[],\"next\":null}");
-    assert_null(header(req, "Link"));
-    release(req);
+    assert_null(test_header(req, "Link"));
+    test_request_free(req);
 
     req = request(NULL);
     list_begin(req);
     list_end(req, "/v1/changes?after=x");
     assert_string_equal(req->out.data, "{\"items\":[],\"next\":\"/v1/changes?after=x\"}");
-    assert_null(header(req, "Link"));
-    release(req);
+    assert_null(test_header(req, "Link"));
+    test_request_free(req);
 }
 
 int main(void)
