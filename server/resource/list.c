@@ -98,6 +98,7 @@ void list_cache_header(struct request *req, const struct resource *res)
     snprintf(cache, sizeof cache, "public, max-age=%u", res->cache_seconds);
     http_set_header(req, "Cache-Control", cache);
 }
+
 /* ---- resource cursors: [sort, value per sort key, id], signed ---- */
 
 void list_write_cursor(struct buf *out, const char *sort, const struct db_result *r, int row,
