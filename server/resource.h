@@ -234,6 +234,8 @@ void resource_read_limit(struct request *req, const char *text, long max, long *
  * transaction), it locks the row and holds If-Match against its version. Answers 404, 412 or
  * 503 and returns false when the request cannot go on. */
 bool resource_guard(struct request *req, const struct resource *res, const char *id, bool writing);
+/* db_begin() and resource_guard(writing): false after answering; the request's end rolls back. */
+bool resource_begin_guarded(struct request *req, const struct resource *res, const char *id);
 /* Answers 200 with {"items": [...], "next": null}, one object a row of sql (with $1 = param),
  * its members named in order by members (NULL-terminated); a member ending in "At" is a
  * timestamp, the others strings. */
