@@ -28,11 +28,10 @@ static const char SQL_ATTENDANCE[] =
 static const char SQL_REPLACE_ATTENDANCE[] =
     "SELECT unknown_at, version FROM replace_attendance($1, $2)";
 
-/* The statements of the `initiatives` field, run with the session's own write (resource.h). */
+/* The `initiatives` field's replacement, run with the session's own write (resource.h): one
+ * operation, so one function (migrations/0009_attendance_function.sql). */
 static const char *const replace_initiatives[] = {
-    "DELETE FROM session_initiatives WHERE session_id = $1",
-    "INSERT INTO session_initiatives (session_id, initiative_id, role) "
-    "SELECT $1, (e ->> 'initiativeId')::uuid, e ->> 'role' FROM jsonb_array_elements($2::jsonb) e",
+    "SELECT replace_session_initiatives($1, $2)",
     NULL,
 };
 

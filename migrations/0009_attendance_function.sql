@@ -1,6 +1,7 @@
 -- Attendance: the replacement of a session's attendance list as one SQL function, like
 -- erase_data_subject(). PUT /v1/sessions/{id}/attendance is one operation; the server sends it
--- as one statement, and its steps and their order stand here, in one place.
+-- as one statement, and its steps and their order stand here, in one place. The other list a
+-- session holds, the initiatives taking part, is replaced alike.
 
 -- Replaces the attendance of session `for_session` with `records`, a JSON array of
 -- {"participantId", "status"} whose shape the server has checked.
@@ -35,5 +36,20 @@ BEGIN
 
     RETURN QUERY
     UPDATE sessions s SET updated_at = now() WHERE s.id = for_session RETURNING NULL::bigint, s.version;
+END
+$$;
+
+-- Replaces the initiatives taking part in session `for_session` with `records`, a JSON array of
+-- {"initiativeId", "role"} whose shape the server has checked: the `initiatives` field of a
+-- session, written in the transaction of the session's own create or patch. The rules
+-- (an initiative of the werklab's municipality, one role each) are the table's; what they raise
+-- reaches the caller unchanged.
+CREATE FUNCTION replace_session_initiatives(for_session uuid, records jsonb)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM session_initiatives si WHERE si.session_id = for_session;
+    INSERT INTO session_initiatives (session_id, initiative_id, role)
+    SELECT for_session, (e.v ->> 'initiativeId')::uuid, e.v ->> 'role'
+    FROM jsonb_array_elements(records) AS e(v);
 END
 $$;
