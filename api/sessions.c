@@ -186,7 +186,7 @@ static void put_attendance(struct request *req)
         http_problem_invalid(req);
         return;
     }
-    char version[16];
+    char version[16] = "";
     if (!resource_begin_guarded(req, &sessions, session) ||
         !replace_attendance(req, session, version))
         return;
