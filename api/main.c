@@ -1,8 +1,11 @@
 /* werklabd: the commands — serve, migrate, create-key, routes. */
 #include "api.h"
+#include "api_keys.h"
 
+#include "audit.h"
 #include "auth.h"
 #include "config.h"
+#include "crypto.h"
 #include "db.h"
 #include "http.h"
 #include "jobs.h"
@@ -25,6 +28,11 @@
 /* What the audit log names as the resource of a key made on the command line. */
 #define CREATE_KEY_RESOURCE "werklabd create-key"
 
+/* The key that signs cursors, made by the first migration; as hex, since statements answer in
+ * text. */
+static const char SQL_CURSOR_KEY[] =
+    "SELECT encode(value, 'hex') FROM server_secrets WHERE name = 'cursor'";
+
 static int migrate_with(const struct config *cfg)
 {
     char err[1024];
@@ -34,7 +42,7 @@ static int migrate_with(const struct config *cfg)
         return -1;
     }
     int applied = migrate_apply(pg, err, sizeof err);
-    PQfinish(pg);
+    db_close_once(pg);
     if (applied < 0) {
         log_event("error", "%s", err);
         return -1;
@@ -48,21 +56,23 @@ static int migrate_with(const struct config *cfg)
 static int load_cursor_key(const struct config *cfg)
 {
     char err[1024];
-    PGconn *pg = db_connect_once(cfg->database_url, err, sizeof err);
-    if (!pg) {
+    if (!db_open_command(cfg->database_url, err, sizeof err)) {
         log_event("error", "cannot connect to the database: %s", err);
         return -1;
     }
-    PGresult *res = PQexecParams(pg, "SELECT value FROM server_secrets WHERE name = 'cursor'", 0,
-                                 NULL, NULL, NULL, NULL, 1);
-    int ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 ? 0 : -1;
-    if (ok == 0)
-        token_set_key((const unsigned char *)PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
-    else
+    struct db_result r;
+    unsigned char key[64];
+    long len = -1;
+    if (db_exec(SQL_CURSOR_KEY, 0, NULL, &r) == DB_OK && db_rows(&r) == 1)
+        len = crypto_unhex(db_value(&r, 0, 0), key, sizeof key);
+    db_clear(&r);
+    db_close_command();
+    if (len < 0) {
         log_event("error", "the database has no cursor key: run werklabd migrate");
-    PQclear(res);
-    PQfinish(pg);
-    return ok;
+        return -1;
+    }
+    token_set_key(key, (size_t)len);
+    return 0;
 }
 
 static int serve(const struct config *cfg)
@@ -133,6 +143,41 @@ static char *codes_array(const char *list)
     return buf_detach(&b);
 }
 
+/* Makes the key of k as POST /v1/api-keys makes one, and audits it alike in the same
+ * transaction: no key, resource CREATE_KEY_RESOURCE, the new key's id. Prints the key once it is
+ * committed; the exit status. */
+static int store_key(const struct api_key_values *k)
+{
+    char key[AUTH_KEY_LEN + 1];
+    struct db_result r = {0};
+    enum db_status s = db_begin();
+    if (s == DB_OK)
+        s = api_keys_insert(k, key, &r);
+    bool made = s == DB_OK && db_rows(&r) == 1;
+    struct audit_entry e = {.action = "create", .resource = CREATE_KEY_RESOURCE, .status = 201};
+    if (made) {
+        snprintf(e.resource_id, sizeof e.resource_id, "%s", db_value(&r, 0, 0));
+        s = audit_write(&e);
+        if (s == DB_OK)
+            s = db_commit();
+    }
+    int rc = 0;
+    if (s != DB_OK) {
+        fprintf(stderr, "werklabd: cannot create the key: %s\n",
+                r.message[0] ? r.message : "the database did not take it");
+        rc = 1;
+    } else if (!made) {
+        fprintf(stderr, "werklabd: --municipalities names a code that is not in the database\n");
+        rc = 1;
+    } else {
+        fprintf(stderr, "created %s key %s (\"%s\"); the key is shown once:\n", k->role,
+                e.resource_id, k->name);
+        printf("%s\n", key);
+    }
+    db_clear(&r);
+    return rc;
+}
+
 static int create_key(const struct config *cfg)
 {
     unsigned role = auth_role_parse(cfg->key_role);
@@ -167,48 +212,20 @@ static int create_key(const struct config *cfg)
         return 1;
     }
     char err[1024];
-    PGconn *pg = db_connect_once(cfg->database_url, err, sizeof err);
-    if (!pg) {
+    if (!db_open_command(cfg->database_url, err, sizeof err)) {
         fprintf(stderr, "werklabd: cannot connect to the database: %s\n", err);
         free(codes);
         return 1;
     }
-    char key[AUTH_KEY_LEN + 1], hash[67];
-    auth_new_key(key, hash);
-    const char *params[] = {cfg->key_name,
-                            auth_role_name(role),
-                            cfg->key_expires_at,
-                            hash,
-                            codes,
-                            cfg->key_require_if_match ? "true" : "false",
-                            cfg->key_rate};
-    /* Audited like a key made through the API, in the same statement (so the same transaction):
-     * no key, resource CREATE_KEY_RESOURCE, the new key's id. */
-    PGresult *res = PQexecParams(
-        pg,
-        "WITH made AS (INSERT INTO api_keys (name, role, expires_at, secret_hash, "
-        "municipality_codes, require_if_match, rate_limit) "
-        "SELECT $1, $2, $3::timestamptz, $4::bytea, $5::text[], $6::boolean, $7::integer "
-        "WHERE $5::text[] IS NULL OR (SELECT count(*) FROM municipalities "
-        "WHERE code = ANY ($5::text[])) = cardinality($5::text[]) RETURNING id), "
-        "audited AS (INSERT INTO audit_log (action, resource, resource_id, status) "
-        "SELECT 'create', '" CREATE_KEY_RESOURCE "', id, 201 FROM made) "
-        "SELECT id FROM made",
-        7, NULL, params, NULL, NULL, 0);
-    int rc = 0;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        fprintf(stderr, "werklabd: cannot create the key: %s", PQresultErrorMessage(res));
-        rc = 1;
-    } else if (PQntuples(res) != 1) {
-        fprintf(stderr, "werklabd: --municipalities names a code that is not in the database\n");
-        rc = 1;
-    } else {
-        fprintf(stderr, "created %s key %s (\"%s\"); the key is shown once:\n",
-                auth_role_name(role), PQgetvalue(res, 0, 0), cfg->key_name);
-        printf("%s\n", key);
-    }
-    PQclear(res);
-    PQfinish(pg);
+    const struct api_key_values k = {.name = cfg->key_name,
+                                     .role = auth_role_name(role),
+                                     .expires_at = cfg->key_expires_at,
+                                     .municipalities = codes,
+                                     .require_if_match =
+                                         cfg->key_require_if_match ? "true" : "false",
+                                     .rate_limit = cfg->key_rate};
+    int rc = store_key(&k);
+    db_close_command();
     free(codes);
     return rc;
 }

@@ -18,10 +18,20 @@ static const struct record_member taking_part[] = {
     {NULL, 0, NULL},
 };
 
+/* A session's attendance ($1), as GET and PUT answer it. */
+static const char SQL_ATTENDANCE[] =
+    "SELECT participant_id, status FROM attendance WHERE session_id = $1 ORDER BY participant_id";
+/* PUT's replacement of a session's attendance ($1) by a JSON array ($2), with the checks that
+ * every participant belongs to the session's werklab and the session's new version: one
+ * operation, so one function (migrations/0009_attendance_function.sql). Rows with unknown_at
+ * name refused records; otherwise one row holds the version. */
+static const char SQL_REPLACE_ATTENDANCE[] =
+    "SELECT unknown_at, version FROM replace_attendance($1, $2)";
+
+/* The `initiatives` field's replacement, run with the session's own write (resource.h): one
+ * operation, so one function (migrations/0009_attendance_function.sql). */
 static const char *const replace_initiatives[] = {
-    "DELETE FROM session_initiatives WHERE session_id = $1",
-    "INSERT INTO session_initiatives (session_id, initiative_id, role) "
-    "SELECT $1, (e ->> 'initiativeId')::uuid, e ->> 'role' FROM jsonb_array_elements($2::jsonb) e",
+    "SELECT replace_session_initiatives($1, $2)",
     NULL,
 };
 
@@ -128,10 +138,7 @@ static const struct record_member attendance_members[] = {
 static void answer_attendance(struct request *req, const char *session)
 {
     static const char *const members[] = {"participantId", "status", NULL};
-    resource_answer_rows(req, &sessions,
-                         "SELECT participant_id, status FROM attendance WHERE session_id = $1 "
-                         "ORDER BY participant_id",
-                         session, members);
+    resource_answer_rows(req, &sessions, SQL_ATTENDANCE, session, members);
 }
 
 static void get_attendance(struct request *req)
@@ -141,8 +148,37 @@ static void get_attendance(struct request *req)
         answer_attendance(req, session);
 }
 
+/* Replaces the list with req->json in the open transaction; false after answering (every record
+ * whose participant is not of the session's werklab listed as invalid). The session's new
+ * version goes to version. */
+static bool replace_attendance(struct request *req, const char *session, char version[16])
+{
+    char *records = json_dumps(req->json, JSON_COMPACT);
+    const char *params[] = {session, records};
+    struct db_result r;
+    enum db_status s = db_exec(SQL_REPLACE_ATTENDANCE, 2, params, &r);
+    free(records);
+    if (s != DB_OK)
+        resource_fail(req, &sessions, &r, false);
+    for (int i = 0; s == DB_OK && i < db_rows(&r); i++) {
+        const char *unknown_at = db_value(&r, i, 0);
+        if (!unknown_at) {
+            snprintf(version, 16, "%s", db_value(&r, i, 1));
+            continue;
+        }
+        char name[32];
+        snprintf(name, sizeof name, "body[%s].participantId", unknown_at);
+        http_invalid(req, name, "reference", "is not a participant of this session's werklab");
+    }
+    db_clear(&r);
+    if (s == DB_OK && req->n_invalid)
+        http_problem_invalid(req);
+    return s == DB_OK && !req->n_invalid;
+}
+
 /* PUT replaces the whole list: [{participantId, status}], participants of the session's
- * werklab only; every one that is not is listed. */
+ * werklab only; every one that is not is listed. The list read back, its audit entry and the
+ * commit are part of it: whatever of them fails undoes the whole replacement. */
 static void put_attendance(struct request *req)
 {
     const char *session = http_param(req, "id");
@@ -150,68 +186,13 @@ static void put_attendance(struct request *req)
         http_problem_invalid(req);
         return;
     }
-    char *records = json_dumps(req->json, JSON_COMPACT);
-    const char *params[] = {session, records};
-    struct db_result r = {0};
-    if (db_begin() != DB_OK) {
-        http_problem_unavailable(req);
-        free(records);
+    char version[16] = "";
+    if (!resource_begin_guarded(req, &sessions, session) ||
+        !replace_attendance(req, session, version))
         return;
-    }
-    if (!resource_guard(req, &sessions, session, true))
-        goto rollback;
-    if (db_exec("SELECT e.n - 1 FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY e(v, n) "
-                "WHERE NOT EXISTS (SELECT 1 FROM participants p JOIN sessions s "
-                "ON s.werklab_id = p.werklab_id WHERE s.id = $1 "
-                "AND p.id = (e.v ->> 'participantId')::uuid) ORDER BY e.n",
-                2, params, &r) != DB_OK) {
-        resource_fail(req, &sessions, &r, false);
-        goto rollback;
-    }
-    for (int i = 0; i < db_rows(&r); i++) {
-        char name[32];
-        snprintf(name, sizeof name, "body[%s].participantId", db_value(&r, i, 0));
-        http_invalid(req, name, "reference", "is not a participant of this session's werklab");
-    }
-    if (req->n_invalid) {
-        http_problem_invalid(req);
-        goto rollback;
-    }
-    db_clear(&r);
-    if (db_exec("DELETE FROM attendance WHERE session_id = $1", 1, params, &r) != DB_OK) {
-        resource_fail(req, &sessions, &r, false);
-        goto rollback;
-    }
-    db_clear(&r);
-    if (db_exec("INSERT INTO attendance (session_id, participant_id, status) "
-                "SELECT $1, (e ->> 'participantId')::uuid, e ->> 'status' "
-                "FROM jsonb_array_elements($2::jsonb) e",
-                2, params, &r) != DB_OK) {
-        resource_fail(req, &sessions, &r, false);
-        goto rollback;
-    }
-    db_clear(&r);
-    /* The session's version moves with its attendance: its ETag covers both. */
-    if (db_exec("UPDATE sessions SET updated_at = now() WHERE id = $1 RETURNING version", 1, params,
-                &r) != DB_OK) {
-        resource_fail(req, &sessions, &r, false);
-        goto rollback;
-    }
-    char version[16];
-    snprintf(version, sizeof version, "%s", db_value(&r, 0, 0));
-    db_clear(&r);
-    /* Whatever fails from here on (the list read back, the audit entry, the commit) undoes the
-     * whole replacement. */
     answer_attendance(req, session);
-    if (req->status != 200 || !http_commit_audited(req, 200, NULL))
-        goto rollback;
-    http_etag(req, version); /* the version of a committed list only */
-    free(records);
-    return;
-rollback:
-    db_clear(&r);
-    db_rollback();
-    free(records);
+    if (req->status == 200 && http_commit_audited(req, 200, NULL))
+        http_etag(req, version); /* the version of a committed list only */
 }
 
 static struct route attendance_routes[] = {

@@ -12,6 +12,10 @@
 
 #include <string.h>
 
+/* Erasure of the person with address $1 everywhere, one row per kind of record it changed
+ * (migrations/0005_data_subjects.sql). */
+static const char SQL_ERASE[] = "SELECT what, changed FROM erase_data_subject($1)";
+
 /* Export: what is held, per kind of record, and the SQL that finds it by address ($1). */
 static const struct {
     const char *key;
@@ -46,36 +50,38 @@ static void export(struct request *req, const char *email)
     http_reply(req, 200);
 }
 
-/* In one transaction with its audit entry: the log says an erasure happened exactly when it
- * did. */
-static void erase(struct request *req, const char *email)
+/* Answers 200 with what an erasure changed (r: what, changed). */
+static void answer_erased(struct request *req, const struct db_result *r)
 {
-    const char *params[] = {email};
-    struct db_result r;
-    if (db_begin() != DB_OK) {
-        http_problem_unavailable(req);
-        return;
-    }
-    if (db_exec("SELECT what, changed FROM erase_data_subject($1)", 1, params, &r) != DB_OK ||
-        !http_commit_audited(req, 200, NULL)) {
-        if (r.status != DB_OK)
-            http_problem_database(req, r.status);
-        db_rollback();
-        db_clear(&r);
-        return;
-    }
     struct jsonw *w = &req->w;
     jsonw_object_begin(w);
     jsonw_kv_string(w, "action", "erase");
     jsonw_key(w, "changed");
     jsonw_object_begin(w);
-    for (int i = 0; i < db_rows(&r); i++) {
-        jsonw_key(w, db_value(&r, i, 0));
-        jsonw_raw(w, db_value(&r, i, 1));
+    for (int i = 0; i < db_rows(r); i++) {
+        jsonw_key(w, db_value(r, i, 0));
+        jsonw_raw(w, db_value(r, i, 1));
     }
     jsonw_object_end(w);
     jsonw_object_end(w);
     http_reply(req, 200);
+}
+
+/* In one transaction with its audit entry: the log says an erasure happened exactly when it
+ * did. */
+static void erase(struct request *req, const char *email)
+{
+    if (db_begin() != DB_OK) {
+        http_problem_unavailable(req);
+        return;
+    }
+    const char *params[] = {email};
+    struct db_result r;
+    enum db_status s = db_exec(SQL_ERASE, 1, params, &r);
+    if (s != DB_OK)
+        http_problem_database(req, s);
+    else if (http_commit_audited(req, 200, NULL))
+        answer_erased(req, &r);
     db_clear(&r);
 }
 

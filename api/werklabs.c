@@ -14,6 +14,37 @@
 
 extern const char *const trainer_roles[];
 
+/* Before a status change: the werklab's row locked, and the status it leaves. */
+static const char SQL_LOCK_STATUS[] = "SELECT status FROM werklabs WHERE id = $1 FOR UPDATE";
+/* After a status change is written: what its conditions need, in one read of the settled
+ * werklab ($1): intake held, the two trainer roles filled, participants and capacity.min,
+ * sessions, initiative visits without a host, sessions not yet ended. */
+static const char SQL_STATUS_CONDITIONS[] =
+    "SELECT w.intake_held_on IS NOT NULL, "
+    "EXISTS (SELECT 1 FROM werklab_trainers t WHERE t.werklab_id = w.id "
+    "AND t.role = 'municipalOrganisation'), "
+    "EXISTS (SELECT 1 FROM werklab_trainers t WHERE t.werklab_id = w.id "
+    "AND t.role = 'residentInitiatives'), "
+    "w.participant_count, w.capacity_min, "
+    "(SELECT count(*) FROM sessions s WHERE s.werklab_id = w.id), "
+    "(SELECT count(*) FROM sessions s WHERE s.werklab_id = w.id AND s.kind = 'initiativeVisit' "
+    "AND NOT EXISTS (SELECT 1 FROM session_initiatives si WHERE si.session_id = s.id "
+    "AND si.role = 'host')), "
+    "(SELECT count(*) FROM sessions s WHERE s.werklab_id = w.id AND s.ends_at > now()) "
+    "FROM werklabs w WHERE w.id = $1";
+/* A werklab's trainer assignments ($1), as GET and PUT answer them. */
+static const char SQL_ASSIGNMENTS[] = "SELECT trainer_id, role, assigned_at FROM werklab_trainers "
+                                      "WHERE werklab_id = $1 ORDER BY role";
+/* Assigns trainer $3 as role $2 of werklab $1, in place of whoever held it: one statement, the
+ * rules (expertise, one role each) are the database's (migrations/0003_domain.sql). */
+static const char SQL_ASSIGN_TRAINER[] =
+    "INSERT INTO werklab_trainers (werklab_id, role, trainer_id) VALUES ($1, $2, $3) "
+    "ON CONFLICT (werklab_id, role) DO UPDATE "
+    "SET trainer_id = EXCLUDED.trainer_id, assigned_at = now()";
+/* Ends the assignment of role $2 in werklab $1; no row: nobody held it. */
+static const char SQL_UNASSIGN_TRAINER[] =
+    "DELETE FROM werklab_trainers WHERE werklab_id = $1 AND role = $2 RETURNING 1";
+
 static const char *const statuses[] = {"inquiry",   "intake",    "planned", "running",
                                        "completed", "cancelled", NULL};
 static const char *const currencies[] = {"EUR", NULL};
@@ -161,6 +192,9 @@ static bool lock_status(struct request *req, const struct resource *res, struct 
 static bool check_conditions(struct request *req, const struct resource *res,
                              struct resource_write *w);
 
+/* The status field, by index: the hooks read it on every write. */
+static size_t status_field;
+
 static struct resource werklabs = {
     .name = "werklab",
     .table = "werklabs",
@@ -169,6 +203,7 @@ static struct resource werklabs = {
     .scope = "municipality_id",
     .before_write = lock_status,
     .after_write = check_conditions,
+    .field_refs = (const struct field_ref[]){{"status", &status_field}, {NULL, NULL}},
     .methods = RESOURCE_ALL,
     .read_roles = ROLES_READ,
     .write_roles = ROLES_WRITE,
@@ -176,7 +211,7 @@ static struct resource werklabs = {
 
 static bool status_given(const struct resource_write *w)
 {
-    return !w->create && w->values->given[resource_field(&werklabs, "status")];
+    return !w->create && w->values->given[status_field];
 }
 
 /* Before a status change: lock the row and remember where it stands. */
@@ -186,8 +221,7 @@ static bool lock_status(struct request *req, const struct resource *res, struct 
         return true;
     const char *params[] = {w->id};
     struct db_result r;
-    enum db_status s =
-        db_exec("SELECT status FROM werklabs WHERE id = $1 FOR UPDATE", 1, params, &r);
+    enum db_status s = db_exec(SQL_LOCK_STATUS, 1, params, &r);
     if (s != DB_OK)
         resource_fail(req, res, &r, false);
     else if (db_rows(&r) == 1)
@@ -196,30 +230,16 @@ static bool lock_status(struct request *req, const struct resource *res, struct 
     return s == DB_OK;
 }
 
-static const char conditions_sql[] =
-    "SELECT w.intake_held_on IS NOT NULL, "
-    "EXISTS (SELECT 1 FROM werklab_trainers t WHERE t.werklab_id = w.id "
-    "AND t.role = 'municipalOrganisation'), "
-    "EXISTS (SELECT 1 FROM werklab_trainers t WHERE t.werklab_id = w.id "
-    "AND t.role = 'residentInitiatives'), "
-    "w.participant_count, w.capacity_min, "
-    "(SELECT count(*) FROM sessions s WHERE s.werklab_id = w.id), "
-    "(SELECT count(*) FROM sessions s WHERE s.werklab_id = w.id AND s.kind = 'initiativeVisit' "
-    "AND NOT EXISTS (SELECT 1 FROM session_initiatives si WHERE si.session_id = s.id "
-    "AND si.role = 'host')), "
-    "(SELECT count(*) FROM sessions s WHERE s.werklab_id = w.id AND s.ends_at > now()) "
-    "FROM werklabs w WHERE w.id = $1";
-
 /* After the patch is written: every condition of the step it makes, all listed when unmet. */
 static bool check_conditions(struct request *req, const struct resource *res,
                              struct resource_write *w)
 {
-    const char *to = w->values->value[resource_field(&werklabs, "status")];
+    const char *to = w->values->value[status_field];
     if (!status_given(w) || !to || strcmp(to, w->note) == 0)
         return true;
     const char *params[] = {w->id};
     struct db_result r;
-    if (db_exec(conditions_sql, 1, params, &r) != DB_OK || db_rows(&r) != 1) {
+    if (db_exec(SQL_STATUS_CONDITIONS, 1, params, &r) != DB_OK || db_rows(&r) != 1) {
         resource_fail(req, res, &r, false);
         db_clear(&r);
         return false;
@@ -275,10 +295,22 @@ static bool known_role(const char *role)
 static void answer_assignments(struct request *req, const char *id)
 {
     static const char *const members[] = {"trainerId", "role", "assignedAt", NULL};
-    resource_answer_rows(req, &werklabs,
-                         "SELECT trainer_id, role, assigned_at FROM werklab_trainers "
-                         "WHERE werklab_id = $1 ORDER BY role",
-                         id, members);
+    resource_answer_rows(req, &werklabs, SQL_ASSIGNMENTS, id, members);
+}
+
+/* Runs a statement of an assignment's transaction; the rows it answered, or -1 after answering
+ * its failure. */
+static int write_assignment(struct request *req, const char *sql, int n, const char *const *params,
+                            bool deleting)
+{
+    struct db_result r;
+    int rows = -1;
+    if (db_exec(sql, n, params, &r) == DB_OK)
+        rows = db_rows(&r);
+    else
+        resource_fail(req, &werklabs, &r, deleting);
+    db_clear(&r);
+    return rows;
 }
 
 static void list_assignments(struct request *req)
@@ -318,29 +350,13 @@ static void assign_trainer(struct request *req)
         http_problem_invalid(req);
         return;
     }
-    if (db_begin() != DB_OK) {
-        http_problem_unavailable(req);
-        return;
-    }
-    struct db_result r = {0};
-    if (!resource_guard(req, &werklabs, id, true))
-        goto rollback;
     const char *params[] = {id, role, trainer_id};
-    if (db_exec("INSERT INTO werklab_trainers (werklab_id, role, trainer_id) VALUES ($1, $2, $3) "
-                "ON CONFLICT (werklab_id, role) DO UPDATE "
-                "SET trainer_id = EXCLUDED.trainer_id, assigned_at = now()",
-                3, params, &r) != DB_OK) {
-        resource_fail(req, &werklabs, &r, false);
-        goto rollback;
-    }
+    if (!resource_begin_guarded(req, &werklabs, id) ||
+        write_assignment(req, SQL_ASSIGN_TRAINER, 3, params, false) < 0)
+        return;
     answer_assignments(req, id);
-    if (req->status != 200 || !http_commit_audited(req, 200, NULL))
-        goto rollback;
-    db_clear(&r);
-    return;
-rollback:
-    db_clear(&r);
-    db_rollback();
+    if (req->status == 200)
+        http_commit_audited(req, 200, NULL);
 }
 
 static void unassign_trainer(struct request *req)
@@ -350,31 +366,14 @@ static void unassign_trainer(struct request *req)
         http_problem(req, 404, "There is no trainer role %s.", role);
         return;
     }
-    if (db_begin() != DB_OK) {
-        http_problem_unavailable(req);
-        return;
-    }
-    struct db_result r = {0};
-    if (!resource_guard(req, &werklabs, id, true))
-        goto rollback;
     const char *params[] = {id, role};
-    if (db_exec("DELETE FROM werklab_trainers WHERE werklab_id = $1 AND role = $2 RETURNING 1", 2,
-                params, &r) != DB_OK) {
-        resource_fail(req, &werklabs, &r, true);
-        goto rollback;
-    }
-    if (db_rows(&r) == 0) {
+    if (!resource_begin_guarded(req, &werklabs, id))
+        return;
+    int rows = write_assignment(req, SQL_UNASSIGN_TRAINER, 2, params, true);
+    if (rows == 0)
         http_problem(req, 404, "No trainer is assigned as %s in this werklab.", role);
-        goto rollback;
-    }
-    if (!http_commit_audited(req, 204, NULL))
-        goto rollback;
-    http_reply_empty(req, 204);
-    db_clear(&r);
-    return;
-rollback:
-    db_clear(&r);
-    db_rollback();
+    if (rows > 0 && http_commit_audited(req, 204, NULL))
+        http_reply_empty(req, 204);
 }
 
 static struct route assignment_routes[] = {

@@ -23,6 +23,9 @@ void crypto_random(void *out, size_t len);
 void crypto_uuid(char out[37]);
 /* Lowercase hex: out must hold 2 * len + 1 bytes; it is NUL-terminated. */
 void crypto_hex(const uint8_t *data, size_t len, char *out);
+/* Decodes hex digits (either case) into out (room for max bytes); returns the number of bytes,
+ * or -1 when hex is not an even number of hex digits or does not fit. */
+long crypto_unhex(const char *hex, uint8_t *out, size_t max);
 /* base64url without padding (RFC 4648 §5): out must hold crypto_base64url_len(len) + 1 bytes. */
 size_t crypto_base64url_len(size_t len);
 void crypto_base64url_encode(const uint8_t *data, size_t len, char *out);

@@ -36,6 +36,7 @@ struct slot {
     struct prepared statements;
     /* The owner's. */
     bool held;
+    bool command; /* db_open_command()'s: outside the registry */
     /* Under the registry's lock. */
     bool taken;
     /* Read by anyone (/metrics, /readyz). */
@@ -125,6 +126,11 @@ PGconn *db_connect_once(const char *url, char *err, size_t err_len)
     return pg;
 }
 
+void db_close_once(PGconn *pg)
+{
+    PQfinish(pg);
+}
+
 PGconn *db_connect_session(void)
 {
     PGconn *pg = connect_with(database_url, session_options);
@@ -175,7 +181,10 @@ void db_backoff_succeeded(struct db_backoff *b)
 /* Under s's lock. */
 static void drop(struct slot *s)
 {
-    db_release(s->pg);
+    if (s->command)
+        db_close_once(s->pg); /* never counted among the open connections */
+    else
+        db_release(s->pg);
     s->pg = NULL;
     s->depth = 0;
     prepared_clear(&s->statements);
@@ -616,7 +625,9 @@ enum db_status db_exec(const char *sql, int n, const char *const *values, struct
     }
     char name[PREPARED_NAME];
     PGresult *res;
-    if (PQtransactionStatus(pg) == PQTRANS_INERROR) {
+    if (s->command) {
+        res = PQexecParams(pg, sql, n, NULL, values, NULL, NULL, 0); /* runs once: see db.h */
+    } else if (PQtransactionStatus(pg) == PQTRANS_INERROR) {
         /* A failed transaction refuses every statement until its rollback: have PostgreSQL say
          * so, without preparing (or evicting) anything for it. */
         metrics_db_unprepared(METRICS_DB_WORKER);
@@ -751,6 +762,41 @@ static void give_back(struct slot *s)
     pthread_mutex_lock(&registry);
     s->taken = false;
     pthread_mutex_unlock(&registry);
+}
+
+/* ---- commands ---- */
+
+bool db_open_command(const char *url, char *err, size_t err_len)
+{
+    if (mine) {
+        snprintf(err, err_len, "this thread has a database connection already");
+        return false;
+    }
+    PGconn *pg = db_connect_once(url, err, err_len);
+    if (!pg)
+        return false;
+    struct slot *s = xcalloc(1, sizeof *s);
+    pthread_mutex_init(&s->lock, NULL);
+    atomic_store(&s->kind, "command");
+    s->command = true;
+    s->pg = pg;
+    atomic_store(&s->up, true);
+    atomic_store(&s->tried, true);
+    mine = s;
+    return true;
+}
+
+void db_close_command(void)
+{
+    struct slot *s = mine;
+    if (!s || !s->command)
+        return;
+    while (s->depth > 0)
+        rollback_level(s);
+    drop(s);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+    mine = NULL;
 }
 
 void db_disconnect(void)

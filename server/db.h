@@ -119,7 +119,19 @@ void db_backoff_failed(struct db_backoff *b);
 void db_backoff_succeeded(struct db_backoff *b);
 
 /* A connection of its own, outside the worker pool, for migrations and commands. Returns NULL
- * and writes why to err when it cannot connect. */
+ * and writes why to err when it cannot connect. db_close_once() it. */
 PGconn *db_connect_once(const char *url, char *err, size_t err_len);
+void db_close_once(PGconn *pg);
+
+/* ---- for commands (create-key, the cursor key read before serving) ---- */
+
+/* Gives this thread a db_connect_once() connection as its own: db_exec(), db_begin(),
+ * db_commit() and the rest then run on it as on a worker's, so a command runs the statements
+ * the server runs. It is outside the registry (no slot, not counted, never made again by the
+ * keeper: a command that loses it gets DB_UNAVAILABLE), and its statements run unprepared, since
+ * each runs once. Returns false, with why in err, when it cannot connect or this thread has a
+ * connection already. db_close_command() ends it, rolling back what is left open. */
+bool db_open_command(const char *url, char *err, size_t err_len);
+void db_close_command(void);
 
 #endif

@@ -15,6 +15,24 @@
 const char migrate_state_sql[] = "SELECT string_agg(version || ':' || checksum, ',' ORDER BY "
                                  "version) FROM schema_migrations";
 
+/* The statements of migrating. They run on a connection of their own (db_connect_once()), not
+ * through db_exec(): a migration is a script of many statements, some with COPY data, which only
+ * the simple protocol takes. */
+
+/* Instances starting together take turns. */
+static const char SQL_LOCK[] = "SELECT pg_advisory_lock(" MIGRATION_LOCK ")";
+static const char SQL_UNLOCK[] = "SELECT pg_advisory_unlock(" MIGRATION_LOCK ")";
+/* What has been applied, with checksums: made by the first run, before any migration. */
+static const char SQL_CREATE_LEDGER[] =
+    "CREATE TABLE IF NOT EXISTS schema_migrations (version text PRIMARY KEY, name text "
+    "NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())";
+/* The checksum recorded for version $1. */
+static const char SQL_APPLIED_CHECKSUM[] =
+    "SELECT checksum FROM schema_migrations WHERE version = $1";
+/* Records migration $1 (name $2, checksum $3), in the migration's own transaction. */
+static const char SQL_RECORD[] =
+    "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)";
+
 static bool run(PGconn *pg, const char *sql, char *err, size_t err_len)
 {
     PGresult *res = PQexec(pg, sql);
@@ -54,8 +72,7 @@ static bool copy_in(PGconn *pg, const struct embedded_migration *m, char *err, s
 static char *applied_checksum(PGconn *pg, const char *version)
 {
     const char *params[] = {version};
-    PGresult *res = PQexecParams(pg, "SELECT checksum FROM schema_migrations WHERE version = $1", 1,
-                                 NULL, params, NULL, NULL, 0);
+    PGresult *res = PQexecParams(pg, SQL_APPLIED_CHECKSUM, 1, NULL, params, NULL, NULL, 0);
     char *sum = NULL;
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
         sum = xstrdup(PQgetvalue(res, 0, 0));
@@ -66,10 +83,7 @@ static char *applied_checksum(PGconn *pg, const char *version)
 static int apply_locked(PGconn *pg, char *err, size_t err_len)
 {
     char why[512];
-    if (!run(pg,
-             "CREATE TABLE IF NOT EXISTS schema_migrations (version text PRIMARY KEY, name text "
-             "NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
-             why, sizeof why)) {
+    if (!run(pg, SQL_CREATE_LEDGER, why, sizeof why)) {
         snprintf(err, err_len, "cannot create schema_migrations: %s", why);
         return -1;
     }
@@ -93,9 +107,7 @@ static int apply_locked(PGconn *pg, char *err, size_t err_len)
         bool ok = run(pg, "BEGIN", why, sizeof why) && run(pg, m->sql, why, sizeof why) &&
                   (!m->copy_command || copy_in(pg, m, why, sizeof why));
         if (ok) {
-            PGresult *res = PQexecParams(
-                pg, "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-                3, NULL, params, NULL, NULL, 0);
+            PGresult *res = PQexecParams(pg, SQL_RECORD, 3, NULL, params, NULL, NULL, 0);
             ok = PQresultStatus(res) == PGRES_COMMAND_OK;
             if (!ok)
                 snprintf(why, sizeof why, "%s", PQresultErrorMessage(res));
@@ -116,12 +128,12 @@ static int apply_locked(PGconn *pg, char *err, size_t err_len)
 int migrate_apply(PGconn *pg, char *err, size_t err_len)
 {
     char why[512];
-    if (!run(pg, "SELECT pg_advisory_lock(" MIGRATION_LOCK ")", why, sizeof why)) {
+    if (!run(pg, SQL_LOCK, why, sizeof why)) {
         snprintf(err, err_len, "cannot take the migration lock: %s", why);
         return -1;
     }
     int applied = apply_locked(pg, err, err_len);
-    run(pg, "SELECT pg_advisory_unlock(" MIGRATION_LOCK ")", why, sizeof why);
+    run(pg, SQL_UNLOCK, why, sizeof why);
     return applied;
 }
 

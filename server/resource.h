@@ -208,9 +208,6 @@ bool resource_check_records(struct request *req, const char *name, json_t *value
 bool resource_read_body(struct request *req, const struct resource *res, bool create,
                         struct resource_values *v);
 void resource_values_free(struct resource_values *v);
-/* Index of the field named name; aborts when there is none (a bug). For registration time:
- * code that runs in requests takes its indices from field_refs instead. */
-size_t resource_field(const struct resource *res, const char *name);
 
 /* Writes row `row` of r (selected with the resource's select list) as a JSON object. */
 void resource_render(struct request *req, const struct resource *res, const struct db_result *r,
@@ -242,6 +239,8 @@ char *resource_scope(const struct request *req, const struct resource *res);
  * transaction), it locks the row and holds If-Match against its version. Answers 404, 412 or
  * 503 and returns false when the request cannot go on. */
 bool resource_guard(struct request *req, const struct resource *res, const char *id, bool writing);
+/* db_begin() and resource_guard(writing): false after answering; the request's end rolls back. */
+bool resource_begin_guarded(struct request *req, const struct resource *res, const char *id);
 /* Answers 200 with {"items": [...], "next": null}, one object a row of sql (with $1 = param),
  * its members named in order by members (NULL-terminated); a member ending in "At" is a
  * timestamp, the others strings. */

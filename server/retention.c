@@ -15,6 +15,15 @@
  * worked off also where requests get a short timeout. */
 #define RUN_TIMEOUT_MS "60000"
 
+/* The run's own statement timeout, for the rest of its transaction only. */
+static const char SQL_RUN_TIMEOUT[] =
+    "SELECT set_config('statement_timeout', '" RUN_TIMEOUT_MS "', true)";
+/* One run with the three periods in days (inquiries, participants, audit entries): one row per
+ * kind of record it changed, and "failed"; no row when another instance holds the run's lock
+ * (migrations/0008_retention.sql). */
+static const char SQL_RUN[] =
+    "SELECT what, changed FROM retention_run($1::integer, $2::integer, $3::integer)";
+
 static char periods[3][16];
 
 void retention_configure(unsigned inquiry_days, unsigned participant_days, unsigned audit_days)
@@ -48,11 +57,9 @@ static bool apply(struct audit_entry *e)
     const char *params[] = {periods[0], periods[1], periods[2]};
     struct db_result r;
     bool ran = false;
-    if (db_exec("SELECT set_config('statement_timeout', '" RUN_TIMEOUT_MS "', true)", 0, NULL,
-                &r) == DB_OK) {
+    if (db_exec(SQL_RUN_TIMEOUT, 0, NULL, &r) == DB_OK) {
         db_clear(&r);
-        db_exec("SELECT what, changed FROM retention_run($1::integer, $2::integer, $3::integer)", 3,
-                params, &r);
+        db_exec(SQL_RUN, 3, params, &r);
     }
     if (r.status != DB_OK) {
         log_event("error", "retention: the run failed: %s", r.message);

@@ -53,6 +53,10 @@ struct resource_sql {
 
 /* ---- registry.c ---- */
 
+/* Index of the field named name; aborts when there is none (a bug). Only at registration:
+ * code that runs in requests takes its indices from field_refs (resource.h). */
+size_t resource_field(const struct resource *res, const char *name);
+
 /* Length of the group prefix of a nested name ("contact" of "contact.email"), or 0. */
 size_t resource_group_len(const char *name);
 /* True when a and b are members of the same nested object. */

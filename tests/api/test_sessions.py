@@ -1,6 +1,7 @@
 """Sessions of a werklab: create, read, list, merge-patch, delete, validation, overlap,
 sequence, the initiatives taking part, the werklab's startsOn/endsOn, and attendance."""
 
+import threading
 import time
 import uuid
 
@@ -714,6 +715,56 @@ def test_attendance_duplicate_participant_is_400(api, keys, gathering, same_stat
             {"participantId": a["id"], "status": "present" if same_status else "absent"}]
     assert_problem(api.put(attendance_url(s), body, key=keys.admin), 400, names=["body[1]"])
     assert attendance(api, keys, s) == before
+
+
+def test_attendance_refused_list_changes_nothing(api, keys, municipality, gathering):
+    """Unknown participants and participants of another werklab in one list: each is named, in
+    the order of the list, and neither the list nor the session's version moves."""
+    s, (a, b, _) = gathering
+    r = api.put(attendance_url(s), [{"participantId": a["id"], "status": "present"}],
+                key=keys.admin)
+    before = assert_status(r, 200)
+    version = r.header("ETag")
+    other = make_werklab(api, keys.admin, municipality["id"], status="intake")
+    stranger = make_participant(api, keys.admin, other["id"])
+    body = [{"participantId": b["id"], "status": "present"},
+            {"participantId": str(uuid.uuid4()), "status": "absent"},
+            {"participantId": stranger["id"], "status": "excused"},
+            {"participantId": a["id"], "status": "absent"}]
+    assert_problem(api.put(attendance_url(s), body, key=keys.admin), 400,
+                   names={"body[1].participantId": "reference",
+                          "body[2].participantId": "reference"})
+    r = api.get(attendance_url(s), key=keys.admin)
+    assert assert_status(r, 200) == before
+    assert r.header("ETag") == version, describe(r)
+    assert get(api, keys, s)["version"] == int(version.strip('"'))
+
+
+def test_attendance_concurrent_replacements_take_turns(api, keys, gathering):
+    """PUTs of one list at the same time: each replaces the whole list and answers it (the
+    session is locked for the replacement), each gets a version of its own, and the list left is
+    the one of the last version."""
+    s, people = gathering
+    bodies = [[{"participantId": p["id"], "status": status} for p in people[:n]]
+              for n in (1, 2, 3) for status in ("present", "absent")]
+    answers = [None] * len(bodies)
+
+    def put(i):
+        answers[i] = api.put(attendance_url(s), bodies[i], key=keys.admin)
+
+    threads = [threading.Thread(target=put, args=(i,)) for i in range(len(bodies))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    versions = []
+    for body, r in zip(bodies, answers):
+        assert by_participant(assert_status(r, 200)["items"]) == by_participant(body)
+        versions.append(int(r.header("ETag").strip('"')))
+    assert len(set(versions)) == len(bodies), versions
+    last = bodies[versions.index(max(versions))]
+    assert attendance(api, keys, s)["items"] == by_participant(last)
+    assert get(api, keys, s)["version"] == max(versions)
 
 
 BAD_ATTENDANCE = {

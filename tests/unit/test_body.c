@@ -4,6 +4,7 @@
  * several faults reported all at once. A resource of every kind of field is registered here
  * without routes; no database is involved. */
 #include "resource.h"
+#include "resource/internal.h"
 #include "test_request.h"
 
 #include <setjmp.h>

@@ -337,6 +337,24 @@ static void test_hex(void **state)
     assert_string_equal(out, "");
 }
 
+static void test_unhex(void **state)
+{
+    (void)state;
+    uint8_t out[4], round[3] = {0x00, 0x7f, 0xff};
+    char hex[7];
+    crypto_hex(round, sizeof round, hex);
+    assert_int_equal(crypto_unhex(hex, out, sizeof out), 3);
+    assert_memory_equal(out, round, 3);
+    assert_int_equal(crypto_unhex("A0fF", out, sizeof out), 2);
+    assert_int_equal(out[0], 0xa0);
+    assert_int_equal(out[1], 0xff);
+    assert_int_equal(crypto_unhex("", out, sizeof out), 0);
+    const char *refused[] = {"a", "0g", " f", "+f", "0x", "0011223344"};
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++)
+        if (crypto_unhex(refused[i], out, sizeof out) != -1)
+            fail_msg("crypto_unhex(\"%s\") should be refused", refused[i]);
+}
+
 static void test_random(void **state)
 {
     (void)state;
@@ -392,6 +410,7 @@ int main(void)
         cmocka_unit_test(test_base64url_canonical_tails),
         cmocka_unit_test(test_equal),
         cmocka_unit_test(test_hex),
+        cmocka_unit_test(test_unhex),
         cmocka_unit_test(test_random),
         cmocka_unit_test(test_uuid),
     };
