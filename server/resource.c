@@ -11,10 +11,10 @@
 #include <strings.h>
 
 #define MAX_RESOURCES  32
-#define MAX_SORT       3
+#define MAX_SORT       RESOURCE_SORT_MAX
 #define MAX_PARAMS     48
-#define DEFAULT_LIMIT  50
-#define MAX_LIMIT      200
+#define DEFAULT_LIMIT  RESOURCE_LIMIT_DEFAULT
+#define MAX_LIMIT      RESOURCE_LIMIT_MAX
 #define CURSOR_MAC_LEN 16
 
 struct resource_sql {
@@ -1394,7 +1394,7 @@ static void add_filters(struct request *req, const struct resource *res, struct 
             continue;
         int before = req->n_invalid;
         if (flt->kind == FILTER_SEARCH) {
-            if (!*value || validate_chars(value) > 200)
+            if (!*value || validate_chars(value) > RESOURCE_SEARCH_MAX)
                 http_invalid(req, flt->key, "maxLength", "must have 1 to 200 characters");
             else
                 append_condition(&q->sql, flt->sql, add_param(q, value));
@@ -1913,6 +1913,16 @@ void resource_read_limit(struct request *req, const char *text, long max, long *
                  : n < 1 ? "minimum"
                          : "maximum",
                  "must be a whole number from 1 to %ld", max);
+}
+
+size_t resource_count(void)
+{
+    return n_registry;
+}
+
+const struct resource *resource_at(size_t i)
+{
+    return i < n_registry ? registry[i] : NULL;
 }
 
 const struct resource *resource_named(const char *name)
