@@ -48,7 +48,7 @@ enum field_type {
 
 enum field_flag {
     FIELD_REQUIRED = 1,   /* must be given on create; never null */
-    FIELD_NULLABLE = 2,   /* may be null; null in a patch clears it */
+    FIELD_NULLABLE = 2,   /* may be null (read-only ones too); null in a patch clears it */
     FIELD_READONLY = 4,   /* the server's; invalid in a body */
     FIELD_PERSONAL = 8,   /* personal data: left out for partner keys */
     FIELD_INTERNAL = 16,  /* not personal, but not for partners either (e.g. quotes) */
