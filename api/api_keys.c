@@ -62,11 +62,14 @@ static const struct field fields[] = {
      .flags = FIELD_NULLABLE | FIELD_IMMUTABLE,
      .min = 0,
      .max = 10000000},
-    {.name = "revokedAt", .column = "revoked_at", .type = FIELD_TIMESTAMP, .flags = FIELD_READONLY},
+    {.name = "revokedAt",
+     .column = "revoked_at",
+     .type = FIELD_TIMESTAMP,
+     .flags = FIELD_READONLY | FIELD_NULLABLE},
     {.name = "lastUsedAt",
      .column = "last_used_at",
      .type = FIELD_TIMESTAMP,
-     .flags = FIELD_READONLY},
+     .flags = FIELD_READONLY | FIELD_NULLABLE},
 };
 
 static const struct filter filters[] = {

@@ -96,7 +96,10 @@ static struct resource feedback = {
 
 static const struct field testimonial_fields[] = {
     {.name = "body", .column = "body", .type = FIELD_TEXT, .flags = FIELD_READONLY},
-    {.name = "attribution", .column = "attribution", .type = FIELD_TEXT, .flags = FIELD_READONLY},
+    {.name = "attribution",
+     .column = "attribution",
+     .type = FIELD_TEXT,
+     .flags = FIELD_READONLY | FIELD_NULLABLE},
     {.name = "municipality",
      .column = "municipality_name",
      .type = FIELD_TEXT,

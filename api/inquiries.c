@@ -22,7 +22,7 @@ static const struct field fields[] = {
      .column = "(SELECT m.id FROM municipalities m "
                "WHERE m.code = inquiries.municipality_code)",
      .type = FIELD_UUID,
-     .flags = FIELD_READONLY},
+     .flags = FIELD_READONLY | FIELD_NULLABLE},
     PERSON_NAME("contactName", "contact_name", FIELD_REQUIRED),
     PERSON_EMAIL("email", "email", FIELD_REQUIRED),
     PERSON_PHONE("phone", "phone", FIELD_NULLABLE),

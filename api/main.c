@@ -1,4 +1,4 @@
-/* werklabd: the commands — serve, migrate, create-key, routes. */
+/* werklabd: the commands — serve, migrate, create-key, routes, schema. */
 #include "api.h"
 #include "api_keys.h"
 
@@ -15,6 +15,7 @@
 #include "resource.h"
 #include "retention.h"
 #include "router.h"
+#include "schema.h"
 #include "token.h"
 #include "validate.h"
 
@@ -248,6 +249,7 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < router_count(); i++)
             printf("%s %s\n", router_method_name(router_at(i)->method), router_at(i)->pattern);
         break;
+    case CONFIG_SCHEMA: rc = schema_print(stdout) < 0 ? 1 : 0; break;
     case CONFIG_MIGRATE: rc = migrate_with(&cfg) < 0 ? 1 : 0; break;
     case CONFIG_CREATE_KEY: rc = create_key(&cfg); break;
     case CONFIG_SERVE: rc = serve(&cfg); break;

@@ -134,8 +134,14 @@ static const struct field fields[] = {
      .type = FIELD_TEXT,
      .flags = FIELD_NULLABLE,
      .max = 8000},
-    {.name = "startsOn", .column = "starts_on", .type = FIELD_DATE, .flags = FIELD_READONLY},
-    {.name = "endsOn", .column = "ends_on", .type = FIELD_DATE, .flags = FIELD_READONLY},
+    {.name = "startsOn",
+     .column = "starts_on",
+     .type = FIELD_DATE,
+     .flags = FIELD_READONLY | FIELD_NULLABLE},
+    {.name = "endsOn",
+     .column = "ends_on",
+     .type = FIELD_DATE,
+     .flags = FIELD_READONLY | FIELD_NULLABLE},
 };
 
 static const struct filter filters[] = {

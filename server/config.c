@@ -110,6 +110,7 @@ static const struct {
     {"migrate", CONFIG_MIGRATE, "apply migrations and exit"},
     {"create-key", CONFIG_CREATE_KEY, "create an API key and print its secret once"},
     {"routes", CONFIG_ROUTES, "print the route table, one `METHOD /path` per line"},
+    {"schema", CONFIG_SCHEMA, "print the resources' JSON Schemas (read, create, patch, list)"},
     {"help", CONFIG_HELP, "print this text"},
 };
 

@@ -13,6 +13,7 @@ enum config_command {
     CONFIG_CREATE_KEY = 4,
     CONFIG_ROUTES = 8,
     CONFIG_HELP = 16,
+    CONFIG_SCHEMA = 32,
 };
 
 struct config {

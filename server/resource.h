@@ -27,6 +27,12 @@
 #define RESOURCE_MAX_FIELDS  40
 #define RESOURCE_MAX_FILTERS 35
 
+/* The rules of every list's common query keys (resource_list), for whoever describes them. */
+#define RESOURCE_LIMIT_DEFAULT 50  /* limit when none is given */
+#define RESOURCE_LIMIT_MAX     200 /* the largest limit */
+#define RESOURCE_SORT_MAX      3   /* sort keys in one sort */
+#define RESOURCE_SEARCH_MAX    200 /* characters of a FILTER_SEARCH value (at least 1) */
+
 enum field_type {
     FIELD_TEXT,
     FIELD_ENUM,       /* text, one of values */
@@ -47,7 +53,7 @@ enum field_type {
 
 enum field_flag {
     FIELD_REQUIRED = 1,   /* must be given on create; never null */
-    FIELD_NULLABLE = 2,   /* may be null; null in a patch clears it */
+    FIELD_NULLABLE = 2,   /* may be null (read-only ones too); null in a patch clears it */
     FIELD_READONLY = 4,   /* the server's; invalid in a body */
     FIELD_PERSONAL = 8,   /* personal data: left out for partner keys */
     FIELD_INTERNAL = 16,  /* not personal, but not for partners either (e.g. quotes) */
@@ -248,6 +254,9 @@ void resource_answer_rows(struct request *req, const struct resource *res, const
                           const char *param, const char *const *members);
 /* The registered resource with this name ("participant"), or NULL. */
 const struct resource *resource_named(const char *name);
+/* The registered resources, in the order of registration (e.g. for `werklabd schema`). */
+size_t resource_count(void);
+const struct resource *resource_at(size_t i);
 /* Writes a JSON array of the rows of res matching condition (SQL with $1…$n). False when the
  * database failed (nothing written then). */
 bool resource_render_where(struct request *req, const struct resource *res, const char *condition,

@@ -9,6 +9,7 @@
  *   plan.c      what one page of a list reads: sort, filters, scope, keyset SQL, split and merge
  *   list.c      lists answered: limits, cursors, the {"items","next"} envelope, Link
  *   csv.c       a list as CSV, every page, streamed
+ *   schema.c    the descriptions as JSON Schema (`werklabd schema`, schema.h)
  * The request never changes anything here: all state is built by resource_register() at
  * startup and only read afterwards. */
 #ifndef WERKLAB_RESOURCE_INTERNAL_H
@@ -22,11 +23,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define MAX_SORT      3   /* sort keys a list takes at once */
-#define MAX_PARAMS    48  /* parameters of one list statement */
-#define MAX_SPLIT     8   /* values of an `each` filter read as separate scans */
-#define DEFAULT_LIMIT 50  /* rows of a page unless `limit` says */
-#define MAX_LIMIT     200 /* the most a page holds */
+#define MAX_SORT      RESOURCE_SORT_MAX /* sort keys a list takes at once */
+#define MAX_PARAMS    48                /* parameters of one list statement */
+#define MAX_SPLIT     8                 /* values of an `each` filter read as separate scans */
+#define DEFAULT_LIMIT RESOURCE_LIMIT_DEFAULT
+#define MAX_LIMIT     RESOURCE_LIMIT_MAX
 #define CSV_PAGE      500 /* rows read at a time while CSV streams */
 
 /* What resource_register() builds from a description. */

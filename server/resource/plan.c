@@ -122,7 +122,7 @@ void list_add_filters(struct request *req, const struct resource *res, struct li
             continue;
         int before = req->n_invalid;
         if (flt->kind == FILTER_SEARCH) {
-            if (!*value || validate_chars(value) > 200)
+            if (!*value || validate_chars(value) > RESOURCE_SEARCH_MAX)
                 http_invalid(req, flt->key, "maxLength", "must have 1 to 200 characters");
             else
                 list_append_condition(&q->sql, flt->sql, add_param(q, value));

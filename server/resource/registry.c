@@ -226,6 +226,16 @@ const char *resource_select_list(const struct resource *res)
 {
     return res->sql->select_list;
 }
+size_t resource_count(void)
+{
+    return n_registry;
+}
+
+const struct resource *resource_at(size_t i)
+{
+    return i < n_registry ? registry[i] : NULL;
+}
+
 const struct resource *resource_named(const char *name)
 {
     for (size_t i = 0; i < n_registry; i++)

@@ -974,7 +974,7 @@ def test_planning_while_a_trainer_is_removed_keeps_both_trainers(api, keys, muni
 @pytest.mark.parametrize("sort", [None, "-createdAt", "title", "-title,createdAt"])
 @pytest.mark.parametrize("limit", [1, 2, 7])
 def test_several_statuses_page_through_in_order(api, keys, new_municipality, sort, limit):
-    """Several statuses are read as one scan per status, merged (server/resource.c): every page
+    """Several statuses are read as one scan per status, merged (server/resource/plan.c): every page
     joins, in the list's order, each row once, whatever the sort and page size."""
     m = new_municipality()
     made = []
