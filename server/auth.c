@@ -2,7 +2,6 @@
 
 #include "crypto.h"
 #include "db.h"
-#include "router.h"
 
 #include <pthread.h>
 #include <stdint.h>

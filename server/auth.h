@@ -11,6 +11,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* A key's role, and, as a bit set, who may call a route (router.h). ROLE_PUBLIC means no key
+ * is needed. */
+enum role {
+    ROLE_PUBLIC = 1,
+    ROLE_PARTNER = 2,
+    ROLE_STAFF = 4,
+    ROLE_ADMIN = 8,
+};
+#define ROLES_READ  (ROLE_PARTNER | ROLE_STAFF | ROLE_ADMIN)
+#define ROLES_WRITE (ROLE_STAFF | ROLE_ADMIN)
+
 #define AUTH_KEY_LEN            68 /* "wlk_" + 64 hex digits */
 #define AUTH_MAX_MUNICIPALITIES 64
 
