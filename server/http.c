@@ -492,7 +492,7 @@ static void dispatch(struct request *req)
         }
     }
 
-    switch (auth_check(http_header(req, "Authorization"), &req->who)) {
+    switch (auth_check(http_header(req, "Authorization"), &req->who, &req->pool)) {
     case AUTH_UNAVAILABLE: http_problem_unavailable(req); return;
     case AUTH_REFUSED:
         http_problem(req, 401, "A valid API key is required: send Authorization: Bearer <key>.");
