@@ -1,20 +1,25 @@
 /* http: the HTTP server, and everything every response has in common.
  *
- * http owns the libmicrohttpd daemon and the request's life. For each request it matches the
- * route, answers OPTIONS, 404, 405, 406, 413 and 415 itself, checks the key and the role, checks
- * the query keys against the route's list, parses a JSON body with jansson, and only then calls
- * the route's handler. Every response, whoever wrote it, leaves through one function that adds
- * API-Version, the security headers, X-Request-Id and CORS.
+ * http owns the libmicrohttpd daemon and the request's life, and dispatches. A request travels:
  *
- * Before any of that, and before libmicrohttpd stores the query, the request line is checked
- * (414, or 400 for too many query parameters), and when the headers are in, the framing: a
- * request that could be read in more than one way (RFC 9112 §6.1, §6.3: Content-Length with
- * Transfer-Encoding, two Content-Lengths, a header name that is not a token, HTTP/1.1 without
- * exactly one Host) is 400 and closes the connection, so that nothing after it is taken for
- * another request. A body sent with Transfer-Encoding is 411 (bodies are JSON of known length:
- * send Content-Length), which also spares werklabd libmicrohttpd's chunk parser and its limits.
- * More than HTTP_MAX_HEADER_FIELDS headers, or HTTP_MAX_HEADER_BYTES, is 431; a header or query
- * value that is not UTF-8 text is 400 before any handler runs.
+ *   request line   the target's length and its number of query parameters (414, 400), before
+ *                  libmicrohttpd stores the query (framing.h);
+ *   headers in     the framing (400, 411, 431, closing the connection: framing.h), a body far
+ *                  over the limit (413);
+ *   body in        read into a bounded buffer;
+ *   dispatch       the route (404, 405, OPTIONS), the query split (framing.h), the key and the
+ *                  role (auth.h: 401, 403), the rate limits (429), If-Match required (428), the
+ *                  media types (406, 413, 415: negotiate.h), the query keys, the JSON body;
+ *   phases         the before steps of the modules registered (phase.h), the handler, the
+ *                  transactions left open rolled back, the after steps;
+ *   answer         the send steps (which may hold the answer, the connection suspended), then
+ *                  one function that adds API-Version, the security headers, X-Request-Id and
+ *                  CORS to every response, whoever wrote it;
+ *   complete       the complete steps, the log line, the pool freed.
+ *
+ * What is not HTTP itself is done by modules: problem details (problem.h), media types and
+ * conditional requests (negotiate.h), and, as phases registered at start, idempotency
+ * (idempotency.h) and the audit policy (audit_policy.h), which http.c does not know by name.
  *
  * Connection time: a connection may wait idle_timeout_s for the client to send (before, between
  * and within requests), and connection_timeout_s for the client to read an answer. conns closes
@@ -27,10 +32,6 @@
  * Handlers write their body with req->w (a jsonw into req->out) and end with http_reply(), or
  * answer with one of the http_problem*() functions, or hand one reading statement to
  * http_defer() and answer in its continuation. A handler that does none of these answers 500.
- *
- * What is not HTTP itself is done by modules: problem details (problem.h), media types and
- * conditional requests (negotiate.h), and, as phases registered at start (phase.h), idempotency
- * (idempotency.h) and the audit policy (audit_policy.h), which http.c does not know by name.
  *
  * The request's end owns transactions: what the handler (or a deferred continuation) left open
  * is rolled back when it returns. Behind an error answer (>= 400) that is the normal way to
