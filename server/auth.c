@@ -122,7 +122,8 @@ static void to_cache(const uint8_t *digest, const struct auth_identity *who, int
     c->checked_ms = monotonic_ms();
     c->expires_s = expires_s;
     c->who = *who;
-    memcpy(c->ids, who->municipality_ids, (size_t)who->n_municipalities * sizeof *c->ids);
+    if (who->n_municipalities > 0)
+        memcpy(c->ids, who->municipality_ids, (size_t)who->n_municipalities * sizeof *c->ids);
     c->who.municipality_ids = (const char(*)[37])c->ids;
     pthread_mutex_unlock(&cache_lock);
 }
