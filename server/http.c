@@ -458,7 +458,7 @@ static void dispatch(struct request *req)
         phase_after(req);
 }
 
-/* ---- statements on the pipeline ---- */
+/* ---- suspension, and statements on the pipeline ---- */
 
 /* Counts a connection about to be suspended; false, counting nothing, when the server is
  * stopping: libmicrohttpd must not be stopped with a connection suspended, so http_stop() waits
