@@ -1,9 +1,15 @@
 #include "api.h"
 
+#include "audit_policy.h"
 #include "config.h"
+#include "idempotency.h"
 
 void api_register(const struct config *cfg)
 {
+    /* The phases around every handler (phase.h): the audit policy first, so that it has the last
+     * word after the handler. */
+    audit_policy_install();
+    idempotency_install();
     meta_register();
     municipalities_register();
     initiatives_register();

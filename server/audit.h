@@ -5,10 +5,11 @@
  *   - A successful write records its entry in its own transaction (audit_write(), through
  *     http_audit_now()): the entry is in the log exactly when the effect is committed.
  *   - Any other answer that is recorded and successful — a read that shows personal data, an
- *     export, an idempotent replay — leaves only after its entry is committed: http hands the
- *     entry to the writer (audit_submit()) and keeps the connection suspended, holding no thread,
- *     until the writer says the entry is committed; when it is not (the database is down), the
- *     client gets 503 instead of the data. A crash therefore loses no entry of an answer sent.
+ *     export, an idempotent replay — leaves only after its entry is committed: the audit policy
+ *     (audit_policy.h) hands the entry to the writer (audit_submit()) and keeps the connection
+ *     suspended, holding no thread, until the writer says the entry is committed; when it is not
+ *     (the database is down), the client gets 503 instead of the data. A crash therefore loses
+ *     no entry of an answer sent.
  *   - A refused write (4xx, 5xx) is recorded asynchronously (audit_add()): the answer leaves at
  *     once and the entry is committed shortly after. A crash can lose the entries of the last
  *     moment; while the database is down they are kept (up to AUDIT_BACKLOG, then the oldest

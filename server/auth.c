@@ -2,7 +2,6 @@
 
 #include "crypto.h"
 #include "db.h"
-#include "router.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -17,9 +16,10 @@
 struct cached_key {
     uint8_t digest[CRYPTO_SHA256_LEN];
     bool used;
-    int64_t checked_ms; /* when the database last confirmed it */
-    int64_t expires_s;  /* wall-clock expiry; 0: none */
-    struct auth_identity who;
+    int64_t checked_ms;       /* when the database last confirmed it */
+    int64_t expires_s;        /* wall-clock expiry; 0: none */
+    struct auth_identity who; /* its municipality_ids point to ids */
+    char ids[AUTH_MAX_MUNICIPALITIES][37];
 };
 
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -85,7 +85,19 @@ static size_t slot_of(const uint8_t *digest)
     return ((size_t)digest[0] << 8 | digest[1]) % CACHE_SLOTS;
 }
 
-static bool from_cache(const uint8_t *digest, struct auth_identity *who)
+/* The ids into the request's pool, for who. */
+static void keep_ids(struct auth_identity *who, const char (*ids)[37], struct pool *pool)
+{
+    if (who->n_municipalities == 0) {
+        who->municipality_ids = NULL;
+        return;
+    }
+    char(*kept)[37] = pool_alloc(pool, (size_t)who->n_municipalities * sizeof *kept);
+    memcpy(kept, ids, (size_t)who->n_municipalities * sizeof *kept);
+    who->municipality_ids = (const char(*)[37])kept;
+}
+
+static bool from_cache(const uint8_t *digest, struct auth_identity *who, struct pool *pool)
 {
     bool hit = false;
     pthread_mutex_lock(&cache_lock);
@@ -94,6 +106,7 @@ static bool from_cache(const uint8_t *digest, struct auth_identity *who)
         monotonic_ms() - c->checked_ms < cache_ms &&
         (c->expires_s == 0 || c->expires_s > (int64_t)time(NULL))) {
         *who = c->who;
+        keep_ids(who, (const char(*)[37])c->ids, pool);
         hit = true;
     }
     pthread_mutex_unlock(&cache_lock);
@@ -109,6 +122,9 @@ static void to_cache(const uint8_t *digest, const struct auth_identity *who, int
     c->checked_ms = monotonic_ms();
     c->expires_s = expires_s;
     c->who = *who;
+    if (who->n_municipalities > 0)
+        memcpy(c->ids, who->municipality_ids, (size_t)who->n_municipalities * sizeof *c->ids);
+    c->who.municipality_ids = (const char(*)[37])c->ids;
     pthread_mutex_unlock(&cache_lock);
 }
 
@@ -121,21 +137,23 @@ void auth_forget(const char *key_id)
     pthread_mutex_unlock(&cache_lock);
 }
 
-static void parse_municipalities(const char *list, struct auth_identity *who)
+static void parse_municipalities(const char *list, struct auth_identity *who, struct pool *pool)
 {
+    char ids[AUTH_MAX_MUNICIPALITIES][37];
     who->n_municipalities = 0;
     for (const char *p = list; p && *p && who->n_municipalities < AUTH_MAX_MUNICIPALITIES;) {
         const char *comma = strchr(p, ',');
         size_t n = comma ? (size_t)(comma - p) : strlen(p);
         if (n == 36) {
-            memcpy(who->municipality_ids[who->n_municipalities], p, 36);
-            who->municipality_ids[who->n_municipalities++][36] = '\0';
+            memcpy(ids[who->n_municipalities], p, 36);
+            ids[who->n_municipalities++][36] = '\0';
         }
         p = comma ? comma + 1 : p + n;
     }
+    keep_ids(who, (const char(*)[37])ids, pool);
 }
 
-enum auth_result auth_check(const char *authorization, struct auth_identity *who)
+enum auth_result auth_check(const char *authorization, struct auth_identity *who, struct pool *pool)
 {
     *who = (struct auth_identity){.role = ROLE_PUBLIC};
     if (!authorization)
@@ -150,7 +168,7 @@ enum auth_result auth_check(const char *authorization, struct auth_identity *who
 
     uint8_t digest[CRYPTO_SHA256_LEN];
     crypto_sha256(key, strlen(key), digest);
-    if (from_cache(digest, who))
+    if (from_cache(digest, who, pool))
         return AUTH_OK;
 
     char hex[2 + 2 * CRYPTO_SHA256_LEN + 1] = "\\x";
@@ -164,7 +182,7 @@ enum auth_result auth_check(const char *authorization, struct auth_identity *who
     } else if (db_rows(&r) == 1) {
         who->role = auth_role_parse(db_value(&r, 0, 1));
         snprintf(who->key_id, sizeof who->key_id, "%s", db_value(&r, 0, 0));
-        parse_municipalities(db_value(&r, 0, 3), who);
+        parse_municipalities(db_value(&r, 0, 3), who, pool);
         who->require_if_match = db_value(&r, 0, 4)[0] == 't';
         who->rate_limit = atoi(db_value(&r, 0, 5));
         who->limited = db_value(&r, 0, 6)[0] == 't';

@@ -8,8 +8,21 @@
 #ifndef WERKLAB_AUTH_H
 #define WERKLAB_AUTH_H
 
+#include "pool.h"
+
 #include <stdbool.h>
 #include <stddef.h>
+
+/* A key's role, and, as a bit set, who may call a route (router.h). ROLE_PUBLIC means no key
+ * is needed. */
+enum role {
+    ROLE_PUBLIC = 1,
+    ROLE_PARTNER = 2,
+    ROLE_STAFF = 4,
+    ROLE_ADMIN = 8,
+};
+#define ROLES_READ  (ROLE_PARTNER | ROLE_STAFF | ROLE_ADMIN)
+#define ROLES_WRITE (ROLE_STAFF | ROLE_ADMIN)
 
 #define AUTH_KEY_LEN            68 /* "wlk_" + 64 hex digits */
 #define AUTH_MAX_MUNICIPALITIES 64
@@ -21,9 +34,9 @@ struct auth_identity {
      * match no municipality (any more) sees none: a limit never widens. */
     bool limited;
     int n_municipalities;
-    char municipality_ids[AUTH_MAX_MUNICIPALITIES][37];
-    bool require_if_match; /* PATCH, PUT and DELETE must carry If-Match (else 428) */
-    int rate_limit;        /* requests per minute; -1: the server's default; 0: unlimited */
+    const char (*municipality_ids)[37]; /* n_municipalities of them, in auth_check()'s pool */
+    bool require_if_match;              /* PATCH, PUT and DELETE must carry If-Match (else 428) */
+    int rate_limit; /* requests per minute; -1: the server's default; 0: unlimited */
 };
 
 enum auth_result {
@@ -34,8 +47,10 @@ enum auth_result {
 };
 
 void auth_configure(unsigned key_cache_ms);
-/* Checks an Authorization header value (NULL when absent) and fills who. */
-enum auth_result auth_check(const char *authorization, struct auth_identity *who);
+/* Checks an Authorization header value (NULL when absent) and fills who; what who points to
+ * (its municipalities) is taken from pool and lives as long as it. */
+enum auth_result auth_check(const char *authorization, struct auth_identity *who,
+                            struct pool *pool);
 /* Forgets a key at once (after revocation). */
 void auth_forget(const char *key_id);
 

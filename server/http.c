@@ -1,14 +1,18 @@
+/* http: libmicrohttpd glue and dispatch (http.h). One cohesive thing, longer than most files:
+ * the request's life from its request line to its completion, as libmicrohttpd 0.9.75 drives
+ * it (first call, body calls, last call, suspension and resumption, completion), and the
+ * response every answer leaves as. What a request is checked for lives in framing.c and
+ * negotiate.c, how errors read in problem.c, and what modules add in their phases. */
 #include "http.h"
 
-#include "audit.h"
+#include "audit.h" /* the writer's start and stop; the policy is a phase */
 #include "conns.h"
 #include "crypto.h"
 #include "dbpipe.h"
-#include "idempotency.h"
+#include "framing.h"
 #include "log.h"
 #include "metrics.h"
 #include "ratelimit.h"
-#include "validate.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -45,31 +49,6 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static const char *status_title(int status)
-{
-    switch (status) {
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 406: return "Not Acceptable";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 411: return "Length Required";
-    case 412: return "Precondition Failed";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 422: return "Unprocessable Content";
-    case 428: return "Precondition Required";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 503: return "Service Unavailable";
-    default: return "Internal Server Error";
-    }
-}
-
 /* ---- request headers, query, parameters ---- */
 
 const char *http_header(struct request *req, const char *name)
@@ -94,11 +73,22 @@ const char *http_param(const struct request *req, const char *name)
 
 void http_set_header(struct request *req, const char *name, const char *value)
 {
-    if (req->n_headers == HTTP_MAX_HEADERS)
-        abort(); /* a handler bug, never input-driven */
-    req->header_names[req->n_headers] = xstrdup(name);
-    req->header_values[req->n_headers] = xstrdup(value);
-    req->n_headers++;
+    struct http_field *f = pool_alloc(&req->pool, sizeof *f);
+    f->name = pool_strdup(&req->pool, name);
+    f->value = pool_strdup(&req->pool, value);
+    if (!req->headers)
+        req->headers_end = &req->headers;
+    *req->headers_end = f;
+    req->headers_end = &f->next;
+}
+
+const char *http_response_header(const struct request *req, const char *name)
+{
+    const char *value = NULL;
+    for (const struct http_field *f = req->headers; f; f = f->next)
+        if (strcasecmp(f->name, name) == 0)
+            value = f->value;
+    return value;
 }
 
 static void restart_body(struct request *req)
@@ -142,11 +132,17 @@ void http_reply_stream(struct request *req, int status, const char *content_type
 
 void http_clear_headers(struct request *req)
 {
-    for (int i = 0; i < req->n_headers; i++) {
-        free(req->header_names[i]);
-        free(req->header_values[i]);
-    }
-    req->n_headers = 0;
+    req->headers = NULL; /* the pool keeps them until the request's end */
+}
+
+void http_discard_answer(struct request *req)
+{
+    if (req->stream_free)
+        req->stream_free(req->stream_ctx);
+    req->stream_read = NULL;
+    req->stream_free = NULL;
+    http_clear_headers(req);
+    restart_body(req);
 }
 
 void http_reply_empty(struct request *req, int status)
@@ -154,179 +150,6 @@ void http_reply_empty(struct request *req, int status)
     restart_body(req);
     req->status = status;
     req->content_type = NULL;
-}
-
-/* Cuts a string that snprintf shortened back to its last whole UTF-8 character. */
-static void utf8_trim(char *s, size_t size)
-{
-    size_t n = strlen(s);
-    if (n + 1 < size)
-        return;
-    size_t start = n;
-    while (start > 0 && ((unsigned char)s[start - 1] & 0xc0) == 0x80)
-        start--;
-    if (start > 0 && (unsigned char)s[start - 1] >= 0xc0) {
-        unsigned char lead = (unsigned char)s[start - 1];
-        size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
-        if (n - (start - 1) < need)
-            s[start - 1] = '\0';
-    }
-}
-
-static void write_problem(struct request *req, int status, const char *detail)
-{
-    restart_body(req);
-    struct jsonw *w = &req->w;
-    jsonw_object_begin(w);
-    jsonw_kv_string(w, "type", "about:blank");
-    jsonw_kv_string(w, "title", status_title(status));
-    jsonw_kv_int(w, "status", status);
-    jsonw_kv_string(w, "detail", detail);
-    jsonw_kv_string(w, "instance", req->path);
-    if (status == 400 && req->n_invalid > 0) {
-        jsonw_key(w, "invalidParams");
-        jsonw_array_begin(w);
-        for (int i = 0; i < req->n_invalid; i++) {
-            jsonw_object_begin(w);
-            jsonw_kv_string(w, "name", req->invalid[i].name);
-            jsonw_kv_string(w, "code", req->invalid[i].code);
-            jsonw_kv_string(w, "reason", req->invalid[i].reason);
-            jsonw_object_end(w);
-        }
-        jsonw_array_end(w);
-    }
-    if (status == 409 && req->n_conflicts > 0) {
-        jsonw_key(w, "conflicts");
-        jsonw_array_begin(w);
-        for (int i = 0; i < req->n_conflicts; i++) {
-            jsonw_object_begin(w);
-            jsonw_kv_string(w, "code", req->conflicts[i].code);
-            jsonw_kv_string(w, "detail", req->conflicts[i].detail);
-            jsonw_object_end(w);
-        }
-        jsonw_array_end(w);
-    }
-    jsonw_object_end(w);
-    req->status = status;
-    req->content_type = "application/problem+json";
-}
-
-void http_problem(struct request *req, int status, const char *detail, ...)
-{
-    char text[512];
-    va_list ap;
-    va_start(ap, detail);
-    vsnprintf(text, sizeof text, detail, ap);
-    va_end(ap);
-    utf8_trim(text, sizeof text);
-    write_problem(req, status, text);
-}
-
-void http_invalid(struct request *req, const char *name, const char *code, const char *reason, ...)
-{
-    if (req->n_invalid == HTTP_MAX_INVALID)
-        return;
-    struct http_invalid_param *p = &req->invalid[req->n_invalid++];
-    snprintf(p->name, sizeof p->name, "%s", name);
-    utf8_trim(p->name, sizeof p->name);
-    p->code = code;
-    va_list ap;
-    va_start(ap, reason);
-    vsnprintf(p->reason, sizeof p->reason, reason, ap);
-    va_end(ap);
-    utf8_trim(p->reason, sizeof p->reason);
-}
-
-void http_problem_invalid(struct request *req)
-{
-    if (req->n_invalid == 1)
-        http_problem(req, 400, "The request has 1 invalid field: %s.", req->invalid[0].name);
-    else
-        http_problem(req, 400, "The request has %d invalid fields.", req->n_invalid);
-}
-
-void http_conflict(struct request *req, const char *code, const char *detail, ...)
-{
-    if (req->n_conflicts == HTTP_MAX_CONFLICTS)
-        return;
-    struct http_conflict *c = &req->conflicts[req->n_conflicts++];
-    c->code = code;
-    va_list ap;
-    va_start(ap, detail);
-    vsnprintf(c->detail, sizeof c->detail, detail, ap);
-    va_end(ap);
-}
-
-void http_problem_conflicts(struct request *req, const char *detail)
-{
-    write_problem(req, 409, detail);
-}
-
-void http_problem_unavailable(struct request *req)
-{
-    write_problem(req, 503, "The database is unreachable; try again shortly.");
-    http_set_header(req, "Retry-After", "2");
-}
-
-void http_problem_database(struct request *req, enum db_status status)
-{
-    if (status == DB_UNAVAILABLE || status == DB_RETRY)
-        http_problem_unavailable(req);
-    else if (status == DB_INVALID_INPUT)
-        http_problem(req, 400, "A value in the request cannot be used here.");
-    else
-        http_problem(req, 500, "The server failed to handle this request.");
-}
-
-bool http_etag(struct request *req, const char *version)
-{
-    char tag[32];
-    snprintf(tag, sizeof tag, "\"%s\"", version);
-    http_set_header(req, "ETag", tag);
-    const char *inm = http_header(req, "If-None-Match");
-    if (!inm)
-        return false;
-    /* A list of entity tags, or *; weak tags compare equal for GET (RFC 9110 §13.1.2). */
-    for (const char *p = inm; *p;) {
-        while (*p == ' ' || *p == ',')
-            p++;
-        if (*p == '*')
-            return true;
-        if (strncmp(p, "W/", 2) == 0)
-            p += 2;
-        size_t n = strlen(tag);
-        if (strncmp(p, tag, n) == 0 && (p[n] == '\0' || p[n] == ',' || p[n] == ' '))
-            return true;
-        while (*p && *p != ',')
-            p++;
-    }
-    return false;
-}
-
-void http_reply_not_modified(struct request *req)
-{
-    http_reply_empty(req, 304);
-}
-
-const char *http_if_match(struct request *req, char *out)
-{
-    const char *im = http_header(req, "If-Match");
-    if (!im)
-        return NULL;
-    /* "*" matches whatever exists (RFC 9110 §13.1.1): no version to hold the write to. */
-    if (strcmp(im, "*") == 0)
-        return NULL;
-    /* Otherwise one strong tag, "N": what our ETags look like. Anything else cannot match. */
-    size_t len = strlen(im);
-    out[0] = '\0';
-    if (len < 3 || len > 12 || im[0] != '"' || im[len - 1] != '"')
-        return out;
-    for (size_t i = 1; i < len - 1; i++)
-        if (im[i] < '0' || im[i] > '9')
-            return out;
-    memcpy(out, im + 1, len - 2);
-    out[len - 2] = '\0';
-    return out;
 }
 
 void http_url_encode(struct buf *b, const char *s)
@@ -377,9 +200,9 @@ static enum MHD_Result send_response(struct request *req)
     if (!r)
         return MHD_NO;
     bool cache_set = false;
-    for (int i = 0; i < req->n_headers; i++) {
-        add(r, req->header_names[i], req->header_values[i]);
-        cache_set |= strcasecmp(req->header_names[i], "Cache-Control") == 0;
+    for (const struct http_field *f = req->headers; f; f = f->next) {
+        add(r, f->name, f->value);
+        cache_set |= strcasecmp(f->name, "Cache-Control") == 0;
     }
     if (req->content_type)
         add(r, "Content-Type", req->content_type);
@@ -426,138 +249,6 @@ static void set_request_id(struct request *req)
         return;
     }
     crypto_uuid(req->request_id);
-}
-
-/* Takes one query parameter; false once there are more than HTTP_MAX_QUERY. */
-static bool collect_query(struct request *req, const char *key, size_t key_size, const char *value,
-                          size_t value_size)
-{
-    /* A %00 would cut the value short where C reads it: refuse it instead. Text that is not
-     * UTF-8 is refused here too, before it can reach the database (which would refuse it in
-     * its own words). */
-    if (strlen(key) != key_size || (value && strlen(value) != value_size)) {
-        req->query_malformed = true;
-        http_invalid(req, key, "format", "contains a NUL character (%%00)");
-    } else if (!validate_utf8(key, key_size) || (value && !validate_utf8(value, value_size))) {
-        req->query_malformed = true;
-        http_invalid(req, key, "format", "is not UTF-8 text");
-    }
-    if (req->n_query == HTTP_MAX_QUERY) {
-        req->n_query++; /* marks "too many" */
-        return false;
-    }
-    if (req->n_query > HTTP_MAX_QUERY)
-        return false;
-    req->query[req->n_query++] = (struct http_query_arg){key, value ? value : ""};
-    return true;
-}
-
-/* Decodes a query key or value in place, as libmicrohttpd does its own: '+' is a space, then
- * %XX escapes (a malformed one stays as it is). Returns the length, which a %00 makes longer
- * than strlen() sees. */
-static size_t decode_query_part(char *s)
-{
-    for (char *p = s; *p; p++)
-        if (*p == '+')
-            *p = ' ';
-    return MHD_http_unescape(s);
-}
-
-/* Splits req->query_text into req->query the way libmicrohttpd 0.9.75 splits a query: at each
- * '&', each part at its first '='; a part without '=' is a key without a value; an empty last
- * part is no parameter. */
-static void split_query(struct request *req)
-{
-    for (char *part = req->query_text; part && *part;) {
-        char *amper = strchr(part, '&');
-        if (amper)
-            *amper = '\0';
-        char *equals = strchr(part, '=');
-        if (equals)
-            *equals = '\0';
-        size_t key_size = decode_query_part(part);
-        size_t value_size = equals ? decode_query_part(equals + 1) : 0;
-        if (!collect_query(req, part, key_size, equals ? equals + 1 : NULL, value_size))
-            return;
-        part = amper ? amper + 1 : NULL;
-    }
-}
-
-/* Query keys: at most HTTP_MAX_QUERY, each once, each one the route takes. */
-static bool check_query(struct request *req)
-{
-    if (req->n_query > HTTP_MAX_QUERY) {
-        http_problem(req, 400, "The query string has more than %d parameters.", HTTP_MAX_QUERY);
-        return false;
-    }
-    for (int i = 0; i < req->n_query; i++) {
-        const char *key = req->query[i].key;
-        bool known = false;
-        for (const char *const *k = req->route ? req->route->query_keys : NULL; k && *k; k++)
-            known |= strcmp(*k, key) == 0;
-        if (!known)
-            http_invalid(req, key, "unknown", "is not a query parameter of this endpoint");
-        for (int j = 0; j < i; j++)
-            if (strcmp(req->query[j].key, key) == 0)
-                http_invalid(req, key, "unknown", "is given more than once");
-    }
-    /* A route that takes query keys reports these together with its own findings. */
-    if (req->n_invalid && !req->route->query_keys) {
-        http_problem_invalid(req);
-        return false;
-    }
-    return true;
-}
-
-/* True when the Accept header admits media (e.g. "application/json"). Problem bodies are
- * JSON too, so a client that accepts JSON accepts them. q=0 excludes a range. */
-static bool accepts(const char *accept, const char *media)
-{
-    if (!accept || !*accept)
-        return true;
-    const char *slash = strchr(media, '/');
-    size_t type_len = (size_t)(slash - media);
-    for (const char *p = accept; *p;) {
-        while (*p == ' ' || *p == ',')
-            p++;
-        const char *end = p;
-        while (*end && *end != ',' && *end != ';' && *end != ' ')
-            end++;
-        size_t n = (size_t)(end - p);
-        const char *params = end;
-        while (*params && *params != ',')
-            params++;
-        bool zero = false;
-        for (const char *q = end; q < params; q++)
-            if (strncmp(q, "q=0", 3) == 0 && (q[3] == '\0' || q[3] == ',' || q[3] == ' ' ||
-                                              (q[3] == '.' && strspn(q + 4, "0") > 0 &&
-                                               strchr(",; ", q[4 + strspn(q + 4, "0")]))))
-                zero = true;
-        if (!zero && n > 0) {
-            if ((n == 3 && strncmp(p, "*/*", 3) == 0) ||
-                (n == strlen(media) && strncasecmp(p, media, n) == 0) ||
-                (n == type_len + 2 && strncasecmp(p, media, type_len + 1) == 0 && p[n - 1] == '*'))
-                return true;
-            if (strcmp(media, "application/json") == 0 && n == 24 &&
-                strncasecmp(p, "application/problem+json", 24) == 0)
-                return true;
-        }
-        p = params;
-    }
-    return false;
-}
-
-/* The media type of Content-Type without parameters matches one of the route's. */
-static bool body_media_ok(struct request *req)
-{
-    const char *ct = http_header(req, "Content-Type");
-    if (!ct)
-        return false;
-    size_t n = strcspn(ct, "; ");
-    if (n == 16 && strncasecmp(ct, "application/json", 16) == 0)
-        return true;
-    return req->method == HTTP_PATCH && n == 28 &&
-           strncasecmp(ct, "application/merge-patch+json", 28) == 0;
 }
 
 static bool takes_body(enum http_method m)
@@ -626,26 +317,6 @@ static bool within_key_limit(struct request *req)
     return answer_limit(req, &v, "this API key");
 }
 
-/* True when the Accept header names text/csv itself (a wildcard keeps JSON). */
-static bool names_csv(const char *accept)
-{
-    if (!accept)
-        return false;
-    for (const char *p = strcasestr(accept, "text/csv"); p; p = strcasestr(p + 8, "text/csv")) {
-        const char *end = p + 8;
-        if ((p == accept || p[-1] == ' ' || p[-1] == ',') &&
-            (*end == '\0' || *end == ',' || *end == ';' || *end == ' ')) {
-            const char *q = strstr(end, "q=");
-            const char *next = strchr(end, ',');
-            bool zero =
-                q && (!next || q < next) && q[2] == '0' && strspn(q + 3, ".0") == strlen(q + 3);
-            if (!zero)
-                return true;
-        }
-    }
-    return false;
-}
-
 static void answer_preflight(struct request *req, unsigned allowed)
 {
     /* The method the browser asks about decides: a public one allows every origin. */
@@ -667,17 +338,20 @@ static void answer_preflight(struct request *req, unsigned allowed)
     }
 }
 
-/* The request's end owns transaction cleanup: what a handler left open on its connection is
- * rolled back (so the next request on this thread starts clean), and an answer claiming success
- * is replaced, since the work it claims was never committed. depth: what was open before. */
-static void end_transactions(struct request *req, int depth)
+/* The request's end owns transactions: what the handler (or its continuation) left open on its
+ * connection is rolled back, so that the next request on this thread starts clean. Behind an
+ * error answer that is how a handler gives up; behind an answer claiming success it is a bug,
+ * and the answer is replaced, since the work it claims was never committed. */
+static void end_transactions(struct request *req)
 {
-    if (db_transaction_depth() <= depth)
+    if (db_transaction_depth() <= req->handler_depth)
+        return;
+    db_rollback_to(req->handler_depth);
+    if (req->status >= 400)
         return;
     log_event("error", "%s %s returned with a transaction open: rolled back", req->method_name,
               req->route->pattern);
-    db_rollback_to(depth);
-    if (!req->then && req->status < 400) {
+    if (!req->resume) {
         http_clear_headers(req);
         http_problem(req, 500, "The server failed to handle this request.");
     }
@@ -693,7 +367,7 @@ static void dispatch(struct request *req)
         http_problem(req, 400, "The query string has more than %d parameters.", HTTP_MAX_QUERY);
         return;
     }
-    if (req->bad_header[0]) {
+    if (req->bad_header) {
         http_invalid(req, req->bad_header, "format",
                      "is not UTF-8 text without control characters");
         http_problem_invalid(req);
@@ -720,29 +394,10 @@ static void dispatch(struct request *req)
         return;
     }
 
-    split_query(req);
-    if (req->query_malformed) {
-        http_problem_invalid(req);
+    if (!framing_take_query(req))
         return;
-    }
-    /* A key in a URL ends up in logs and browser histories: refuse it before anything else. */
-    static const char *const key_in_query[] = {"key",          "apiKey",      "api_key",
-                                               "access_token", "accessToken", "token"};
-    for (int i = 0; i < req->n_query && i < HTTP_MAX_QUERY; i++) {
-        const char *k = req->query[i].key;
-        bool secret = false;
-        for (size_t s = 0; s < sizeof key_in_query / sizeof *key_in_query; s++)
-            secret |= strcmp(k, key_in_query[s]) == 0;
-        if (secret) {
-            http_invalid(req, k, "unknown",
-                         "API keys are not accepted in the query string; send them in the "
-                         "Authorization header");
-            http_problem_invalid(req);
-            return;
-        }
-    }
 
-    switch (auth_check(http_header(req, "Authorization"), &req->who)) {
+    switch (auth_check(http_header(req, "Authorization"), &req->who, &req->pool)) {
     case AUTH_UNAVAILABLE: http_problem_unavailable(req); return;
     case AUTH_REFUSED:
         http_problem(req, 401, "A valid API key is required: send Authorization: Bearer <key>.");
@@ -773,30 +428,15 @@ static void dispatch(struct request *req)
         return;
     }
 
-    const char *produces = req->route->produces ? req->route->produces : "application/json";
-    const char *accept = http_header(req, "Accept");
-    req->wants_csv = req->route->csv && names_csv(accept);
-    if (!req->wants_csv && !accepts(accept, produces)) {
-        http_problem(req, 406, "This endpoint answers with %s%s.", produces,
-                     req->route->csv ? " or text/csv" : "");
+    if (!negotiate_response(req))
         return;
-    }
     if (req->too_large) {
         http_problem(req, 413, "The request body is larger than %u bytes.", cfg->body_limit);
         return;
     }
-    if (takes_body(req->method)) {
-        if (req->body.len == 0) {
-            http_problem(req, 400, "This request needs a JSON body.");
-            return;
-        }
-        if (!body_media_ok(req)) {
-            http_problem(req, 415, "The body must be application/json%s.",
-                         req->method == HTTP_PATCH ? " or application/merge-patch+json" : "");
-            return;
-        }
-    }
-    if (!check_query(req))
+    if (!negotiate_body(req))
+        return;
+    if (!framing_check_query(req))
         return;
     if (takes_body(req->method)) {
         json_error_t error;
@@ -807,26 +447,18 @@ static void dispatch(struct request *req)
             return;
         }
     }
-    if (!idempotency_begin(req))
+    if (!phase_before(req)) {
+        phase_after(req);
         return;
-    int depth = db_transaction_depth(); /* idempotency_begin()'s, around the handler */
+    }
+    req->handler_depth = db_transaction_depth(); /* the phases', around the handler */
     req->route->handler(req);
-    end_transactions(req, depth);
-    if (!req->then)
-        idempotency_finish(req);
+    end_transactions(req);
+    if (!req->resume)
+        phase_after(req);
 }
 
-/* ---- statements on the pipeline ---- */
-
-/* On a pipeline thread: keep the result and let libmicrohttpd take the connection up again,
- * which calls on_request() once more. req is not touched after the resume. */
-static void on_deferred_result(void *ctx, struct db_result *r)
-{
-    struct request *req = ctx;
-    req->deferred = *r;
-    atomic_store_explicit(&req->deferred_ready, true, memory_order_release);
-    MHD_resume_connection(req->conn);
-}
+/* ---- suspension, and statements on the pipeline ---- */
 
 /* Counts a connection about to be suspended; false, counting nothing, when the server is
  * stopping: libmicrohttpd must not be stopped with a connection suspended, so http_stop() waits
@@ -840,32 +472,75 @@ static bool may_suspend(void)
     return false;
 }
 
+bool http_suspend(struct request *req, http_resume resume, void *ctx)
+{
+    if (!may_suspend())
+        return false;
+    req->resume = resume;
+    req->resume_ctx = ctx;
+    atomic_store_explicit(&req->woken, false, memory_order_relaxed);
+    MHD_suspend_connection(req->conn);
+    return true;
+}
+
+/* libmicrohttpd takes the connection up again, which calls on_request() once more; whatever
+ * the waker wrote before this call is visible to the worker that resumes. */
+void http_wake(struct request *req)
+{
+    atomic_store_explicit(&req->woken, true, memory_order_release);
+    MHD_resume_connection(req->conn);
+}
+
+/* A statement on the pipeline, and what answers with its result. */
+struct deferred {
+    struct request *req;
+    http_then then;
+    struct db_result result;
+};
+
+static void deferred_clear(void *ctx)
+{
+    db_clear(&((struct deferred *)ctx)->result);
+}
+
+/* On a pipeline thread: keep the result and wake the request. */
+static void on_deferred_result(void *ctx, struct db_result *r)
+{
+    struct deferred *d = ctx;
+    d->result = *r;
+    http_wake(d->req);
+}
+
+/* On a worker, the result in: answer with it, and end the request as dispatch() does. */
+static void answer_deferred(struct request *req, void *ctx)
+{
+    struct deferred *d = ctx;
+    d->then(req, &d->result);
+    end_transactions(req);
+    db_clear(&d->result);
+    if (!req->resume)
+        phase_after(req);
+}
+
 void http_defer(struct request *req, const char *sql, int n, const char *const *values,
                 http_then then)
 {
-    if (!dbpipe_running() || req->idempotent || !may_suspend()) {
+    struct deferred *d = NULL;
+    /* Inside a transaction the statement must see it, and the request must stay on this
+     * thread, whose connection holds it. */
+    if (dbpipe_running() && db_transaction_depth() == 0) {
+        d = pool_alloc(&req->pool, sizeof *d);
+        *d = (struct deferred){.req = req, .then = then};
+        pool_on_free(&req->pool, deferred_clear, d); /* a result never answered */
+    }
+    if (!d || !http_suspend(req, answer_deferred, d)) {
         struct db_result r;
         db_exec(sql, n, values, &r);
         then(req, &r);
         db_clear(&r);
         return;
     }
-    req->then = then;
-    /* Suspended before the statement is queued, so the resume can never come first. */
-    MHD_suspend_connection(req->conn);
-    dbpipe_submit(sql, n, values, on_deferred_result, req);
-}
-
-/* The deferred result is in: answer with it. */
-static void answer_deferred(struct request *req)
-{
-    http_then then = req->then;
-    req->then = NULL;
-    atomic_fetch_sub(&suspended, 1);
-    int depth = db_transaction_depth();
-    then(req, &req->deferred);
-    end_transactions(req, depth);
-    db_clear(&req->deferred);
+    dbpipe_submit(sql, n, values, on_deferred_result, d);
 }
 
 /* ---- libmicrohttpd callbacks ---- */
@@ -886,25 +561,11 @@ static void request_begin(struct request *req, const char *url, const char *meth
     req->begun = true;
     req->method_name = method;
     req->method = router_method(method);
-    req->path = xstrdup(url);
+    req->path = pool_strdup(&req->pool, url);
     const char *origin = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Origin");
     if (origin && config_cors_allowed(cfg, origin))
         req->origin = origin;
     set_request_id(req);
-}
-
-/* Query parameters as libmicrohttpd 0.9.75 counts them: one per '&', and the last one unless
- * it is empty. */
-static size_t count_query_parameters(const char *query)
-{
-    size_t n = 0;
-    const char *last = query;
-    for (const char *p = query; *p; p++)
-        if (*p == '&') {
-            n++;
-            last = p + 1;
-        }
-    return n + (*last != '\0');
 }
 
 /* libmicrohttpd's URI log callback: the request line is in, the headers are not. It runs
@@ -914,7 +575,7 @@ static size_t count_query_parameters(const char *query)
  * answer, then loses it, and the connection hangs until its timeout. So libmicrohttpd never
  * gets the query: werklabd keeps a copy and cuts it off in libmicrohttpd's buffer (its own
  * writable copy of the target, parsed in place right after this call, from just after the
- * '?'), and splits the copy itself (split_query), unless the target is refused anyway. */
+ * '?'), and splits the copy itself (framing_take_query), unless the target is refused anyway. */
 static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     (void)cls;
@@ -922,142 +583,29 @@ static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *
     conns_request_started(conn, req);
     req->target_bytes = strlen(uri);
     char *query = strchr(uri, '?');
-    if (query && count_query_parameters(query + 1) > HTTP_MAX_QUERY)
+    if (query && framing_query_count(query + 1) > HTTP_MAX_QUERY)
         req->target_refused = 400;
     else if (req->target_bytes > HTTP_MAX_URL_BYTES)
         req->target_refused = 414;
     if (query) {
         if (!req->target_refused)
-            req->query_text = xstrdup(query + 1);
+            req->query_text = pool_strdup(&req->pool, query + 1);
         query[1] = '\0';
     }
     return req;
-}
-
-/* What the headers say about where the request ends. */
-struct framing {
-    unsigned fields, hosts, lengths, transfer_encodings;
-    const char *transfer_encoding; /* the last one */
-    bool bad_name;
-    const char *bad_value; /* a header whose value is not UTF-8 text */
-};
-
-/* An RFC 9110 token: what a header name must be. */
-static bool is_token(const char *s, size_t len)
-{
-    static const char other[] = "!#$%&'*+-.^_`|~";
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              (c != '\0' && strchr(other, c))))
-            return false;
-    }
-    return len > 0;
-}
-
-/* UTF-8 text without control characters other than tab. */
-static bool is_field_text(const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if (((unsigned char)s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f)
-            return false;
-    return validate_utf8(s, len);
-}
-
-static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
-                                   size_t key_size, const char *value, size_t value_size)
-{
-    (void)kind;
-    struct framing *f = cls;
-    f->fields++;
-    if (!is_token(key, key_size))
-        f->bad_name = true;
-    else if (strcasecmp(key, "Host") == 0)
-        f->hosts++;
-    else if (strcasecmp(key, "Content-Length") == 0)
-        f->lengths++;
-    else if (strcasecmp(key, "Transfer-Encoding") == 0) {
-        f->transfer_encodings++;
-        f->transfer_encoding = value;
-    }
-    if (!f->bad_value && value && !is_field_text(value, value_size))
-        f->bad_value = key;
-    return MHD_YES;
-}
-
-/* The last coding of a Transfer-Encoding value is chunked. */
-static bool ends_chunked(const char *te)
-{
-    const char *last = strrchr(te, ',');
-    last = last ? last + 1 : te;
-    last += strspn(last, " \t");
-    size_t n = strcspn(last, " \t;");
-    return n == 7 && strncasecmp(last, "chunked", 7) == 0 &&
-           last[n + strspn(last + n, " \t")] == '\0';
-}
-
-/* The header fields' bytes: libmicrohttpd counts the request line with them. */
-static size_t header_bytes(struct request *req)
-{
-    const union MHD_ConnectionInfo *info =
-        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
-    size_t all = info ? info->header_size : 0;
-    return all > req->target_bytes ? all - req->target_bytes : 0;
-}
-
-/* Refuses a request whose end is not certain (RFC 9112 §6.1, §6.3, §3.2), and one with more
- * header fields than werklabd reads, answering it with the connection closed: its remaining
- * bytes are not another request. True when it answered. */
-static bool refuse_framing(struct request *req, const char *version)
-{
-    struct framing f = {0};
-    MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, scan_header, &f);
-    bool http11 = strcmp(version, MHD_HTTP_VERSION_1_1) == 0;
-    if (f.bad_name)
-        http_problem(req, 400,
-                     "A header name is not a token (RFC 9110): nothing may stand "
-                     "between the name and its colon.");
-    else if (f.transfer_encodings && f.lengths)
-        http_problem(req, 400, "Content-Length and Transfer-Encoding exclude each other.");
-    else if (f.transfer_encodings && !ends_chunked(f.transfer_encoding))
-        http_problem(req, 400, "Transfer-Encoding must end with chunked.");
-    else if (f.transfer_encodings)
-        http_problem(req, 411,
-                     "Send the body with Content-Length; Transfer-Encoding is not "
-                     "accepted.");
-    else if (f.lengths > 1)
-        http_problem(req, 400, "Content-Length is given more than once.");
-    else if (f.hosts > 1 || (http11 && f.hosts == 0))
-        http_problem(req, 400, "An HTTP/1.1 request needs exactly one Host header.");
-    else if (f.fields > HTTP_MAX_HEADER_FIELDS)
-        http_problem(req, 431, "The request has more than %d header fields.",
-                     HTTP_MAX_HEADER_FIELDS);
-    else if (header_bytes(req) > HTTP_MAX_HEADER_BYTES)
-        http_problem(req, 431, "The request headers are longer than %d bytes.",
-                     HTTP_MAX_HEADER_BYTES);
-    else {
-        if (f.bad_value)
-            snprintf(req->bad_header, sizeof req->bad_header, "%s", f.bad_value);
-        return false;
-    }
-    http_set_header(req, "Connection", "close");
-    return true;
 }
 
 static void request_free(struct request *req)
 {
     if (req->stream_free)
         req->stream_free(req->stream_ctx);
-    http_clear_headers(req);
     if (req->json)
         json_decref(req->json);
-    free(req->query_text);
-    if (req->then || req->audit_waiting)
+    if (req->resume)
         atomic_fetch_sub(&suspended, 1); /* ended while waiting: at shutdown */
-    db_clear(&req->deferred);
     buf_free(&req->body);
     buf_free(&req->out);
-    free(req->path);
+    pool_free(&req->pool);
     free(req);
     atomic_fetch_sub(&in_flight, 1);
 }
@@ -1068,8 +616,11 @@ static void request_abandoned(void *request)
     request_free(request);
 }
 
-static enum MHD_Result answer(struct request *req);
-static enum MHD_Result answer_audited(struct request *req);
+/* Sends the answer once the phases let it go (phase.h); a phase may hold it, suspended. */
+static enum MHD_Result answer(struct request *req)
+{
+    return phase_send(req) ? send_response(req) : MHD_YES;
+}
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
@@ -1086,7 +637,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
          * (libmicrohttpd 0.9.75), so only what must close it anyway is answered here: a
          * request whose framing is in doubt, and a body far over the limit. */
         request_begin(req, url, method);
-        if (refuse_framing(req, version))
+        if (framing_refuse(req, version))
             return send_response(req);
         const char *length = http_header(req, "Content-Length");
         unsigned long long declared = length ? strtoull(length, NULL, 10) : 0;
@@ -1121,170 +672,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (req->queued)
         return MHD_YES;
-    if (req->then) {
-        if (!atomic_load_explicit(&req->deferred_ready, memory_order_acquire))
-            return MHD_YES; /* not resumed by the pipeline: nothing to do yet */
-        answer_deferred(req);
-        return answer(req);
+    if (req->resume) {
+        if (!atomic_load_explicit(&req->woken, memory_order_acquire))
+            return MHD_YES; /* not woken: nothing to do yet */
+        http_resume resume = req->resume;
+        req->resume = NULL;
+        atomic_fetch_sub(&suspended, 1);
+        resume(req, req->resume_ctx);
+    } else {
+        dispatch(req);
     }
-    if (req->audit_waiting)
-        return answer_audited(req);
-    dispatch(req);
-    return req->then ? MHD_YES : answer(req);
-}
-
-/* The id a request acted on: the last UUID in its path, or the one its 201 created. */
-static void acted_on(const struct request *req, char *id)
-{
-    id[0] = '\0';
-    for (int i = 0; i < req->params.count; i++)
-        if (router_is_uuid(req->params.values[i], strlen(req->params.values[i])))
-            memcpy(id, req->params.values[i], 37); /* 36 characters and the NUL */
-    for (int i = 0; req->status == 201 && i < req->n_headers; i++) {
-        const char *slash = strrchr(req->header_values[i], '/');
-        if (strcasecmp(req->header_names[i], "Location") == 0 && slash &&
-            router_is_uuid(slash + 1, strlen(slash + 1)))
-            snprintf(id, 37, "%s", slash + 1);
-    }
-}
-
-/* Every write, and every read that showed personal data, goes to the audit log. */
-/* Fills e for req answered with status; false when the audit log does not record it. */
-static bool audit_entry_of(const struct request *req, int status, struct audit_entry *e)
-{
-    static const struct {
-        enum http_method method;
-        const char *action;
-    } actions[] = {{HTTP_POST, "create"},
-                   {HTTP_PUT, "replace"},
-                   {HTTP_PATCH, "update"},
-                   {HTTP_DELETE, "delete"},
-                   {HTTP_GET, "read"}};
-    if (!req->route || (req->method == HTTP_GET && !req->personal_shown))
-        return false;
-    const char *action = NULL;
-    for (size_t i = 0; i < sizeof actions / sizeof *actions; i++)
-        if (actions[i].method == req->method)
-            action = actions[i].action;
-    if (req->audit_action)
-        action = req->audit_action;
-    if (!action)
-        return false;
-    *e = (struct audit_entry){.status = status};
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    struct tm tm;
-    gmtime_r(&now.tv_sec, &tm);
-    size_t len = strftime(e->at, sizeof e->at, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(e->at + len, sizeof e->at - len, ".%06ldZ", now.tv_nsec / 1000);
-    snprintf(e->key_id, sizeof e->key_id, "%s", req->who.key_id);
-    snprintf(e->action, sizeof e->action, "%s", action);
-    snprintf(e->resource, sizeof e->resource, "%s", req->route->pattern);
-    acted_on(req, e->resource_id);
-    /* Only ids that cannot be personal data are kept: a client chooses its X-Request-Id. */
-    size_t n = strlen(req->request_id);
-    if (n <= 64 && strspn(req->request_id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                           "0123456789-_.:") == n)
-        memcpy(e->request_id, req->request_id, n + 1);
-    return true;
-}
-
-bool http_audit_now(struct request *req, int status, const char *id)
-{
-    struct audit_entry e;
-    if (!audit_entry_of(req, status, &e))
-        return true;
-    if (id)
-        snprintf(e.resource_id, sizeof e.resource_id, "%s", id);
-    return audit_write(&e) == DB_OK;
-}
-
-bool http_commit_audited(struct request *req, int status, const char *id)
-{
-    if (!http_audit_now(req, status, id)) {
-        http_problem_unavailable(req);
-        return false;
-    }
-    enum db_status committed = db_commit();
-    if (committed == DB_RETRY) {
-        http_problem(req, 409, "The change collided with another one; try again.");
-        return false;
-    }
-    if (committed != DB_OK) {
-        http_problem_unavailable(req);
-        return false;
-    }
-    req->audited = true;
-    return true;
-}
-
-/* What no handler recorded in its transaction is queued now, with the status sent. */
-static void audit_request(struct request *req, int status)
-{
-    struct audit_entry e;
-    if (!req->audited && audit_entry_of(req, status, &e))
-        audit_add(&e);
-}
-
-enum { AUDIT_PENDING, AUDIT_COMMITTED, AUDIT_FAILED };
-
-/* On the audit writer's thread: let libmicrohttpd take the connection up again, which calls
- * on_request() once more. req is not touched after the resume. */
-static void on_audit_committed(void *ctx, bool committed)
-{
-    struct request *req = ctx;
-    atomic_store_explicit(&req->audit_outcome, committed ? AUDIT_COMMITTED : AUDIT_FAILED,
-                          memory_order_release);
-    MHD_resume_connection(req->conn);
-}
-
-/* Sends the answer once its entry is committed, or, when it could not be, a 503 instead:
- * nothing the log does not hold is shown. */
-static enum MHD_Result answer_recorded(struct request *req, bool committed)
-{
-    if (committed) {
-        req->audited = true;
-        return send_response(req);
-    }
-    if (req->stream_free)
-        req->stream_free(req->stream_ctx);
-    req->stream_read = NULL;
-    req->stream_free = NULL;
-    http_clear_headers(req);
-    req->personal_shown = false; /* shown to nobody after all */
-    http_problem_unavailable(req);
-    return send_response(req);
-}
-
-/* Sends the answer — unless it is a success the audit log records and no transaction has
- * recorded yet (a read that showed personal data, an idempotent replay): then it leaves only
- * once its entry is committed, and meanwhile the connection waits suspended, holding no
- * thread. Refused requests are recorded after they are answered (audit_request). */
-static enum MHD_Result answer(struct request *req)
-{
-    struct audit_entry e;
-    if (req->audited || req->status < 200 || req->status > 299 ||
-        !audit_entry_of(req, req->status, &e))
-        return send_response(req);
-    if (!may_suspend()) /* stopping: written here and now, holding the worker for it */
-        return answer_recorded(req, audit_write(&e) == DB_OK);
-    req->audit_waiting = true;
-    atomic_store_explicit(&req->audit_outcome, AUDIT_PENDING, memory_order_relaxed);
-    /* Suspended before the entry is queued, so the resume can never come first. */
-    MHD_suspend_connection(req->conn);
-    audit_submit(&e, on_audit_committed, req);
-    return MHD_YES;
-}
-
-/* Resumed: the writer has reported. */
-static enum MHD_Result answer_audited(struct request *req)
-{
-    int outcome = atomic_load_explicit(&req->audit_outcome, memory_order_acquire);
-    if (outcome == AUDIT_PENDING)
-        return MHD_YES; /* not resumed by the writer: nothing to do yet */
-    req->audit_waiting = false;
-    atomic_fetch_sub(&suspended, 1);
-    return answer_recorded(req, outcome == AUDIT_COMMITTED);
+    return req->resume ? MHD_YES : answer(req);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -1308,7 +706,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     int status = req->queued ? req->status : 499; /* the client left before an answer */
     if (!req->queued)
         metrics_request(req->route ? req->route->index : -1, status, seconds);
-    audit_request(req, status);
+    phase_complete(req, status);
     log_request(&(struct log_request){
         .request_id = req->request_id,
         .method = req->method_name,

@@ -2,14 +2,33 @@
 
 #include "crypto.h"
 #include "db.h"
+#include "http.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #define MAX_KEY_LEN 255
+#define HASH_HEX    (2 + 2 * CRYPTO_SHA256_LEN + 1) /* "\\x", the digits, the NUL */
 
+/* What the phase keeps between before and after, in req->pool. */
+struct idempotent {
+    const char *key;
+    char owner[80];
+    char hash[HASH_HEX];
+};
+
+/* A key is 1 to MAX_KEY_LEN visible ASCII characters. */
+static bool key_valid(const char *key)
+{
+    size_t len = strlen(key);
+    bool sane = len > 0 && len <= MAX_KEY_LEN;
+    for (size_t i = 0; sane && i < len; i++)
+        sane = key[i] >= 0x21 && key[i] < 0x7f;
+    return sane;
+}
+
+/* Whose key it is: the API key's, or the client address's for a public POST. */
 static void owner_of(struct request *req, char *owner, size_t len)
 {
     if (req->who.key_id[0]) {
@@ -21,12 +40,13 @@ static void owner_of(struct request *req, char *owner, size_t len)
     }
 }
 
-/* SHA-256 of the request: method, path and body. */
-static void request_hash(struct request *req, char *hex)
+/* The request's fingerprint, as bytea text: SHA-256 of method, path and body. */
+static void fingerprint(const char *method, const char *path, const char *body, size_t len,
+                        char *hex)
 {
     struct buf b = {0};
-    buf_printf(&b, "%s %s\n", req->method_name, req->path);
-    buf_append(&b, req->body.data ? req->body.data : "", req->body.len);
+    buf_printf(&b, "%s %s\n", method, path);
+    buf_append(&b, body ? body : "", len);
     uint8_t digest[CRYPTO_SHA256_LEN];
     crypto_sha256(b.data, b.len, digest);
     hex[0] = '\\';
@@ -35,97 +55,112 @@ static void request_hash(struct request *req, char *hex)
     buf_free(&b);
 }
 
-static const char *header_value(const struct request *req, const char *name)
+/* A stored answer to the key: the same request gets it again, another one is refused. */
+enum replay { REPLAY_NONE, REPLAY_ANSWER, REPLAY_OTHER_REQUEST };
+
+static enum replay replay_of(int rows, const char *same_request)
 {
-    for (int i = 0; i < req->n_headers; i++)
-        if (strcasecmp(req->header_names[i], name) == 0)
-            return req->header_values[i];
-    return NULL;
+    if (rows != 1)
+        return REPLAY_NONE;
+    return same_request && same_request[0] == 't' ? REPLAY_ANSWER : REPLAY_OTHER_REQUEST;
 }
 
-bool idempotency_begin(struct request *req)
+/* The stored content type, as one of the two the server answers with (the text must outlive
+ * the result it came from). */
+static const char *stored_type(const char *stored)
 {
-    const char *key = http_header(req, "Idempotency-Key");
-    req->idempotent = false;
-    if (!key || req->method != HTTP_POST || req->route->no_idempotency)
-        return true;
-    size_t len = strlen(key);
-    bool sane = len > 0 && len <= MAX_KEY_LEN;
-    for (size_t i = 0; sane && i < len; i++)
-        sane = key[i] >= 0x21 && key[i] < 0x7f;
-    if (!sane) {
-        http_problem(req, 400, "Idempotency-Key must be 1 to %d visible ASCII characters.",
-                     MAX_KEY_LEN);
-        return false;
-    }
-    char owner[80], hash[2 + 2 * CRYPTO_SHA256_LEN + 1];
-    owner_of(req, owner, sizeof owner);
-    request_hash(req, hash);
+    return stored && strncmp(stored, "application/problem+json", 24) == 0
+               ? "application/problem+json"
+               : "application/json; charset=utf-8";
+}
 
-    if (db_begin() != DB_OK) {
-        http_problem_unavailable(req);
-        return false;
-    }
+static struct http_phase phase;
+
+/* Answers the stored answer or a refusal; false when the request goes on to its handler. */
+static bool answered_from_store(struct request *req, const struct idempotent *k)
+{
+    const char *params[] = {k->owner, k->key, k->hash};
     struct db_result r;
-    const char *params[] = {owner, key, hash};
     /* Whoever holds the key's lock is still working on it. */
     if (db_exec("SELECT pg_try_advisory_xact_lock(hashtextextended($1 || ' ' || $2, 0))", 2, params,
                 &r) != DB_OK) {
+        db_clear(&r);
         http_problem_unavailable(req);
-        goto refuse;
+        return true;
     }
     bool locked = db_value(&r, 0, 0)[0] == 't';
     db_clear(&r);
     if (!locked) {
         http_problem(req, 409, "A request with this Idempotency-Key is still being processed.");
-        goto refuse;
+        return true;
     }
     if (db_exec("SELECT request_hash = $3::bytea, status, location, etag, content_type, body "
                 "FROM idempotency_keys WHERE owner = $1 AND key = $2 "
                 "AND created_at > now() - interval '24 hours'",
                 3, params, &r) != DB_OK) {
-        http_problem_unavailable(req);
-        goto refuse;
-    }
-    if (db_rows(&r) == 1) {
-        if (db_value(&r, 0, 0)[0] != 't') {
-            http_problem(req, 422,
-                         "This Idempotency-Key was used for another request in the last 24 hours.");
-        } else {
-            /* The content type must outlive the result: one of the two the server answers. */
-            const char *stored = db_value(&r, 0, 4);
-            const char *type = strncmp(stored, "application/problem+json", 24) == 0
-                                   ? "application/problem+json"
-                                   : "application/json; charset=utf-8";
-            const char *body = db_value(&r, 0, 5);
-            http_reply_text(req, atoi(db_value(&r, 0, 1)), type, body, strlen(body));
-            if (db_value(&r, 0, 2))
-                http_set_header(req, "Location", db_value(&r, 0, 2));
-            if (db_value(&r, 0, 3))
-                http_set_header(req, "ETag", db_value(&r, 0, 3));
-            http_set_header(req, "Idempotent-Replayed", "true");
-        }
         db_clear(&r);
-        goto refuse;
+        http_problem_unavailable(req);
+        return true;
+    }
+    enum replay replay = replay_of(db_rows(&r), db_rows(&r) == 1 ? db_value(&r, 0, 0) : NULL);
+    if (replay == REPLAY_OTHER_REQUEST) {
+        http_problem(req, 422,
+                     "This Idempotency-Key was used for another request in the last 24 hours.");
+    } else if (replay == REPLAY_ANSWER) {
+        const char *body = db_value(&r, 0, 5);
+        http_reply_text(req, atoi(db_value(&r, 0, 1)), stored_type(db_value(&r, 0, 4)), body,
+                        strlen(body));
+        if (db_value(&r, 0, 2))
+            http_set_header(req, "Location", db_value(&r, 0, 2));
+        if (db_value(&r, 0, 3))
+            http_set_header(req, "ETag", db_value(&r, 0, 3));
+        http_set_header(req, "Idempotent-Replayed", "true");
     }
     db_clear(&r);
-    /* The handler runs in a savepoint: its failure undoes its work, not this transaction. */
-    if (db_begin() != DB_OK) {
-        http_problem_unavailable(req);
-        goto refuse;
-    }
-    req->idempotent = true;
-    return true;
-refuse:
-    db_rollback();
-    return false;
+    return replay != REPLAY_NONE;
 }
 
-void idempotency_finish(struct request *req)
+/* Before the handler of a POST with a key: the replay, a refusal, or on to the handler inside
+ * a transaction this phase opened (and a savepoint, so that the handler's failure undoes its
+ * work, not this transaction). */
+static bool begin(struct request *req)
 {
-    if (!req->idempotent)
+    req->phase_ctx[phase.index] = NULL;
+    const char *key = http_header(req, "Idempotency-Key");
+    if (!key || req->method != HTTP_POST || req->route->no_idempotency)
+        return true;
+    if (!key_valid(key)) {
+        http_problem(req, 400, "Idempotency-Key must be 1 to %d visible ASCII characters.",
+                     MAX_KEY_LEN);
+        return false;
+    }
+    struct idempotent *k = pool_alloc(&req->pool, sizeof *k);
+    k->key = key;
+    owner_of(req, k->owner, sizeof k->owner);
+    fingerprint(req->method_name, req->path, req->body.data, req->body.len, k->hash);
+
+    if (db_begin() != DB_OK) {
+        http_problem_unavailable(req);
+        return false;
+    }
+    if (answered_from_store(req, k) || db_begin() != DB_OK) {
+        if (req->status == 0)
+            http_problem_unavailable(req);
+        db_rollback();
+        return false;
+    }
+    req->phase_ctx[phase.index] = k;
+    return true;
+}
+
+/* After the handler: the handler's work kept for an answer under 400, the answer stored and
+ * committed; everything rolled back for a 5xx (not stored: the client may try again). */
+static void finish(struct request *req)
+{
+    const struct idempotent *k = req->phase_ctx[phase.index];
+    if (!k)
         return;
-    req->idempotent = false;
+    req->phase_ctx[phase.index] = NULL;
     if (req->status >= 500 || req->status == 0) {
         db_rollback();
         db_rollback();
@@ -136,16 +171,14 @@ void idempotency_finish(struct request *req)
     else
         db_rollback();
 
-    char owner[80], hash[2 + 2 * CRYPTO_SHA256_LEN + 1], status[8];
-    owner_of(req, owner, sizeof owner);
-    request_hash(req, hash);
+    char status[12];
     snprintf(status, sizeof status, "%d", req->status);
-    const char *params[] = {owner,
-                            http_header(req, "Idempotency-Key"),
-                            hash,
+    const char *params[] = {k->owner,
+                            k->key,
+                            k->hash,
                             status,
-                            header_value(req, "Location"),
-                            header_value(req, "ETag"),
+                            http_response_header(req, "Location"),
+                            http_response_header(req, "ETag"),
                             req->content_type ? req->content_type : "application/json",
                             req->out.data ? req->out.data : ""};
     struct db_result r;
@@ -165,6 +198,16 @@ void idempotency_finish(struct request *req)
         /* Nothing is acknowledged that was not committed. */
         http_clear_headers(req);
         http_problem_unavailable(req);
-        req->audited = false; /* its entry went with the rollback: the 503 is queued instead */
     }
+}
+
+static struct http_phase phase = {
+    .name = "idempotency",
+    .before = begin,
+    .after = finish,
+};
+
+void idempotency_install(void)
+{
+    phase_add(&phase);
 }

@@ -5,17 +5,17 @@
  * (Idempotent-Replayed: true) without doing anything. The same key with another request is 422;
  * a retry while the first is still running is 409 (a transaction-scoped advisory lock on the
  * key tells). Keys belong to the API key that sent them, or to the client address for public
- * POSTs. Answers of 5xx are not stored: the client may try again. */
+ * POSTs. Answers of 5xx are not stored: the client may try again.
+ *
+ * It is a phase (phase.h): before the handler it opens the transaction (and a savepoint for
+ * the handler) or answers the replay; after the handler it keeps the handler's work for an
+ * answer under 400, stores the answer and commits, or rolls everything back for a 5xx. When
+ * that final commit fails the answer becomes 503: nothing is acknowledged that was not
+ * committed. http knows none of this; it sees a phase. */
 #ifndef WERKLAB_IDEMPOTENCY_H
 #define WERKLAB_IDEMPOTENCY_H
 
-#include "http.h"
-
-/* Before the handler of a POST. Returns true when the request goes on to its handler (inside a
- * transaction this module opened, when it carries a key); false when it has been answered. */
-bool idempotency_begin(struct request *req);
-/* After the handler: stores the answer and commits, or rolls back; may replace the answer
- * with 503 when the commit fails. */
-void idempotency_finish(struct request *req);
+/* Registers the phase, once, before serving. */
+void idempotency_install(void);
 
 #endif

@@ -8,6 +8,8 @@
 #ifndef WERKLAB_ROUTER_H
 #define WERKLAB_ROUTER_H
 
+#include "auth.h" /* enum role: who may call a route */
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -21,16 +23,6 @@ enum http_method {
     HTTP_OPTIONS = 64,
 };
 
-/* Who may call a route: a bit set. ROLE_PUBLIC means no key is needed. */
-enum role {
-    ROLE_PUBLIC = 1,
-    ROLE_PARTNER = 2,
-    ROLE_STAFF = 4,
-    ROLE_ADMIN = 8,
-};
-#define ROLES_READ  (ROLE_PARTNER | ROLE_STAFF | ROLE_ADMIN)
-#define ROLES_WRITE (ROLE_STAFF | ROLE_ADMIN)
-
 struct request;
 typedef void (*route_handler)(struct request *req);
 
@@ -41,7 +33,7 @@ struct route {
     enum http_method method;
     const char *pattern; /* "/v1/municipalities/{id}": also the route's name in logs and metrics */
     route_handler handler;
-    unsigned roles;                /* enum role bits; 0 is refused */
+    unsigned roles;                /* enum role bits (auth.h); 0 is refused */
     const char *const *query_keys; /* NULL-terminated keys the route takes; NULL: none */
     const void *context;           /* handed to the handler (e.g. a resource description) */
     const char *produces;          /* media type of success bodies; NULL: application/json */

@@ -143,10 +143,7 @@ static void validate(json_t *json, size_t t, bool create)
             FUZZ_CHECK(v.owned[i] == NULL); /* freed on failure */
     }
 
-    for (int i = 0; i < req->n_headers; i++) {
-        free(req->header_names[i]);
-        free(req->header_values[i]);
-    }
+    pool_free(&req->pool);
     buf_free(&req->out);
     free(req);
 }

@@ -167,10 +167,7 @@ static int list(const char *cursor, size_t s)
     FUZZ_CHECK(json_integer_value(json_object_get(doc, "status")) == status);
     json_decref(doc);
 
-    for (int i = 0; i < req->n_headers; i++) {
-        free(req->header_names[i]);
-        free(req->header_values[i]);
-    }
+    pool_free(&req->pool);
     buf_free(&req->out);
     free(req);
     return status;

@@ -177,8 +177,9 @@ static void scope_and_sort_sql(void **state)
     req->who.role = ROLE_PARTNER;
     req->who.limited = true;
     req->who.n_municipalities = 2;
-    strcpy(req->who.municipality_ids[0], "0b1e6f8c-3a52-4c1d-9f7e-2d4b6a8c0e13");
-    strcpy(req->who.municipality_ids[1], "1b1e6f8c-3a52-4c1d-9f7e-2d4b6a8c0e13");
+    static const char ids[][37] = {"0b1e6f8c-3a52-4c1d-9f7e-2d4b6a8c0e13",
+                                   "1b1e6f8c-3a52-4c1d-9f7e-2d4b6a8c0e13"};
+    req->who.municipality_ids = ids;
     char *scope = list_scope(req);
     assert_string_equal(
         scope, "{0b1e6f8c-3a52-4c1d-9f7e-2d4b6a8c0e13,1b1e6f8c-3a52-4c1d-9f7e-2d4b6a8c0e13}");

@@ -20,10 +20,7 @@ static inline struct request *test_request(char *path)
 
 static inline void test_request_free(struct request *req)
 {
-    for (int i = 0; i < req->n_headers; i++) {
-        free(req->header_names[i]);
-        free(req->header_values[i]);
-    }
+    pool_free(&req->pool);
     json_decref(req->json);
     buf_free(&req->out);
     free(req);
@@ -41,10 +38,7 @@ static inline const char *test_invalid_code(const struct request *req, const cha
 /* The value of a header the answer sets, or NULL. */
 static inline const char *test_header(const struct request *req, const char *name)
 {
-    for (int i = 0; i < req->n_headers; i++)
-        if (strcmp(req->header_names[i], name) == 0)
-            return req->header_values[i];
-    return NULL;
+    return http_response_header(req, name);
 }
 
 #endif

@@ -1,0 +1,167 @@
+#include "audit_policy.h"
+
+#include "audit.h"
+#include "http.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+/* The id a request acted on: the last UUID in its path, or the one its 201 created. */
+static void acted_on(const struct request *req, char *id)
+{
+    id[0] = '\0';
+    for (int i = 0; i < req->params.count; i++)
+        if (router_is_uuid(req->params.values[i], strlen(req->params.values[i])))
+            memcpy(id, req->params.values[i], 37); /* 36 characters and the NUL */
+    const char *location = req->status == 201 ? http_response_header(req, "Location") : NULL;
+    const char *slash = location ? strrchr(location, '/') : NULL;
+    if (slash && router_is_uuid(slash + 1, strlen(slash + 1)))
+        snprintf(id, 37, "%s", slash + 1);
+}
+
+/* Fills e for req answered with status; false when the audit log does not record it. */
+static bool audit_entry_of(const struct request *req, int status, struct audit_entry *e)
+{
+    static const struct {
+        enum http_method method;
+        const char *action;
+    } actions[] = {{HTTP_POST, "create"},
+                   {HTTP_PUT, "replace"},
+                   {HTTP_PATCH, "update"},
+                   {HTTP_DELETE, "delete"},
+                   {HTTP_GET, "read"}};
+    if (!req->route || (req->method == HTTP_GET && !req->personal_shown))
+        return false;
+    const char *action = NULL;
+    for (size_t i = 0; i < sizeof actions / sizeof *actions; i++)
+        if (actions[i].method == req->method)
+            action = actions[i].action;
+    if (req->audit_action)
+        action = req->audit_action;
+    if (!action)
+        return false;
+    *e = (struct audit_entry){.status = status};
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    struct tm tm;
+    gmtime_r(&now.tv_sec, &tm);
+    size_t len = strftime(e->at, sizeof e->at, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(e->at + len, sizeof e->at - len, ".%06ldZ", now.tv_nsec / 1000);
+    snprintf(e->key_id, sizeof e->key_id, "%s", req->who.key_id);
+    snprintf(e->action, sizeof e->action, "%s", action);
+    snprintf(e->resource, sizeof e->resource, "%s", req->route->pattern);
+    acted_on(req, e->resource_id);
+    /* Only ids that cannot be personal data are kept: a client chooses its X-Request-Id. */
+    size_t n = strlen(req->request_id);
+    if (n <= 64 && strspn(req->request_id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                           "0123456789-_.:") == n)
+        memcpy(e->request_id, req->request_id, n + 1);
+    return true;
+}
+
+bool http_audit_now(struct request *req, int status, const char *id)
+{
+    struct audit_entry e;
+    if (!audit_entry_of(req, status, &e))
+        return true;
+    if (id)
+        snprintf(e.resource_id, sizeof e.resource_id, "%s", id);
+    return audit_write(&e) == DB_OK;
+}
+
+bool http_commit_audited(struct request *req, int status, const char *id)
+{
+    if (!http_audit_now(req, status, id)) {
+        http_problem_unavailable(req);
+        return false;
+    }
+    enum db_status committed = db_commit();
+    if (committed == DB_RETRY) {
+        http_problem(req, 409, "The change collided with another one; try again.");
+        return false;
+    }
+    if (committed != DB_OK) {
+        http_problem_unavailable(req);
+        return false;
+    }
+    req->audited = true;
+    return true;
+}
+
+/* Sends the answer once its entry is committed, or, when it could not be, a 503 instead:
+ * nothing the log does not hold is shown. */
+static void answer_recorded(struct request *req, bool committed)
+{
+    if (committed) {
+        req->audited = true;
+        return;
+    }
+    http_discard_answer(req);
+    req->personal_shown = false; /* shown to nobody after all */
+    http_problem_unavailable(req);
+}
+
+/* An answer held for its entry: the writer's verdict, written before the wake. */
+struct held {
+    struct request *req;
+    bool committed;
+};
+
+/* On the audit writer's thread. */
+static void on_committed(void *ctx, bool committed)
+{
+    struct held *h = ctx;
+    h->committed = committed;
+    http_wake(h->req); /* publishes h->committed to the worker that resumes */
+}
+
+/* On a worker, woken. */
+static void resume_held(struct request *req, void *ctx)
+{
+    answer_recorded(req, ((struct held *)ctx)->committed);
+}
+
+/* The send step: lets the answer go, unless it is a success the audit log records and no
+ * transaction recorded (a read that showed personal data, an idempotent replay): that leaves
+ * once its entry is committed, the connection waiting suspended meanwhile. */
+static bool hold_until_recorded(struct request *req)
+{
+    /* An entry committed inside a transaction held around the handler went with it unless the
+     * answer is one whose effects were kept (audit_policy.h). */
+    if (req->audited && req->handler_depth > 0 && req->status >= 400)
+        req->audited = false;
+    struct audit_entry e;
+    if (req->audited || req->status < 200 || req->status > 299 ||
+        !audit_entry_of(req, req->status, &e))
+        return true;
+    struct held *h = pool_alloc(&req->pool, sizeof *h);
+    h->req = req;
+    if (!http_suspend(req, resume_held, h)) { /* stopping: written here and now */
+        answer_recorded(req, audit_write(&e) == DB_OK);
+        return true;
+    }
+    audit_submit(&e, on_committed, h);
+    return false;
+}
+
+/* The complete step: what no transaction recorded is queued now, with the status sent.
+ * Refused requests are recorded after they are answered. */
+static void queue_unrecorded(struct request *req, int status)
+{
+    struct audit_entry e;
+    if (!req->audited && audit_entry_of(req, status, &e))
+        audit_add(&e);
+}
+
+static struct http_phase phase = {
+    .name = "audit",
+    .send = hold_until_recorded,
+    .complete = queue_unrecorded,
+};
+
+void audit_policy_install(void)
+{
+    phase_add(&phase);
+}

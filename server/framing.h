@@ -1,0 +1,35 @@
+/* framing: what a request message may be before anything reads its meaning (RFC 9112).
+ *
+ *   - Its end must be certain: Content-Length with Transfer-Encoding, two Content-Lengths, a
+ *     header name that is not a token, HTTP/1.1 without exactly one Host are 400, a body sent
+ *     with Transfer-Encoding is 411 (bodies are JSON of known length), and more than
+ *     HTTP_MAX_HEADER_FIELDS header fields or HTTP_MAX_HEADER_BYTES of them 431; all of these
+ *     close the connection, so that nothing after them is taken for another request. A header
+ *     value that is not UTF-8 text is noted (req->bad_header) for dispatch to refuse.
+ *   - Its query is split by werklabd, not libmicrohttpd (http.c says why), the way libmicrohttpd
+ *     0.9.75 would: at most HTTP_MAX_QUERY parameters, each key and value UTF-8 text without a
+ *     NUL, no API key among them, and each key one the route takes, once.
+ *
+ * Each check that refuses answers the request (problem.h) and returns so. */
+#ifndef WERKLAB_FRAMING_H
+#define WERKLAB_FRAMING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct request;
+
+/* Query parameters as libmicrohttpd 0.9.75 counts them in a query string (after the '?'). */
+size_t framing_query_count(const char *query);
+/* Checks the header fields of a request of HTTP version `version`; true when it answered (and
+ * the connection is to close). */
+bool framing_refuse(struct request *req, const char *version);
+/* Splits req->query_text into req->query; false when it answered: a key or value is not text,
+ * or a key is one that API keys go by. */
+bool framing_take_query(struct request *req);
+/* Query keys: at most HTTP_MAX_QUERY, each once, each one the route takes. False when it
+ * answered; a route that takes query keys is left to report unknown ones with its own
+ * findings (req->invalid). */
+bool framing_check_query(struct request *req);
+
+#endif
