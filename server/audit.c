@@ -107,13 +107,7 @@ static void element(struct buf *b, const char *s, bool first)
         buf_puts(b, "NULL");
         return;
     }
-    buf_putc(b, '"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            buf_putc(b, '\\');
-        buf_putc(b, *s);
-    }
-    buf_putc(b, '"');
+    buf_put_array_element(b, s);
 }
 
 /* The writer's connection, made now if it has none and the back-off allows; NULL when down. */

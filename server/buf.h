@@ -19,6 +19,9 @@ void buf_append(struct buf *b, const void *data, size_t len);
 void buf_puts(struct buf *b, const char *s);
 void buf_putc(struct buf *b, char c);
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends s as one double-quoted element of a PostgreSQL array literal ("a\"b"), the way
+ * werklabd hands lists of text to SQL as one parameter. */
+void buf_put_array_element(struct buf *b, const char *s);
 void buf_reset(struct buf *b); /* len = 0, keeps the memory */
 void buf_free(struct buf *b);
 /* Hands the memory to the caller (free() it) and leaves the buffer empty. Never NULL. */

@@ -36,17 +36,6 @@ static void invalid_enum(struct request *req, const char *name, const char *subj
     buf_free(&allowed);
 }
 
-void resource_array_element(struct buf *b, const char *s)
-{
-    buf_putc(b, '"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            buf_putc(b, '\\');
-        buf_putc(b, *s);
-    }
-    buf_putc(b, '"');
-}
-
 bool resource_check_records(struct request *req, const char *name, json_t *value,
                             const struct record_member *members)
 {
@@ -173,7 +162,7 @@ static bool check_array(struct request *req, const struct resource *res, size_t 
             break;
         if (i)
             buf_putc(&b, ',');
-        resource_array_element(&b, s);
+        buf_put_array_element(&b, s);
     }
     buf_putc(&b, '}');
     if (!ok || (f->min && json_array_size(value) < (size_t)f->min)) {

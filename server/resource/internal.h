@@ -67,8 +67,6 @@ const struct constraint_rule *resource_rule(const char *constraint);
 
 /* ---- body.c ---- */
 
-/* Appends s as an element of a PostgreSQL array literal. */
-void resource_array_element(struct buf *b, const char *s);
 /* Checks one JSON value against field index of res; sets *out (NULL for null, owned by v) or
  * records why not (http_invalid) and returns false. */
 bool resource_check_value(struct request *req, const struct resource *res, size_t index,

@@ -162,7 +162,7 @@ void list_add_filters(struct request *req, const struct resource *res, struct li
                     list_append_condition(&q->sql, flt->sql, add_owned_param(q, xstrdup(checked)));
                 } else {
                     buf_puts(&array, count ? "," : "");
-                    resource_array_element(&array, checked);
+                    buf_put_array_element(&array, checked);
                     if (count < MAX_SPLIT)
                         values[count] = xstrdup(checked);
                 }

@@ -92,6 +92,19 @@ static void test_binary(void **state)
     buf_free(&b);
 }
 
+static void test_array_element(void **state)
+{
+    (void)state;
+    struct buf b = {0};
+    buf_put_array_element(&b, "plain");
+    buf_putc(&b, ',');
+    buf_put_array_element(&b, "a\"b\\c,{d}");
+    buf_putc(&b, ',');
+    buf_put_array_element(&b, "");
+    assert_string_equal(b.data, "\"plain\",\"a\\\"b\\\\c,{d}\",\"\"");
+    buf_free(&b);
+}
+
 static void test_printf(void **state)
 {
     (void)state;
@@ -211,10 +224,11 @@ static void test_x_allocators(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_empty),  cmocka_unit_test(test_puts_putc),
-        cmocka_unit_test(test_growth), cmocka_unit_test(test_binary),
-        cmocka_unit_test(test_printf), cmocka_unit_test(test_detach),
-        cmocka_unit_test(test_reset),  cmocka_unit_test(test_x_allocators),
+        cmocka_unit_test(test_empty),        cmocka_unit_test(test_puts_putc),
+        cmocka_unit_test(test_growth),       cmocka_unit_test(test_binary),
+        cmocka_unit_test(test_printf),       cmocka_unit_test(test_array_element),
+        cmocka_unit_test(test_detach),       cmocka_unit_test(test_reset),
+        cmocka_unit_test(test_x_allocators),
     };
     return cmocka_run_group_tests_name("buf", tests, NULL, NULL);
 }
