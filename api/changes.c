@@ -131,7 +131,7 @@ static void changes(struct request *req)
     db_clear(&r);
 
     /* Partner keys limited to municipalities follow only those. */
-    char *scope = list_scope(req);
+    const char *scope = list_scope(req);
     char limit_param[16];
     snprintf(limit_param, sizeof limit_param, "%ld", limit);
     const char *params[] = {txid, seq, req->who.role == ROLE_PARTNER ? PARTNER_TYPES : NULL, scope,
@@ -165,7 +165,6 @@ static void changes(struct request *req)
     buf_free(&next);
 done:
     db_clear(&r);
-    free(scope);
 }
 
 static unsigned retention_s;

@@ -53,13 +53,12 @@ static void stats(struct request *req)
         return;
     }
     /* Partner keys limited to municipalities see figures over those only. */
-    char *scope = list_scope(req);
+    const char *scope = list_scope(req);
     const char *params[] = {year, province, scope};
     struct db_result r;
     if (db_exec(stats_sql, 3, params, &r) != DB_OK) {
         http_problem_database(req, r.status);
         db_clear(&r);
-        free(scope);
         return;
     }
     struct jsonw *w = &req->w;
@@ -90,7 +89,6 @@ static void stats(struct request *req)
     }
     list_end(req, NULL);
     db_clear(&r);
-    free(scope);
 }
 
 static const char *const stats_keys[] = {"year", "province", NULL};

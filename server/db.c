@@ -1,3 +1,8 @@
+/* db: each thread's PostgreSQL connection (db.h). One cohesive thing, longer than most files:
+ * connecting with back-off, the registry of slots, the keeper that watches them, statements and
+ * transactions all work on the same per-thread slot and its state, which nothing outside this
+ * file may touch; split, they would need that state in a shared header. The pipeline of
+ * reads by id is dbpipe.c, the statement cache prepared.c. */
 #include "db.h"
 
 #include "buf.h"

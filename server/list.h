@@ -17,9 +17,9 @@
  * (http_invalid on "limit"). */
 void list_read_limit(struct request *req, const char *text, long max, long *limit);
 
-/* "{id,id}" of the municipalities a partner key is limited to, for SQL ($n::uuid[]); free() it.
- * NULL when the caller is not limited to municipalities (staff, or a partner of all). */
-char *list_scope(const struct request *req);
+/* "{id,id}" of the municipalities a partner key is limited to, for SQL ($n::uuid[]), in
+ * req->pool. NULL when the caller is not limited to municipalities (staff, or a partner of all). */
+const char *list_scope(struct request *req);
 
 /* Opens the envelope: {"items": [ — each item is then written to req->w. */
 void list_begin(struct request *req);

@@ -235,10 +235,10 @@ void resource_answer_row(struct request *req, const struct resource *res, const 
 /* Answers a missing row after a conditional write: 404 when id is gone, else 412. */
 void resource_answer_missing(struct request *req, const struct resource *res, const char *id);
 
-/* "{id,id}" of the municipalities the caller is limited to, for SQL (free() it); NULL when
+/* "{id,id}" of the municipalities the caller is limited to, for SQL (in req->pool); NULL when
  * the caller is not limited or res is not limited by municipality. list_scope() is the same
  * for what is not a resource. */
-char *resource_scope(const struct request *req, const struct resource *res);
+const char *resource_scope(struct request *req, const struct resource *res);
 
 /* For what belongs to a row (a werklab's trainers, a session's attendance): finds row id of
  * res within a partner's municipalities. Reading, it sets the row's ETag; writing (inside a

@@ -7,37 +7,34 @@
 #include <stdlib.h>
 #include <string.h>
 
-char *resource_scope(const struct request *req, const struct resource *res)
+const char *resource_scope(struct request *req, const struct resource *res)
 {
     return resource_scoped(req, res) ? list_scope(req) : NULL;
 }
 
 /* The statement reading row id (under its parent, within a partner's municipalities), with its
- * parameters in params (n of them); free() *scope after the statement has run. */
-static const char *row_statement(const struct request *req, const struct resource *res,
-                                 const char *id, const char *params[3], int *n, char **scope)
+ * parameters in params (n of them). */
+static const char *row_statement(struct request *req, const struct resource *res, const char *id,
+                                 const char *params[3], int *n)
 {
-    *scope = resource_scope(req, res);
+    const char *scope = resource_scope(req, res);
     params[0] = id;
     *n = 1;
     if (resource_parent_id(req, res))
         params[(*n)++] = resource_parent_id(req, res);
-    if (*scope)
-        params[(*n)++] = *scope;
-    return *scope ? res->sql->get_scoped : res->sql->get;
+    if (scope)
+        params[(*n)++] = scope;
+    return scope ? res->sql->get_scoped : res->sql->get;
 }
 
 /* Reads the row id into r. */
-static enum db_status select_row(const struct request *req, const struct resource *res,
-                                 const char *id, struct db_result *r)
+static enum db_status select_row(struct request *req, const struct resource *res, const char *id,
+                                 struct db_result *r)
 {
     const char *params[3];
     int n;
-    char *scope;
-    const char *sql = row_statement(req, res, id, params, &n, &scope);
-    enum db_status s = db_exec(sql, n, params, r);
-    free(scope);
-    return s;
+    const char *sql = row_statement(req, res, id, params, &n);
+    return db_exec(sql, n, params, r);
 }
 
 static void answer_get(struct request *req, struct db_result *r)
@@ -58,10 +55,8 @@ void resource_get(struct request *req)
     const struct resource *res = resource_of(req);
     const char *params[3];
     int n;
-    char *scope;
-    const char *sql = row_statement(req, res, resource_item_id(req, res), params, &n, &scope);
+    const char *sql = row_statement(req, res, resource_item_id(req, res), params, &n);
     http_defer(req, sql, n, params, answer_get);
-    free(scope);
 }
 
 /* Writes the records fields the body gives; on failure r holds the error. */
@@ -124,8 +119,43 @@ static enum db_status write_statement(struct request *req, const struct resource
     return select_row(req, res, w->id, r); /* nothing to change: answer the current state */
 }
 
-/* Create and patch: the row, its records and the resource's hooks, in one transaction when
- * anything beyond the row is written. */
+/* The body of a create or patch inside its transaction: hooks, the row, its records, the row
+ * read again into *r. False when it has answered why not; the request's end rolls back. */
+static bool write_in_transaction(struct request *req, const struct resource *res,
+                                 struct resource_write *w, const char *version, struct db_result *r,
+                                 char row_id[37])
+{
+    bool touched;
+    if (res->before_write && !res->before_write(req, res, w))
+        return false;
+    if (write_statement(req, res, w, version, r, &touched) != DB_OK) {
+        resource_fail(req, res, r, false);
+        return false;
+    }
+    if (db_rows(r) == 0 ||
+        (!touched && version && strcmp(version, db_value(r, 0, res->sql->n_columns - 3)) != 0)) {
+        resource_answer_missing(req, res, w->id);
+        return false;
+    }
+    snprintf(row_id, 37, "%s", db_value(r, 0, 0));
+    w->id = row_id;
+    db_clear(r);
+    if (!write_records_fields(res, row_id, w->values, r)) {
+        resource_fail(req, res, r, false);
+        return false;
+    }
+    if (res->after_write && !res->after_write(req, res, w))
+        return false;
+    /* Read the row again: records and computed fields may have changed with the write. */
+    if (select_row(req, res, row_id, r) != DB_OK || db_rows(r) != 1) {
+        resource_fail(req, res, r, false);
+        return false;
+    }
+    return true;
+}
+
+/* Create and patch: always one transaction, so that the audit entry commits with the write,
+ * or neither does. */
 static void write_row(struct request *req, bool create)
 {
     const struct resource *res = resource_of(req);
@@ -136,70 +166,20 @@ static void write_row(struct request *req, bool create)
     const char *version = create ? NULL : http_if_match(req, version_buf);
     struct resource_write w = {
         .create = create, .id = create ? NULL : resource_item_id(req, res), .values = &v};
-    struct db_result r = {0};
-    /* Always a transaction: the audit entry commits with the write, or neither does. */
-    bool tx = true;
-    bool touched;
-    char row_id[37];
-
-    if (version && !*version) {
-        http_problem(req, 412, "If-Match must name the current version, e.g. \"3\".");
-        goto done;
-    }
     if (create && resource_parent_id(req, res)) {
         v.value[res->sql->parent] = resource_parent_id(req, res);
         v.given[res->sql->parent] = true;
     }
-    if (tx && db_begin() != DB_OK) {
+    struct db_result r = {0};
+    char row_id[37];
+    int status = create ? 201 : 200;
+    if (version && !*version)
+        http_problem(req, 412, "If-Match must name the current version, e.g. \"3\".");
+    else if (db_begin() != DB_OK)
         http_problem_unavailable(req);
-        goto done;
-    }
-    if (res->before_write && !res->before_write(req, res, &w))
-        goto rollback;
-    if (write_statement(req, res, &w, version, &r, &touched) != DB_OK) {
-        resource_fail(req, res, &r, false);
-        goto rollback;
-    }
-    if (db_rows(&r) == 0 ||
-        (!touched && version && strcmp(version, db_value(&r, 0, res->sql->n_columns - 3)) != 0)) {
-        resource_answer_missing(req, res, w.id);
-        goto rollback;
-    }
-    snprintf(row_id, sizeof row_id, "%s", db_value(&r, 0, 0));
-    w.id = row_id;
-    if (tx) {
-        db_clear(&r);
-        if (!write_records_fields(res, row_id, &v, &r)) {
-            resource_fail(req, res, &r, false);
-            goto rollback;
-        }
-        if (res->after_write && !res->after_write(req, res, &w))
-            goto rollback;
-        /* Read the row again: records and computed fields may have changed with the write. */
-        if (select_row(req, res, row_id, &r) != DB_OK || db_rows(&r) != 1) {
-            resource_fail(req, res, &r, false);
-            goto rollback;
-        }
-        if (!http_audit_now(req, create ? 201 : 200, row_id)) {
-            http_problem_unavailable(req);
-            goto rollback;
-        }
-        enum db_status committed = db_commit();
-        if (committed != DB_OK) {
-            if (committed == DB_UNAVAILABLE)
-                http_problem_unavailable(req);
-            else
-                http_problem(req, 409, "The change collided with another one; try again.");
-            goto rollback;
-        }
-        req->audited = true;
-    }
-    resource_answer_row(req, res, &r, create ? 201 : 200);
-    goto done;
-rollback:
-    if (tx)
-        db_rollback();
-done:
+    else if (write_in_transaction(req, res, &w, version, &r, row_id) &&
+             http_commit_audited(req, status, row_id))
+        resource_answer_row(req, res, &r, status);
     db_clear(&r);
     resource_values_free(&v);
 }
@@ -234,28 +214,16 @@ void resource_delete(struct request *req)
         resource_fail(req, res, &r, true);
     else if (db_rows(&r) == 0)
         resource_answer_missing(req, res, id);
-    else if (!http_audit_now(req, 204, id) || db_commit() != DB_OK)
-        http_problem_unavailable(req);
-    else {
+    else if (http_commit_audited(req, 204, id))
         http_reply_empty(req, 204);
-        req->audited = true;
-    }
-    if (req->status != 204)
-        db_rollback();
     db_clear(&r);
 }
 bool resource_guard(struct request *req, const struct resource *res, const char *id, bool writing)
 {
-    char *scope = resource_scope(req, res);
-    struct buf sql = {0};
-    buf_printf(&sql, "SELECT version FROM %s WHERE id = $1", res->table);
-    if (scope)
-        list_append_condition(&sql, res->sql->scope_condition, 2);
-    if (writing)
-        buf_puts(&sql, " FOR UPDATE");
+    const char *scope = resource_scope(req, res);
     const char *params[] = {id, scope};
     struct db_result r;
-    enum db_status s = db_exec(sql.data, scope ? 2 : 1, params, &r);
+    enum db_status s = db_exec(res->sql->guard[scope != NULL][writing], scope ? 2 : 1, params, &r);
     bool found = s == DB_OK && db_rows(&r) == 1;
     char wanted[16];
     const char *if_match = writing ? http_if_match(req, wanted) : NULL;
@@ -271,7 +239,17 @@ bool resource_guard(struct request *req, const struct resource *res, const char 
         http_etag(req, db_value(&r, 0, 0));
     }
     db_clear(&r);
-    buf_free(&sql);
-    free(scope);
     return found;
+}
+
+/* "Begin and guard": the start of a hand-written write to what belongs to a row (a werklab's
+ * trainers, a session's attendance). Its end is http_commit_audited(); on any failure between
+ * the two a handler answers and returns, and the request's end rolls the transaction back. */
+bool resource_begin_guarded(struct request *req, const struct resource *res, const char *id)
+{
+    if (db_begin() != DB_OK) {
+        http_problem_unavailable(req);
+        return false;
+    }
+    return resource_guard(req, res, id, true);
 }

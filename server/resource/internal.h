@@ -36,6 +36,8 @@ struct resource_sql {
     int n_columns; /* id, the fields, version, created_at, updated_at */
     /* Statements; with a parent, each also checks the parent column against the path. */
     char *get, *get_scoped, *insert, *update, *remove, *probe, *parent_exists;
+    /* resource_guard's: [scoped][writing], "SELECT version ... [scope] [FOR UPDATE]" */
+    char *guard[2][2];
     char *scope_condition;           /* "(<scope>) = ANY ($::uuid[])" */
     char *parent_condition;          /* "<parent column> = $" */
     int stored[RESOURCE_MAX_FIELDS]; /* fields that are columns of the table: INSERT */

@@ -23,16 +23,18 @@ void list_read_limit(struct request *req, const char *text, long max, long *limi
                  "must be a whole number from 1 to %ld", max);
 }
 
-char *list_scope(const struct request *req)
+const char *list_scope(struct request *req)
 {
     if (req->who.role != ROLE_PARTNER || !req->who.limited)
         return NULL;
-    struct buf b = {0};
-    buf_putc(&b, '{');
+    /* "{" + the ids, each 36 characters and a separator + "}" */
+    char *scope = pool_alloc(&req->pool, 2 + 37 * (size_t)req->who.n_municipalities + 1);
+    char *at = scope;
+    *at++ = '{';
     for (int i = 0; i < req->who.n_municipalities; i++)
-        buf_printf(&b, "%s%s", i ? "," : "", req->who.municipality_ids[i]);
-    buf_putc(&b, '}');
-    return buf_detach(&b);
+        at += sprintf(at, "%s%s", i ? "," : "", req->who.municipality_ids[i]);
+    strcpy(at, "}");
+    return scope;
 }
 
 void list_begin(struct request *req)

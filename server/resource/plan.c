@@ -246,8 +246,7 @@ void list_page_query(struct request *req, const struct resource *res, const stru
     buf_printf(&q->sql, ", %s.id AS row_id FROM %s WHERE true", res->table, res->table);
     list_add_filters(req, res, q);
     if (resource_scoped(req, res))
-        list_append_condition(&q->sql, res->sql->scope_condition,
-                              add_owned_param(q, list_scope(req)));
+        list_append_condition(&q->sql, res->sql->scope_condition, add_param(q, list_scope(req)));
     const char *parent = resource_parent_id(req, res);
     if (parent)
         list_append_condition(&q->sql, res->sql->parent_condition, add_param(q, parent));

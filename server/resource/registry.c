@@ -159,6 +159,17 @@ static void build_sql(struct resource *res)
         buf_printf(&b, " AND %s = $2", parent_column);
     s->probe = buf_detach(&b);
 
+    /* guard: $1 id [, $2 scope]; writing, it locks the row */
+    for (int scoped = 0; scoped <= (res->scope != NULL); scoped++)
+        for (int writing = 0; writing <= 1; writing++) {
+            buf_printf(&b, "SELECT version FROM %s WHERE id = $1", res->table);
+            if (scoped)
+                list_append_condition(&b, s->scope_condition, 2);
+            if (writing)
+                buf_puts(&b, " FOR UPDATE");
+            s->guard[scoped][writing] = buf_detach(&b);
+        }
+
     if (res->n_filters > RESOURCE_MAX_FILTERS)
         die(res, "too many filters");
     size_t k = 0;

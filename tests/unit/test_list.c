@@ -180,10 +180,9 @@ static void scope_and_sort_sql(void **state)
     static const char ids[][37] = {"0b1e6f8c-3a52-4c1d-9f7e-2d4b6a8c0e13",
                                    "1b1e6f8c-3a52-4c1d-9f7e-2d4b6a8c0e13"};
     req->who.municipality_ids = ids;
-    char *scope = list_scope(req);
+    const char *scope = list_scope(req);
     assert_string_equal(
         scope, "{0b1e6f8c-3a52-4c1d-9f7e-2d4b6a8c0e13,1b1e6f8c-3a52-4c1d-9f7e-2d4b6a8c0e13}");
-    free(scope);
     struct list_query q = {0};
     plan_page(req, "-name", NULL, &q);
     assert_non_null(strstr(q.sql.data, "AND ((municipality_id) = ANY ($1::uuid[]))"));
