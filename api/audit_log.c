@@ -14,7 +14,7 @@
 #define DEFAULT_LIMIT 50
 #define MAX_LIMIT     200
 
-static const char audit_sql[] =
+static const char SQL_AUDIT_PAGE[] =
     "SELECT id, at, key_id, action, resource, resource_id, status, request_id, at::text AS "
     "position "
     "FROM audit_log "
@@ -87,7 +87,7 @@ static void audit_log(struct request *req)
                             rows,
                             after_at};
     struct db_result r;
-    if (db_exec(audit_sql, 9, params, &r) != DB_OK) {
+    if (db_exec(SQL_AUDIT_PAGE, 9, params, &r) != DB_OK) {
         http_problem_database(req, r.status);
         db_clear(&r);
         return;

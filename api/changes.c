@@ -19,12 +19,29 @@
 #define DEFAULT_LIMIT 100
 #define MAX_LIMIT     1000
 
+/* Drops the entries older than $1 seconds and moves the horizon to the last one dropped, in one
+ * statement, so that a reader never sees entries gone without the horizon saying so. */
+static const char SQL_PRUNE_CHANGES[] =
+    "WITH gone AS (DELETE FROM changes WHERE at < now() - make_interval(secs => "
+    "$1::integer) RETURNING txid, seq), "
+    "last AS (SELECT txid, seq FROM gone ORDER BY txid DESC, seq DESC LIMIT 1) "
+    "UPDATE changes_horizon h SET txid = last.txid, seq = last.seq FROM last "
+    "WHERE (last.txid, last.seq) > (h.txid, h.seq)";
+
+/* Stored idempotent answers are replayed for 24 hours (idempotency.h), then dropped. */
+static const char SQL_PRUNE_IDEMPOTENCY_KEYS[] =
+    "DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'";
+
 /* What partners may read of the feed: the types they may read. */
 #define PARTNER_TYPES "{municipality,initiative,werklab,session,feedback}"
 
+/* Where the feed begins now, and whether a position is before that (410). */
+static const char SQL_HORIZON[] = "SELECT txid::text AS position, seq, "
+                                  "($1::xid8, $2::bigint) < (txid, seq) FROM changes_horizon";
+
 /* The text form of txid is not called txid: ORDER BY txid would then sort that text ("100000"
  * before "99999") instead of the transaction ids. */
-static const char feed_sql[] =
+static const char SQL_FEED[] =
     "SELECT seq, txid::text AS position, type, id, op, version, at, parent_id FROM changes "
     "WHERE (txid, seq) > ($1::xid8, $2::bigint) "
     "AND txid < pg_snapshot_xmin(pg_current_snapshot()) "
@@ -60,9 +77,6 @@ static void write_path(struct jsonw *w, const char *type, const char *id, const 
     }
     jsonw_kv_string(w, "path", NULL);
 }
-
-static const char horizon_sql[] = "SELECT txid::text AS position, seq, "
-                                  "($1::xid8, $2::bigint) < (txid, seq) FROM changes_horizon";
 
 /* "txid:seq" of a position; false when the text is not one. */
 static bool parse_position(const char *text, char *txid, size_t txid_len, char *seq, size_t seq_len)
@@ -113,7 +127,7 @@ static void changes(struct request *req)
     /* Where the feed begins now; a position before it has been pruned away. */
     struct db_result r;
     const char *horizon_params[] = {txid, seq};
-    if (db_exec(horizon_sql, 2, horizon_params, &r) != DB_OK || db_rows(&r) != 1) {
+    if (db_exec(SQL_HORIZON, 2, horizon_params, &r) != DB_OK || db_rows(&r) != 1) {
         http_problem_database(req, r.status == DB_OK ? DB_ERROR : r.status);
         db_clear(&r);
         return;
@@ -136,7 +150,7 @@ static void changes(struct request *req)
     snprintf(limit_param, sizeof limit_param, "%ld", limit);
     const char *params[] = {txid, seq, req->who.role == ROLE_PARTNER ? PARTNER_TYPES : NULL, scope,
                             limit_param};
-    if (db_exec(feed_sql, 5, params, &r) != DB_OK) {
+    if (db_exec(SQL_FEED, 5, params, &r) != DB_OK) {
         http_problem_database(req, r.status);
         goto done;
     }
@@ -176,15 +190,9 @@ static void prune_changes(void)
     snprintf(seconds, sizeof seconds, "%u", retention_s);
     const char *params[] = {seconds};
     struct db_result r;
-    db_exec("WITH gone AS (DELETE FROM changes WHERE at < now() - make_interval(secs => "
-            "$1::integer) RETURNING txid, seq), "
-            "last AS (SELECT txid, seq FROM gone ORDER BY txid DESC, seq DESC LIMIT 1) "
-            "UPDATE changes_horizon h SET txid = last.txid, seq = last.seq FROM last "
-            "WHERE (last.txid, last.seq) > (h.txid, h.seq)",
-            1, params, &r);
+    db_exec(SQL_PRUNE_CHANGES, 1, params, &r);
     db_clear(&r);
-    db_exec("DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'", 0, NULL,
-            &r);
+    db_exec(SQL_PRUNE_IDEMPOTENCY_KEYS, 0, NULL, &r);
     db_clear(&r);
 }
 

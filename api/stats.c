@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char stats_sql[] =
+static const char SQL_FIGURES[] =
     "WITH per AS ("
     " SELECT w.id, w.status, w.participant_count, m.province,"
     " coalesce(extract(year FROM w.starts_on),"
@@ -56,7 +56,7 @@ static void stats(struct request *req)
     const char *scope = list_scope(req);
     const char *params[] = {year, province, scope};
     struct db_result r;
-    if (db_exec(stats_sql, 3, params, &r) != DB_OK) {
+    if (db_exec(SQL_FIGURES, 3, params, &r) != DB_OK) {
         http_problem_database(req, r.status);
         db_clear(&r);
         return;

@@ -16,9 +16,15 @@
 #define BATCH    4096 /* entries in one commit at most: one statement stays a few hundred kB */
 #define CHECK_MS 100  /* how often an idle writer checks its connection, as db's keeper does */
 
+/* One entry, in the caller's transaction (audit_write). */
+static const char SQL_INSERT_ONE[] =
+    "INSERT INTO audit_log (key_id, action, resource, resource_id, "
+    "status, request_id) VALUES ($1::uuid, $2, $3, $4::uuid, "
+    "$5::integer, $6)";
+
 /* One multi-row INSERT for a batch: seven arrays, unnested side by side, in the order the
  * requests were answered, with the times they were answered. */
-static const char insert_sql[] =
+static const char SQL_INSERT_MANY[] =
     "INSERT INTO audit_log (key_id, action, resource, resource_id, status, request_id, at) "
     "SELECT k, a, r, i, s, q, coalesce(t, clock_timestamp()) FROM unnest($1::uuid[], "
     "$2::text[], $3::text[], $4::uuid[], $5::integer[], $6::text[], $7::timestamptz[]) "
@@ -90,10 +96,7 @@ enum db_status audit_write(const struct audit_entry *e)
                             status,
                             e->request_id[0] ? e->request_id : NULL};
     struct db_result r;
-    enum db_status s = db_exec("INSERT INTO audit_log (key_id, action, resource, resource_id, "
-                               "status, request_id) VALUES ($1::uuid, $2, $3, $4::uuid, "
-                               "$5::integer, $6)",
-                               6, params, &r);
+    enum db_status s = db_exec(SQL_INSERT_ONE, 6, params, &r);
     db_clear(&r);
     return s;
 }
@@ -172,7 +175,7 @@ static enum db_status commit(const struct list *batch, int n)
                             cols[4].data, cols[5].data, cols[6].data};
     struct db_result r = {0};
     enum db_status s =
-        db_result_of(&r, PQexecParams(pg, insert_sql, 7, NULL, params, NULL, NULL, 0), pg);
+        db_result_of(&r, PQexecParams(pg, SQL_INSERT_MANY, 7, NULL, params, NULL, NULL, 0), pg);
     db_clear(&r);
     for (int c = 0; c < 7; c++)
         buf_free(&cols[c]);

@@ -26,7 +26,7 @@ static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct cached_key cache[CACHE_SLOTS];
 static unsigned cache_ms = 1000;
 
-static const char lookup_sql[] =
+static const char SQL_LOOKUP_KEY[] =
     "UPDATE api_keys SET last_used_at = now() "
     "WHERE secret_hash = $1::bytea AND revoked_at IS NULL "
     "AND (expires_at IS NULL OR expires_at > now()) "
@@ -175,7 +175,7 @@ enum auth_result auth_check(const char *authorization, struct auth_identity *who
     crypto_hex(digest, sizeof digest, hex + 2);
     const char *params[] = {hex};
     struct db_result r;
-    enum db_status s = db_exec(lookup_sql, 1, params, &r);
+    enum db_status s = db_exec(SQL_LOOKUP_KEY, 1, params, &r);
     enum auth_result result = AUTH_REFUSED;
     if (s != DB_OK) {
         result = AUTH_UNAVAILABLE;

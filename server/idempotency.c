@@ -11,6 +11,24 @@
 #define MAX_KEY_LEN 255
 #define HASH_HEX    (2 + 2 * CRYPTO_SHA256_LEN + 1) /* "\\x", the digits, the NUL */
 
+/* The key's lock, held to the end of the transaction: whoever holds it is still working on it. */
+static const char SQL_LOCK_KEY[] =
+    "SELECT pg_try_advisory_xact_lock(hashtextextended($1 || ' ' || $2, 0))";
+
+/* The answer stored for the key in the last 24 hours, and whether it was for this request. */
+static const char SQL_STORED_ANSWER[] =
+    "SELECT request_hash = $3::bytea, status, location, etag, content_type, body "
+    "FROM idempotency_keys WHERE owner = $1 AND key = $2 "
+    "AND created_at > now() - interval '24 hours'";
+
+/* Stores the answer; a key older than 24 hours (not yet pruned) is taken over. */
+static const char SQL_STORE_ANSWER[] =
+    "INSERT INTO idempotency_keys (owner, key, request_hash, status, location, etag, "
+    "content_type, body) VALUES ($1, $2, $3::bytea, $4::integer, $5, $6, $7, $8) "
+    "ON CONFLICT (owner, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, "
+    "status = EXCLUDED.status, location = EXCLUDED.location, etag = EXCLUDED.etag, "
+    "content_type = EXCLUDED.content_type, body = EXCLUDED.body, created_at = now()";
+
 /* What the phase keeps between before and after, in req->pool. */
 struct idempotent {
     const char *key;
@@ -82,8 +100,7 @@ static bool answered_from_store(struct request *req, const struct idempotent *k)
     const char *params[] = {k->owner, k->key, k->hash};
     struct db_result r;
     /* Whoever holds the key's lock is still working on it. */
-    if (db_exec("SELECT pg_try_advisory_xact_lock(hashtextextended($1 || ' ' || $2, 0))", 2, params,
-                &r) != DB_OK) {
+    if (db_exec(SQL_LOCK_KEY, 2, params, &r) != DB_OK) {
         db_clear(&r);
         http_problem_unavailable(req);
         return true;
@@ -94,10 +111,7 @@ static bool answered_from_store(struct request *req, const struct idempotent *k)
         http_problem(req, 409, "A request with this Idempotency-Key is still being processed.");
         return true;
     }
-    if (db_exec("SELECT request_hash = $3::bytea, status, location, etag, content_type, body "
-                "FROM idempotency_keys WHERE owner = $1 AND key = $2 "
-                "AND created_at > now() - interval '24 hours'",
-                3, params, &r) != DB_OK) {
+    if (db_exec(SQL_STORED_ANSWER, 3, params, &r) != DB_OK) {
         db_clear(&r);
         http_problem_unavailable(req);
         return true;
@@ -182,13 +196,7 @@ static void finish(struct request *req)
                             req->content_type ? req->content_type : "application/json",
                             req->out.data ? req->out.data : ""};
     struct db_result r;
-    enum db_status s =
-        db_exec("INSERT INTO idempotency_keys (owner, key, request_hash, status, location, etag, "
-                "content_type, body) VALUES ($1, $2, $3::bytea, $4::integer, $5, $6, $7, $8) "
-                "ON CONFLICT (owner, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, "
-                "status = EXCLUDED.status, location = EXCLUDED.location, etag = EXCLUDED.etag, "
-                "content_type = EXCLUDED.content_type, body = EXCLUDED.body, created_at = now()",
-                8, params, &r);
+    enum db_status s = db_exec(SQL_STORE_ANSWER, 8, params, &r);
     db_clear(&r);
     if (s == DB_OK)
         s = db_commit();
