@@ -181,7 +181,6 @@ static void create_key(struct request *req)
     if (!resource_read_body(req, &api_keys, true, &v))
         return;
     make_key(req, &v);
-    resource_values_free(&v);
 }
 
 static void revoke_key(struct request *req)

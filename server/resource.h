@@ -201,7 +201,7 @@ struct resource_values {
     const char *value[RESOURCE_MAX_FIELDS]; /* NULL: SQL NULL */
     bool given[RESOURCE_MAX_FIELDS];
     char scratch[RESOURCE_MAX_FIELDS][40]; /* numbers and booleans as text */
-    char *owned[RESOURCE_MAX_FIELDS];      /* arrays as text, freed by resource_values_free */
+    /* Arrays and records as text live in the request's pool: nothing here is freed. */
 };
 
 /* Validates a JSON array of records against members; name is the field for invalidParams.
@@ -213,7 +213,6 @@ bool resource_check_records(struct request *req, const char *name, json_t *value
  * answered 400 and returns false. */
 bool resource_read_body(struct request *req, const struct resource *res, bool create,
                         struct resource_values *v);
-void resource_values_free(struct resource_values *v);
 
 /* Writes row `row` of r (selected with the resource's select list) as a JSON object. */
 void resource_render(struct request *req, const struct resource *res, const struct db_result *r,

@@ -117,9 +117,9 @@ static bool check_int(struct request *req, const struct field *f, size_t index, 
 }
 
 /* FIELD_ENUM_ARRAY: distinct strings, each one of values (or matching the pattern), at least
- * min of them; stored as a PostgreSQL array literal owned by v. */
+ * min of them; stored as a PostgreSQL array literal in the request's pool. */
 static bool check_array(struct request *req, const struct resource *res, size_t index,
-                        json_t *value, struct resource_values *v, const char **out)
+                        json_t *value, const char **out)
 {
     const struct field *f = &res->fields[index];
     const char *name = f->name;
@@ -172,9 +172,8 @@ static bool check_array(struct request *req, const struct resource *res, size_t 
         buf_free(&b);
         return false;
     }
-    free(v->owned[index]); /* a filter checks several values in one scratch */
-    v->owned[index] = buf_detach(&b);
-    *out = v->owned[index];
+    *out = pool_strdup(&req->pool, b.data);
+    buf_free(&b);
     return true;
 }
 
@@ -250,6 +249,17 @@ static bool check_string(struct request *req, const struct resource *res, size_t
     return true;
 }
 
+/* value as compact JSON text, in the request's pool. */
+static const char *dumped(struct request *req, const json_t *value)
+{
+    char *text = json_dumps(value, JSON_COMPACT);
+    if (!text)
+        abort(); /* only out of memory: fatal, as everywhere (buf.h) */
+    const char *copy = pool_strdup(&req->pool, text);
+    free(text);
+    return copy;
+}
+
 bool resource_check_value(struct request *req, const struct resource *res, size_t index,
                           json_t *value, struct resource_values *v, const char **out)
 {
@@ -272,15 +282,11 @@ bool resource_check_value(struct request *req, const struct resource *res, size_
         *out = json_is_true(value) ? "true" : "false";
         return true;
     case FIELD_INT: return check_int(req, f, index, value, v, out);
-    case FIELD_ENUM_ARRAY: return check_array(req, res, index, value, v, out);
+    case FIELD_ENUM_ARRAY: return check_array(req, res, index, value, out);
     case FIELD_RECORDS:
         if (!resource_check_records(req, name, value, f->members))
             return false;
-        free(v->owned[index]);
-        v->owned[index] = json_dumps(value, JSON_COMPACT);
-        if (!v->owned[index])
-            abort();
-        *out = v->owned[index];
+        *out = dumped(req, value);
         return true;
     default: return check_string(req, res, index, value, out);
     }
@@ -404,16 +410,7 @@ bool resource_read_body(struct request *req, const struct resource *res, bool cr
     }
     if (req->n_invalid) {
         http_problem_invalid(req);
-        resource_values_free(v);
         return false;
     }
     return true;
-}
-
-void resource_values_free(struct resource_values *v)
-{
-    for (size_t i = 0; i < RESOURCE_MAX_FIELDS; i++) {
-        free(v->owned[i]);
-        v->owned[i] = NULL;
-    }
 }

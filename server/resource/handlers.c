@@ -181,7 +181,6 @@ static void write_row(struct request *req, bool create)
              http_commit_audited(req, status, row_id))
         resource_answer_row(req, res, &r, status);
     db_clear(&r);
-    resource_values_free(&v);
 }
 
 void resource_create(struct request *req)

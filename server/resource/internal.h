@@ -69,8 +69,8 @@ const struct constraint_rule *resource_rule(const char *constraint);
 
 /* ---- body.c ---- */
 
-/* Checks one JSON value against field index of res; sets *out (NULL for null, owned by v) or
- * records why not (http_invalid) and returns false. */
+/* Checks one JSON value against field index of res; sets *out (NULL for null, in v or the request's
+ * pool) or records why not (http_invalid) and returns false. */
 bool resource_check_value(struct request *req, const struct resource *res, size_t index,
                           json_t *value, struct resource_values *v, const char **out);
 

@@ -177,7 +177,6 @@ void list_add_filters(struct request *req, const struct resource *res, struct li
                 break;
             p = comma + 1;
         }
-        resource_values_free(&scratch);
         /* check_value names the field; the client gave a query key. */
         for (int k = before; k < req->n_invalid; k++)
             snprintf(req->invalid[k].name, sizeof req->invalid[k].name, "%s", flt->key);

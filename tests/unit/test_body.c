@@ -109,8 +109,6 @@ static struct outcome *read_body(const char *body, bool create)
 
 static void done(struct outcome *o)
 {
-    if (o->ok)
-        resource_values_free(&o->v);
     test_request_free(o->req);
     free(o);
 }
