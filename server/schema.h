@@ -7,7 +7,7 @@
  * no network, so it runs wherever the binary does (CI, a build).
  *
  * openapi.yaml stays hand-written; tests/api/test_openapi_fields.py holds it to this output,
- * field by field (see the opening comment of schema.c for why). */
+ * field by field (see the opening comment of resource/schema.c for why). */
 #ifndef WERKLAB_SCHEMA_H
 #define WERKLAB_SCHEMA_H
 

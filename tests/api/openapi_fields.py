@@ -1,6 +1,6 @@
 """Field-level comparison of openapi.yaml with `werklabd schema` (server/schema.h).
 
-The C descriptions are the truth; openapi.yaml is written by hand (why: server/schema.c). For
+The C descriptions are the truth; openapi.yaml is written by hand (why: server/resource/schema.c). For
 each resource `werklabd schema` prints, the document's schemas are found through its paths,
 not through a list of names kept here:
   read    the 200 answer of GET on the item path (for a list-only resource: the items of the

@@ -2,7 +2,7 @@
 
 `werklabd schema` prints, from the descriptions the server runs on, the JSON Schema of every
 resource's read, create and patch shapes and the rules of its list's query keys; the document is
-written by hand (server/schema.c says why). These tests hold the two equal: type, format, enum,
+written by hand (server/resource/schema.c says why). These tests hold the two equal: type, format, enum,
 limits, pattern, nullable, required, readOnly, x-personal, defaults, array rules, and fields or
 query keys present on one side only, for every resource (tests/api/openapi_fields.py compares).
 
@@ -13,10 +13,12 @@ The binary is $WERKLABD, else <repo>/build/werklabd.
 
 import copy
 import os
+import subprocess
 
 import pytest
 
-from openapi_fields import compare, document_shapes, load_document, resolve, run_schema
+from openapi_fields import (compare, document_shapes, load_document, resolve, run_schema,
+                            werklabd_path)
 
 # Where the document is narrower than the description, because the database narrows what the
 # description lets through; each must still be a difference (else it goes from this list), and
@@ -223,3 +225,17 @@ def test_comparison_fails_on_a_changed_document(generated, document, fact, mutat
         f"changing {fact} in the document went unnoticed; the comparison said:\n"
         + "\n".join(differences))
     assert not split_differences(compare(document, generated))[0], "the document itself differs"
+
+
+@pytest.mark.parametrize("args, says", [
+    (["extra"], "unexpected argument 'extra'"),
+    (["--bogus"], "unknown option '--bogus' for schema"),
+])
+def test_schema_refuses_arguments(args, says):
+    """`werklabd schema` takes no arguments: anything else is a usage error (exit 2) on stderr,
+    with nothing on stdout that a build step could take for a schema."""
+    proc = subprocess.run([str(werklabd_path()), "schema", *args], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2, proc.stderr
+    assert says in proc.stderr
+    assert proc.stdout == ""
