@@ -182,7 +182,8 @@ static int store_key(const struct api_key_values *k)
 static int create_key(const struct config *cfg)
 {
     unsigned role = auth_role_parse(cfg->key_role);
-    if (!role || !cfg->key_name || !*cfg->key_name || strlen(cfg->key_name) > 200) {
+    if (!role || role == ROLE_TRAINER || !cfg->key_name || !*cfg->key_name ||
+        strlen(cfg->key_name) > 200) {
         fprintf(stderr, "werklabd: create-key needs --role admin|staff|partner and --name "
                         "(1 to 200 characters)\n");
         return 2;

@@ -57,6 +57,8 @@ unsigned auth_role_parse(const char *name)
         return ROLE_STAFF;
     if (strcmp(name, "partner") == 0)
         return ROLE_PARTNER;
+    if (strcmp(name, "trainer") == 0)
+        return ROLE_TRAINER;
     return 0;
 }
 
@@ -66,6 +68,7 @@ const char *auth_role_name(unsigned role)
     case ROLE_ADMIN: return "admin";
     case ROLE_STAFF: return "staff";
     case ROLE_PARTNER: return "partner";
+    case ROLE_TRAINER: return "trainer";
     default: return "public";
     }
 }
@@ -153,9 +156,11 @@ static void parse_municipalities(const char *list, struct auth_identity *who, st
     keep_ids(who, (const char(*)[37])ids, pool);
 }
 
-enum auth_result auth_check(const char *authorization, struct auth_identity *who, struct pool *pool)
+enum auth_result auth_check(const char *authorization, struct auth_identity *who, struct pool *pool,
+                            const char **reason)
 {
     *who = (struct auth_identity){.role = ROLE_PUBLIC};
+    *reason = "not a valid key";
     if (!authorization)
         return AUTH_NONE;
     if (strncasecmp(authorization, "Bearer ", 7) != 0)

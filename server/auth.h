@@ -1,4 +1,7 @@
-/* auth: API keys.
+/* auth: who is asking — an API key (machines) or an OpenID Connect access token (people).
+ *
+ * A Bearer value that has the shape of a JWT is verified by oidc.h against the issuer's keys;
+ * anything else is taken for an API key.
  *
  * A key is "wlk_" and 64 hex digits (256 random bits). The server stores only the SHA-256 of the
  * key, looks keys up by that hash, and keeps what it found in a small cache for key_cache_ms, so
@@ -20,6 +23,7 @@ enum role {
     ROLE_PARTNER = 2,
     ROLE_STAFF = 4,
     ROLE_ADMIN = 8,
+    ROLE_TRAINER = 16, /* a person only (a token): the werklabs they are assigned to */
 };
 #define ROLES_READ  (ROLE_PARTNER | ROLE_STAFF | ROLE_ADMIN)
 #define ROLES_WRITE (ROLE_STAFF | ROLE_ADMIN)
@@ -27,9 +31,19 @@ enum role {
 #define AUTH_KEY_LEN            68 /* "wlk_" + 64 hex digits */
 #define AUTH_MAX_MUNICIPALITIES 64
 
+#define AUTH_SUBJECT_MAX 256 /* bytes of a token's sub, with the NUL */
+#define AUTH_CLIENT_MAX  128 /* bytes of a token's azp or client_id, with the NUL */
+#define AUTH_NAME_MAX    128 /* bytes of a token's name or preferred_username, with the NUL */
+
 struct auth_identity {
-    unsigned role;   /* one enum role bit; ROLE_PUBLIC without a key */
+    unsigned role;   /* one enum role bit; ROLE_PUBLIC without a key or token */
     char key_id[37]; /* "" without a key */
+    /* A person signed in with a token: its sub, the client it was issued to (azp, else
+     * client_id) and the name it gives (name, else preferred_username); "" for a key. */
+    char subject[AUTH_SUBJECT_MAX];
+    char client[AUTH_CLIENT_MAX];
+    char name[AUTH_NAME_MAX];
+    char trainer_id[37]; /* ROLE_TRAINER: the trainer record the token was linked to */
     /* A partner key may be limited to municipalities (their ids). A limited key whose codes
      * match no municipality (any more) sees none: a limit never widens. */
     bool limited;
@@ -41,16 +55,19 @@ struct auth_identity {
 
 enum auth_result {
     AUTH_NONE,        /* no Authorization header: anonymous */
-    AUTH_OK,          /* a valid key */
-    AUTH_REFUSED,     /* malformed, unknown, expired or revoked: all alike to the client */
+    AUTH_OK,          /* a valid key or token */
+    AUTH_REFUSED,     /* malformed, unknown, expired, revoked, badly signed: alike to the client */
+    AUTH_FORBIDDEN,   /* a valid token that gives no role, or a trainer with no trainer record */
     AUTH_UNAVAILABLE, /* the database could not be asked */
+    AUTH_NO_KEYS,     /* a token, but the issuer's keys could never be fetched: 503, retry */
 };
 
 void auth_configure(unsigned key_cache_ms);
 /* Checks an Authorization header value (NULL when absent) and fills who; what who points to
- * (its municipalities) is taken from pool and lives as long as it. */
-enum auth_result auth_check(const char *authorization, struct auth_identity *who,
-                            struct pool *pool);
+ * (its municipalities) is taken from pool and lives as long as it. Unless AUTH_OK or AUTH_NONE,
+ * *reason says why, for the log (a static string; never the key or token itself). */
+enum auth_result auth_check(const char *authorization, struct auth_identity *who, struct pool *pool,
+                            const char **reason);
 /* Forgets a key at once (after revocation). */
 void auth_forget(const char *key_id);
 
@@ -58,7 +75,8 @@ void auth_forget(const char *key_id);
  * storage (67 bytes). The key itself is never stored. */
 void auth_new_key(char *key, char *hash_hex);
 
-/* Parses "admin", "staff" or "partner"; 0 when it is none of them. */
+/* Parses "admin", "staff", "partner" or "trainer"; 0 when it is none of them. A key is never a
+ * trainer (api_keys and create-key refuse it). */
 unsigned auth_role_parse(const char *name);
 const char *auth_role_name(unsigned role);
 

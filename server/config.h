@@ -41,6 +41,13 @@ struct config {
     unsigned retain_participants_days; /* the people of a completed or cancelled werklab */
     unsigned retain_audit_days;        /* an audit entry */
     bool no_migrate;
+    /* OpenID Connect access tokens (oidc.h); no issuer: none are accepted */
+    char *oidc_issuer;
+    char *oidc_audience;
+    char *oidc_jwks_file;
+    char *oidc_roles_claim;
+    char *oidc_role_map;
+    char *oidc_municipalities_claim;
     /* create-key */
     char *key_role;
     char *key_name;

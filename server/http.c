@@ -237,6 +237,33 @@ static enum MHD_Result send_response(struct request *req)
 
 /* ---- the checks every request passes ---- */
 
+static bool lower_hex(const char *s, size_t n, bool nonzero)
+{
+    bool zero = true;
+    for (size_t i = 0; i < n; i++) {
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+        zero &= s[i] == '0';
+    }
+    return !(nonzero && zero);
+}
+
+/* The trace id of a valid W3C Trace Context traceparent (version-traceid-parentid-flags), for the
+ * log line; an invalid header is ignored, as the specification asks. A version after 00 may add
+ * fields after a dash; ff is invalid. */
+static void set_trace_id(struct request *req)
+{
+    const char *tp = http_header(req, "traceparent");
+    size_t n = tp ? strlen(tp) : 0;
+    if (n < 55 || !lower_hex(tp, 2, false) || strncmp(tp, "ff", 2) == 0 || tp[2] != '-' ||
+        !lower_hex(tp + 3, 32, true) || tp[35] != '-' || !lower_hex(tp + 36, 16, true) ||
+        tp[52] != '-' || !lower_hex(tp + 53, 2, false) ||
+        (strncmp(tp, "00", 2) == 0 ? n != 55 : n > 55 && tp[55] != '-'))
+        return;
+    memcpy(req->trace_id, tp + 3, 32);
+    req->trace_id[32] = '\0';
+}
+
 static void set_request_id(struct request *req)
 {
     const char *given = http_header(req, "X-Request-Id");
@@ -397,24 +424,44 @@ static void dispatch(struct request *req)
     if (!framing_take_query(req))
         return;
 
-    switch (auth_check(http_header(req, "Authorization"), &req->who, &req->pool)) {
+    switch (
+        auth_check(http_header(req, "Authorization"), &req->who, &req->pool, &req->auth_refusal)) {
     case AUTH_UNAVAILABLE: http_problem_unavailable(req); return;
+    case AUTH_NO_KEYS:
+        http_problem(req, 503,
+                     "Access tokens cannot be verified yet: the identity provider's "
+                     "keys have not been fetched. API keys work; try again shortly.");
+        http_set_header(req, "Retry-After", "5");
+        return;
     case AUTH_REFUSED:
-        http_problem(req, 401, "A valid API key is required: send Authorization: Bearer <key>.");
-        http_set_header(req, "WWW-Authenticate", "Bearer realm=\"werklabd\"");
+        /* One answer whatever the reason (RFC 6750 §3.1): the reason is in the log only. */
+        http_problem(req, 401,
+                     "A valid API key or access token is required: send "
+                     "Authorization: Bearer <key or token>.");
+        http_set_header(req, "WWW-Authenticate",
+                        "Bearer realm=\"werklabd\", error=\"invalid_token\"");
+        return;
+    case AUTH_FORBIDDEN:
+        http_problem(req, 403,
+                     "This access token gives no access here: it carries no role "
+                     "mapped to one of werklabd's, or it is a trainer's and no "
+                     "trainer record is linked to it.");
         return;
     case AUTH_NONE:
         if (!(req->route->roles & ROLE_PUBLIC)) {
             http_problem(req, 401,
-                         "A valid API key is required: send Authorization: Bearer <key>.");
+                         "A valid API key or access token is required: send "
+                         "Authorization: Bearer <key or token>.");
             http_set_header(req, "WWW-Authenticate", "Bearer realm=\"werklabd\"");
             return;
         }
         break;
     case AUTH_OK:
         if (!(req->route->roles & (req->who.role | ROLE_PUBLIC))) {
-            http_problem(req, 403, "A %s key may not %s %s.", auth_role_name(req->who.role),
-                         req->method_name, req->route->pattern);
+            http_problem(req, 403, "A%s %s %s may not %s %s.",
+                         req->who.role == ROLE_ADMIN ? "n" : "", auth_role_name(req->who.role),
+                         req->who.subject[0] ? "token" : "key", req->method_name,
+                         req->route->pattern);
             return;
         }
         break;
@@ -566,6 +613,7 @@ static void request_begin(struct request *req, const char *url, const char *meth
     if (origin && config_cors_allowed(cfg, origin))
         req->origin = origin;
     set_request_id(req);
+    set_trace_id(req);
 }
 
 /* libmicrohttpd's URI log callback: the request line is in, the headers are not. It runs
@@ -714,6 +762,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         .status = status,
         .duration_ms = seconds * 1000,
         .key_id = req->who.key_id[0] ? req->who.key_id : NULL,
+        .subject = req->who.subject[0] ? req->who.subject : NULL,
+        .client = req->who.client[0] ? req->who.client : NULL,
+        .trace_id = req->trace_id[0] ? req->trace_id : NULL,
+        .refusal = req->auth_refusal,
     });
     request_free(req);
 }

@@ -98,7 +98,9 @@ struct request {
     json_t *json; /* the parsed body, for POST, PUT and PATCH */
     struct auth_identity who;
     char request_id[129];
-    const char *origin; /* Origin header, when on the allow-list */
+    char trace_id[33];        /* of a valid W3C traceparent; "" without one */
+    const char *auth_refusal; /* why a key or token was refused, for the log; NULL */
+    const char *origin;       /* Origin header, when on the allow-list */
 
     /* The response being built. */
     int status;

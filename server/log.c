@@ -45,6 +45,15 @@ void log_request(const struct log_request *r)
     snprintf(ms, sizeof ms, "%.3f", r->duration_ms);
     jsonw_raw(&w, ms);
     jsonw_kv_string(&w, "keyId", r->key_id);
+    /* Only what there is: most lines are a key's, and keep their shape. */
+    if (r->subject)
+        jsonw_kv_string(&w, "subject", r->subject);
+    if (r->client)
+        jsonw_kv_string(&w, "client", r->client);
+    if (r->trace_id)
+        jsonw_kv_string(&w, "traceId", r->trace_id);
+    if (r->refusal)
+        jsonw_kv_string(&w, "authRefused", r->refusal);
     jsonw_object_end(&w);
     emit(&line);
 }

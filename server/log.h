@@ -11,7 +11,11 @@ struct log_request {
     const char *route; /* the route's pattern, or NULL when none matched */
     int status;
     double duration_ms;
-    const char *key_id; /* NULL: anonymous */
+    const char *key_id;   /* NULL: anonymous or a person */
+    const char *subject;  /* a person's token: its sub; NULL otherwise */
+    const char *client;   /* and the client it was issued to; NULL otherwise */
+    const char *trace_id; /* W3C Trace Context trace id; NULL without one */
+    const char *refusal;  /* why the key or token was refused; NULL */
 };
 
 void log_request(const struct log_request *r);
