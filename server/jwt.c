@@ -148,20 +148,32 @@ static int rsa_key(json_t *key, EVP_PKEY **pkey)
     return rc;
 }
 
+/* A P-256 coordinate at its full 32 bytes. RFC 7518 §6.2.1.2 wants exactly that, but some
+ * issuers drop leading zero bytes or add a sign byte (a Java BigInteger): both are taken, the
+ * value is the same and the point is checked on the curve anyway. */
+static bool coordinate(json_t *key, const char *name, uint8_t out[P256_LEN])
+{
+    uint8_t buf[P256_LEN + 1];
+    long n = member_bytes(key, name, buf, sizeof buf);
+    if (n == P256_LEN + 1 && buf[0] == 0)
+        memmove(buf, buf + 1, (size_t)--n);
+    if (n <= 0 || n > P256_LEN)
+        return false;
+    memset(out, 0, P256_LEN - (size_t)n);
+    memcpy(out + P256_LEN - n, buf, (size_t)n);
+    return true;
+}
+
 static int ec_key(json_t *key, EVP_PKEY **pkey)
 {
-    /* The uncompressed point: 04 || x || y, each coordinate at its full length (RFC 7518
-     * §6.2.1.2). */
-    uint8_t point[1 + 2 * P256_LEN + 2];
+    uint8_t point[1 + 2 * P256_LEN]; /* uncompressed: 04 || x || y */
     point[0] = 0x04;
-    if (member_bytes(key, "x", point + 1, P256_LEN + 2) != P256_LEN ||
-        member_bytes(key, "y", point + 1 + P256_LEN, P256_LEN + 2) != P256_LEN)
+    if (!coordinate(key, "x", point + 1) || !coordinate(key, "y", point + 1 + P256_LEN))
         return -1;
     OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
     if (bld &&
         OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) == 1 &&
-        OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point, 1 + 2 * P256_LEN) ==
-            1)
+        OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point, sizeof point) == 1)
         *pkey = from_params("EC", bld);
     OSSL_PARAM_BLD_free(bld);
     return *pkey ? 0 : -1;
