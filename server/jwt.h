@@ -5,8 +5,9 @@
  * OKP with crv Ed25519); "none", every HMAC algorithm and anything else are refused. The
  * cryptography is OpenSSL's libcrypto (EVP); this module only parses and checks.
  *
- * A key set is immutable once parsed and counted by reference (jansson's incref/decref), so a
- * key set can be replaced under readers that still verify with the old one. */
+ * A key set is immutable once parsed and counted by reference (incref/decref as in jansson, on
+ * an atomic counter), so a key set can be replaced under readers that still verify with the old
+ * one. */
 #ifndef WERKLAB_JWT_H
 #define WERKLAB_JWT_H
 
@@ -19,10 +20,14 @@
 
 struct jwks;
 
-/* Parses a JWK Set document ({"keys": [...]}). Keys of another kind, with "use" other than
- * "sig", or with an "alg" outside the four are left out; a key that claims a supported kind but
- * is broken makes the whole set invalid. Returns a new set (one reference), or NULL with a
- * message in err when text is not a usable set (not JSON, no keys array, a broken key). */
+/* Parses a JWK Set document ({"keys": [...]}). Keys of another kind (kty oct, another curve),
+ * with "use" other than "sig", with an "alg" outside the four, or RSA keys under 2048 bits are
+ * left out; a key that claims a supported kind but is broken (a member missing or not canonical
+ * base64url, a point off the curve, an "alg" that does not fit its kty, a kid not a string)
+ * makes the whole set invalid. EC coordinates shorter than 32 bytes (leading zeros dropped) or
+ * with a zero sign byte are taken: some issuers write them so. An empty "keys" array is a set
+ * of no keys. Returns a new set (one reference), or NULL with a message in err (may be NULL)
+ * when text is not a usable set (not JSON, no keys array, a broken key). */
 struct jwks *jwks_parse(const char *text, size_t len, char *err, size_t err_len);
 struct jwks *jwks_incref(struct jwks *keys); /* returns keys; NULL-safe */
 void jwks_decref(struct jwks *keys);         /* frees at the last reference; NULL-safe */
@@ -30,10 +35,12 @@ size_t jwks_size(const struct jwks *keys);   /* keys kept */
 
 enum jwt_result {
     JWT_OK,
-    JWT_MALFORMED, /* not three base64url parts, header or payload not a JSON object, too long */
-    JWT_BAD_TYPE,  /* typ present and not "at+jwt", "application/at+jwt" or "JWT" */
+    JWT_MALFORMED,     /* not three base64url parts, header or payload not a JSON object, too long,
+                          a "crit" header, a kid that is not a string */
+    JWT_BAD_TYPE,      /* typ present and not "at+jwt", "application/at+jwt" or "JWT" (any case) */
     JWT_BAD_ALGORITHM, /* none, HMAC, unknown, or not fitting the key named by kid */
-    JWT_UNKNOWN_KEY,   /* kid names no key of the set (a rotation may have happened) */
+    JWT_UNKNOWN_KEY,   /* kid names no key of the set (a rotation may have happened), or there
+                          is no kid and no key fits the algorithm */
     JWT_BAD_SIGNATURE,
     JWT_BAD_ISSUER,   /* iss missing or not exactly the expected issuer */
     JWT_BAD_AUDIENCE, /* aud (a string or an array of strings) does not hold the audience */
