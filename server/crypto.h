@@ -1,7 +1,8 @@
-/* crypto: the little cryptography werklabd needs, without a TLS library.
+/* crypto: the little cryptography werklabd needs, on OpenSSL's libcrypto.
  *
  * SHA-256 (FIPS 180-4) for storing API key secrets as hashes, HMAC-SHA-256 (RFC 2104) for
- * tamper-proof list cursors, randomness from the kernel, and the text encodings they travel in. */
+ * tamper-proof list cursors, both computed by libcrypto (EVP); randomness from the kernel; and
+ * the text encodings they travel in, which are werklabd's own (strict, canonical base64url). */
 #ifndef WERKLAB_CRYPTO_H
 #define WERKLAB_CRYPTO_H
 

@@ -1,4 +1,4 @@
-/* crypto: SHA-256 against FIPS 180-2, HMAC-SHA-256 against RFC 4231, base64url against RFC 4648
+/* crypto: SHA-256 against FIPS 180-4, HMAC-SHA-256 against RFC 4231, base64url against RFC 4648
  * and its canonical-form rules, constant-time comparison and hex. */
 #include "crypto.h"
 #include "router.h"
