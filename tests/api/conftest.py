@@ -239,7 +239,11 @@ def oidc_env(provider, **extra):
 
 @pytest.fixture(scope="session")
 def oidc(log_dir):
-    """The OpenID provider (tests/oidc) whose tokens the session's werklabd accepts."""
+    """The OpenID provider (tests/oidc) whose tokens the session's werklabd accepts.
+
+    Rotate a provider of your own (oidc.Provider, as test_oidc.py does), not this one: after a
+    rotation the session's werklabd learns the new kid by a fetch it makes at most once a minute,
+    so tokens of other tests could be refused meanwhile."""
     p = oidc_harness.Provider(log_dir)
     try:
         p.start()
