@@ -12,6 +12,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "migrate.h"
+#include "oidc.h"
 #include "resource.h"
 #include "retention.h"
 #include "router.h"
@@ -76,8 +77,28 @@ static int load_cursor_key(const struct config *cfg)
     return 0;
 }
 
+/* The OpenID provider's settings; -1 after a message for the user when they do not hold. */
+static int configure_oidc(const struct config *cfg)
+{
+    const struct oidc_settings s = {.issuer = cfg->oidc_issuer,
+                                    .audience = cfg->oidc_audience,
+                                    .jwks_file = cfg->oidc_jwks_file,
+                                    .roles_claim = cfg->oidc_roles_claim,
+                                    .role_map = cfg->oidc_role_map,
+                                    .municipalities_claim = cfg->oidc_municipalities_claim,
+                                    .user_agent = "werklabd/" HTTP_API_VERSION};
+    char err[512];
+    if (oidc_configure(&s, err, sizeof err) < 0) {
+        fprintf(stderr, "werklabd: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
 static int serve(const struct config *cfg)
 {
+    if (configure_oidc(cfg) < 0)
+        return 2;
     if (!cfg->no_migrate && migrate_with(cfg) < 0)
         return 1;
     if (load_cursor_key(cfg) < 0)
@@ -104,7 +125,9 @@ static int serve(const struct config *cfg)
                         cfg->retain_audit_days);
     jobs_add("retention", cfg->prune_interval_s * 1000, retention_run);
     jobs_start();
-    if (http_start(cfg) < 0) {
+    /* Before the first request: a token finds the key file read, or the fetcher under way. */
+    if (oidc_start() < 0 || http_start(cfg) < 0) {
+        oidc_stop();
         jobs_stop();
         db_stop();
         return 1;
@@ -115,6 +138,7 @@ static int serve(const struct config *cfg)
     log_event("info", "%s: finishing requests in flight, then stopping",
               sig == SIGTERM ? "SIGTERM" : "SIGINT");
     http_stop(SHUTDOWN_GRACE_MS);
+    oidc_stop();
     jobs_stop();
     db_stop();
     log_event("info", "stopped");

@@ -2,6 +2,8 @@
 
 #include "crypto.h"
 #include "db.h"
+#include "jwt.h"
+#include "oidc.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -34,6 +36,17 @@ static const char SQL_LOOKUP_KEY[] =
     "(SELECT string_agg(m.id::text, ',') FROM municipalities m "
     "WHERE m.code = ANY (api_keys.municipality_codes)), require_if_match, "
     "coalesce(rate_limit, -1), municipality_codes IS NOT NULL";
+
+/* A partner token's CBS codes to municipality ids, as for a key: codes that match no
+ * municipality give none. $1 is a text[] of validated codes. */
+static const char SQL_TOKEN_MUNICIPALITIES[] =
+    "SELECT string_agg(id::text, ',') FROM municipalities WHERE code = ANY ($1::text[])";
+/* A trainer token's record: by subject first ... */
+static const char SQL_TRAINER_BY_SUBJECT[] = "SELECT id FROM trainers WHERE subject = $1";
+/* ... else by a verified e-mail address, where no subject is set: only when exactly one
+ * trainer has it (two would make the link a guess). */
+static const char SQL_TRAINER_BY_EMAIL[] =
+    "SELECT id FROM trainers WHERE subject IS NULL AND lower(email) = lower($1) LIMIT 2";
 
 void auth_configure(unsigned key_cache_ms)
 {
@@ -156,8 +169,101 @@ static void parse_municipalities(const char *list, struct auth_identity *who, st
     keep_ids(who, (const char(*)[37])ids, pool);
 }
 
-enum auth_result auth_check(const char *authorization, struct auth_identity *who, struct pool *pool,
-                            const char **reason)
+/* The trainer record of a trainer's token into who->trainer_id; AUTH_FORBIDDEN when none. */
+static enum auth_result link_trainer(const struct oidc_person *p, struct auth_identity *who,
+                                     const char **reason)
+{
+    struct db_result r;
+    const char *by_subject[] = {p->subject};
+    if (db_exec(SQL_TRAINER_BY_SUBJECT, 1, by_subject, &r) != DB_OK) {
+        db_clear(&r);
+        *reason = "the database could not be asked";
+        return AUTH_UNAVAILABLE;
+    }
+    bool found = db_rows(&r) == 1;
+    if (found)
+        snprintf(who->trainer_id, sizeof who->trainer_id, "%s", db_value(&r, 0, 0));
+    db_clear(&r);
+    if (!found && p->email[0] && p->email_verified) {
+        const char *by_email[] = {p->email};
+        if (db_exec(SQL_TRAINER_BY_EMAIL, 1, by_email, &r) != DB_OK) {
+            db_clear(&r);
+            *reason = "the database could not be asked";
+            return AUTH_UNAVAILABLE;
+        }
+        found = db_rows(&r) == 1;
+        if (found)
+            snprintf(who->trainer_id, sizeof who->trainer_id, "%s", db_value(&r, 0, 0));
+        db_clear(&r);
+    }
+    if (!found) {
+        *reason = "no trainer record";
+        return AUTH_FORBIDDEN;
+    }
+    return AUTH_OK;
+}
+
+/* A partner token's codes to municipality ids in who. */
+static enum auth_result limit_partner(const struct oidc_person *p, struct auth_identity *who,
+                                      struct pool *pool)
+{
+    who->limited = true;
+    if (p->n_codes == 0)
+        return AUTH_OK; /* limited to nothing */
+    char array[2 + OIDC_MAX_CODES * 7 + 1];
+    size_t n = 0;
+    array[n++] = '{';
+    for (int i = 0; i < p->n_codes; i++)
+        n += (size_t)snprintf(array + n, sizeof array - n, "%s%s", i ? "," : "", p->codes[i]);
+    array[n++] = '}';
+    array[n] = '\0';
+    const char *params[] = {array};
+    struct db_result r;
+    enum db_status s = db_exec(SQL_TOKEN_MUNICIPALITIES, 1, params, &r);
+    if (s == DB_OK && db_rows(&r) == 1)
+        parse_municipalities(db_value(&r, 0, 0), who, pool);
+    db_clear(&r);
+    return s == DB_OK ? AUTH_OK : AUTH_UNAVAILABLE;
+}
+
+/* A JWT-shaped Bearer value: verified by oidc.h, then linked to what the database knows. */
+static enum auth_result check_token(const char *token, struct auth_identity *who, struct pool *pool,
+                                    const char **reason)
+{
+    if (!oidc_enabled()) {
+        *reason = "tokens are not accepted";
+        return AUTH_REFUSED;
+    }
+    uint8_t digest[CRYPTO_SHA256_LEN];
+    crypto_sha256(token, strlen(token), digest);
+    if (from_cache(digest, who, pool))
+        return AUTH_OK;
+
+    struct oidc_person p;
+    switch (oidc_verify(token, &p, reason)) {
+    case OIDC_OK: break;
+    case OIDC_NO_KEYS: return AUTH_NO_KEYS;
+    case OIDC_NO_ROLE: return AUTH_FORBIDDEN;
+    case OIDC_REFUSED: return AUTH_REFUSED;
+    }
+    who->role = p.role;
+    who->rate_limit = -1;
+    snprintf(who->subject, sizeof who->subject, "%s", p.subject);
+    snprintf(who->client, sizeof who->client, "%s", p.client);
+    snprintf(who->name, sizeof who->name, "%s", p.name);
+    enum auth_result result = AUTH_OK;
+    if (p.role == ROLE_TRAINER)
+        result = link_trainer(&p, who, reason);
+    else if (p.role == ROLE_PARTNER && p.limited &&
+             (result = limit_partner(&p, who, pool)) == AUTH_UNAVAILABLE)
+        *reason = "the database could not be asked";
+    if (result == AUTH_OK)
+        to_cache(digest, who, p.expires_at);
+    return result;
+}
+
+static enum auth_result check(const char *authorization, struct auth_identity *who,
+                              struct pool *pool, const char **reason)
 {
     *who = (struct auth_identity){.role = ROLE_PUBLIC};
     *reason = "not a valid key";
@@ -168,6 +274,12 @@ enum auth_result auth_check(const char *authorization, struct auth_identity *who
     const char *key = authorization + 7;
     while (*key == ' ')
         key++;
+    if (jwt_shaped(key)) {
+        enum auth_result result = check_token(key, who, pool, reason);
+        if (result != AUTH_OK)
+            *who = (struct auth_identity){.role = ROLE_PUBLIC};
+        return result;
+    }
     if (!well_formed(key))
         return AUTH_REFUSED;
 
@@ -184,6 +296,7 @@ enum auth_result auth_check(const char *authorization, struct auth_identity *who
     enum auth_result result = AUTH_REFUSED;
     if (s != DB_OK) {
         result = AUTH_UNAVAILABLE;
+        *reason = "the database could not be asked";
     } else if (db_rows(&r) == 1) {
         who->role = auth_role_parse(db_value(&r, 0, 1));
         snprintf(who->key_id, sizeof who->key_id, "%s", db_value(&r, 0, 0));
@@ -201,6 +314,15 @@ enum auth_result auth_check(const char *authorization, struct auth_identity *who
         struct auth_identity anonymous = {.role = ROLE_PUBLIC};
         *who = anonymous;
     }
+    return result;
+}
+
+enum auth_result auth_check(const char *authorization, struct auth_identity *who, struct pool *pool,
+                            const char **reason)
+{
+    enum auth_result result = check(authorization, who, pool, reason);
+    if (result == AUTH_OK || result == AUTH_NONE)
+        *reason = NULL; /* the log line says authRefused only when something was refused */
     return result;
 }
 

@@ -5,6 +5,9 @@ The binary is $WERKLABD (default build/werklabd), so the suite also runs against
 build. Every session starts its own PostgreSQL cluster (scripts/pg) in a temporary directory,
 migrates it, makes one key per role and serves on a free port; all of it is removed at the end.
 
+The session's werklabd accepts access tokens of a real OpenID provider on loopback (tests/oidc,
+started by the `oidc` fixture: .token(client), .mint(claims), .rotate(); see oidc.py).
+
 Fixtures for tests: `api` (wlclient.Api), `keys` (.admin/.staff/.partner secrets, .ids),
 `daemon` (the running server: .log_lines(), .log_text()), `cluster` (.stop()/.start()),
 `werklabd` (run the command line), `new_municipality` (factory), `municipality` (a fresh one),
@@ -27,6 +30,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from wlclient import Api, describe  # noqa: E402
+import oidc as oidc_harness  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BINARY = os.environ.get("WERKLABD", os.path.join(REPO, "build", "werklabd"))
@@ -224,11 +228,36 @@ def keys(werklabd):
     return k
 
 
+def oidc_env(provider, **extra):
+    """The settings that make werklabd take provider's tokens (the session's role map)."""
+    env = {"WERKLAB_OIDC_ISSUER": provider.issuer, "WERKLAB_OIDC_AUDIENCE": provider.audience,
+           "WERKLAB_OIDC_ROLE_MAP": oidc_harness.ROLE_MAP,
+           "WERKLAB_OIDC_MUNICIPALITIES_CLAIM": oidc_harness.MUNICIPALITIES_CLAIM}
+    env.update(extra)
+    return env
+
+
 @pytest.fixture(scope="session")
-def daemon(werklabd, keys, log_dir):
+def oidc(log_dir):
+    """The OpenID provider (tests/oidc) whose tokens the session's werklabd accepts.
+
+    Rotate a provider of your own (oidc.Provider, as test_oidc.py does), not this one: after a
+    rotation the session's werklabd learns the new kid by a fetch it makes at most once a minute,
+    so tokens of other tests could be refused meanwhile."""
+    p = oidc_harness.Provider(log_dir)
+    try:
+        p.start()
+        yield p
+    finally:
+        p.stop()
+
+
+@pytest.fixture(scope="session")
+def daemon(werklabd, keys, log_dir, oidc):
     # The suite sends hundreds of requests a second with one key and posts many public
     # inquiries: the limits are tested with daemons and keys of their own.
-    d = Daemon(werklabd, log_dir, extra_args=["--key-rate-limit", "0", "--public-write-limit", "100000"])
+    d = Daemon(werklabd, log_dir, extra_args=["--key-rate-limit", "0", "--public-write-limit", "100000"],
+               env=werklabd.env(**oidc_env(oidc)))
     try:
         d.wait_ready()
         # The key ids, for the log and role tests.
