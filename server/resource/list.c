@@ -34,21 +34,21 @@ enum reach list_reach(struct request *req, const char **param)
     return *param ? REACH_MUNICIPALITY : REACH_NONE;
 }
 
-/* What "expr lies in the reach" means, per kind, with "$" for the parameter. A trainer's werklabs
- * are read from the assignments in the statement itself: an assignment made or ended shows at
- * the trainer's next request, and the identity carries only the trainer's id. */
+/* What "expr lies in the reach" means, per kind, with the parameter's number. A trainer's
+ * werklabs are read from the assignments in the statement itself: an assignment made or ended
+ * shows at the trainer's next request, and the identity carries only the trainer's id. */
 static const char *const reach_conditions[REACH_KINDS] = {
-    [REACH_MUNICIPALITY] = "(%s) = ANY ($::uuid[])",
+    [REACH_MUNICIPALITY] = "(%s) = ANY ($%d::uuid[])",
     [REACH_WERKLAB] = "(%s) IN (SELECT a.werklab_id FROM werklab_trainers a "
-                      "WHERE a.trainer_id = $::uuid)",
+                      "WHERE a.trainer_id = $%d::uuid)",
 };
 
 void list_append_reach(struct buf *b, enum reach kind, const char *expr, int n)
 {
-    struct buf condition = {0};
-    buf_printf(&condition, reach_conditions[kind], expr);
-    list_append_condition(b, condition.data, n);
-    buf_free(&condition);
+    /* Not list_append_condition: expr may hold parameters of its own ($1 of a filter's SQL). */
+    buf_puts(b, " AND (");
+    buf_printf(b, reach_conditions[kind], expr, n);
+    buf_putc(b, ')');
 }
 
 const char *list_scope(struct request *req)
