@@ -41,7 +41,7 @@ extern const char *const provinces[];
 
 #define UPDATED_SINCE_FILTER                                                                       \
     {                                                                                              \
-        "updatedSince", FILTER_SINCE, NULL, "updated_at >= $::timestamptz", NULL                   \
+        "updatedSince", FILTER_SINCE, NULL, "updated_at >= $::timestamptz"                         \
     }
 #define CREATED_AT_SORT                                                                            \
     {                                                                                              \
@@ -52,8 +52,36 @@ extern const char *const provinces[];
         "updatedAt", "updated_at", "timestamptz"                                                   \
     }
 
-/* SQL giving the municipality of a werklab ($1), for filters on werklabId. */
+/* Routes a trainer may use add ROLE_TRAINER to their roles; ROLES_READ stays what partners,
+ * staff and admins read. */
+
+/* What a filter names, per kind of reach (resource.h, filter.scope_of): a werklab ($1) lies in
+ * its municipality and is itself a werklab a trainer may reach; a session ($1) lies in its
+ * werklab's; a municipality is only a partner's limit (a trainer's list is limited by its rows). */
 #define WERKLAB_MUNICIPALITY "SELECT municipality_id FROM werklabs WHERE id = $1::uuid"
 #define MUNICIPALITY_ITSELF  "SELECT id FROM municipalities WHERE id = $1::uuid"
+#define MUNICIPALITY_REACH                                                                         \
+    {                                                                                              \
+        [REACH_MUNICIPALITY] = MUNICIPALITY_ITSELF                                                 \
+    }
+#define WERKLAB_REACH                                                                              \
+    {                                                                                              \
+        [REACH_MUNICIPALITY] = WERKLAB_MUNICIPALITY, [REACH_WERKLAB] = "SELECT $1::uuid"           \
+    }
+#define SESSION_REACH                                                                              \
+    {                                                                                              \
+        [REACH_MUNICIPALITY] = "SELECT w.municipality_id FROM sessions s JOIN werklabs w "         \
+                               "ON w.id = s.werklab_id WHERE s.id = $1::uuid",                     \
+        [REACH_WERKLAB] = "SELECT werklab_id FROM sessions WHERE id = $1::uuid"                    \
+    }
+
+/* The reach of what belongs to a werklab (sessions, feedback, participants): its werklab's
+ * municipality for partners, its werklab for trainers. table_ is the resource's table. */
+#define WERKLAB_SCOPE(table_)                                                                      \
+    {                                                                                              \
+        [REACH_MUNICIPALITY] = "(SELECT w.municipality_id FROM werklabs w "                        \
+                               "WHERE w.id = " table_ ".werklab_id)",                              \
+        [REACH_WERKLAB] = "werklab_id"                                                             \
+    }
 
 #endif

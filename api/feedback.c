@@ -50,16 +50,15 @@ static const struct field fields[] = {
      .column = "moderation",
      .type = FIELD_ENUM,
      .values = moderations,
-     .fallback = "pending"},
+     .fallback = "pending",
+     .write_roles = ROLES_WRITE}, /* LSA's staff moderate; a trainer's feedback is pending */
 };
 
 static const struct filter filters[] = {
-    {"werklabId", FILTER_EQUALS, "werklabId", "werklab_id = $::uuid", WERKLAB_MUNICIPALITY},
-    {"sessionId", FILTER_EQUALS, "sessionId", "session_id = $::uuid",
-     "SELECT w.municipality_id FROM sessions s JOIN werklabs w ON w.id = s.werklab_id "
-     "WHERE s.id = $1::uuid"},
-    {"kind", FILTER_ANY, "kind", "kind = ANY ($::text[])", NULL},
-    {"moderation", FILTER_ANY, "moderation", "moderation = ANY ($::text[])", NULL},
+    {"werklabId", FILTER_EQUALS, "werklabId", "werklab_id = $::uuid", WERKLAB_REACH},
+    {"sessionId", FILTER_EQUALS, "sessionId", "session_id = $::uuid", SESSION_REACH},
+    {"kind", FILTER_ANY, "kind", "kind = ANY ($::text[])"},
+    {"moderation", FILTER_ANY, "moderation", "moderation = ANY ($::text[])"},
     UPDATED_SINCE_FILTER,
 };
 
@@ -88,10 +87,12 @@ static struct resource feedback = {
     .table = "feedback",
     .path = "/v1/feedback",
     RESOURCE_TABLES(fields, filters, sort_keys, constraints),
-    .scope = "(SELECT w.municipality_id FROM werklabs w WHERE w.id = feedback.werklab_id)",
+    .scope = WERKLAB_SCOPE("feedback"),
     .methods = RESOURCE_ALL,
-    .read_roles = ROLES_READ,
+    /* A trainer reads and records feedback of their werklabs; changing it is staff's. */
+    .read_roles = ROLES_READ | ROLE_TRAINER,
     .write_roles = ROLES_WRITE,
+    .create_roles = ROLES_WRITE | ROLE_TRAINER,
 };
 
 static const struct field testimonial_fields[] = {
@@ -108,7 +109,7 @@ static const struct field testimonial_fields[] = {
 };
 
 static const struct filter testimonial_filters[] = {
-    {"year", FILTER_EQUALS, "year", "year = $::integer", NULL},
+    {"year", FILTER_EQUALS, "year", "year = $::integer"},
 };
 
 static const struct sort_key testimonial_sort_keys[] = {

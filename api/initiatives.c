@@ -80,16 +80,14 @@ static const struct field fields[] = {
 
 static const struct filter filters[] = {
     {"municipalityId", FILTER_EQUALS, "municipalityId", "municipality_id = $::uuid",
-     MUNICIPALITY_ITSELF},
-    {"kind", FILTER_ANY, "kind", "kind = ANY ($::text[])", NULL},
-    {"theme", FILTER_ANY, "themes", "themes && $::text[]", NULL},
-    {"lsaMember", FILTER_EQUALS, "lsaMember", "lsa_member = $::boolean", NULL},
-    {"rightToChallenge", FILTER_EQUALS, "rightToChallenge", "right_to_challenge = $::boolean",
-     NULL},
+     MUNICIPALITY_REACH},
+    {"kind", FILTER_ANY, "kind", "kind = ANY ($::text[])"},
+    {"theme", FILTER_ANY, "themes", "themes && $::text[]"},
+    {"lsaMember", FILTER_EQUALS, "lsaMember", "lsa_member = $::boolean"},
+    {"rightToChallenge", FILTER_EQUALS, "rightToChallenge", "right_to_challenge = $::boolean"},
     {"q", FILTER_SEARCH, NULL,
      "to_tsvector('dutch', name || ' ' || coalesce(description, '')) @@ "
-     "plainto_tsquery('dutch', $)",
-     NULL},
+     "plainto_tsquery('dutch', $)"},
     UPDATED_SINCE_FILTER,
 };
 
@@ -115,9 +113,11 @@ static struct resource initiatives = {
     .table = "initiatives",
     .path = "/v1/initiatives",
     RESOURCE_TABLES(fields, filters, sort_keys, constraints),
-    .scope = "municipality_id",
+    .scope = {[REACH_MUNICIPALITY] = "municipality_id"},
     .methods = RESOURCE_ALL,
-    .read_roles = ROLES_READ,
+    /* A trainer reads initiatives as a partner reads them: every one, no personal data (the
+     * contact); they are not limited to their werklabs' (resource_hidden). */
+    .read_roles = ROLES_READ | ROLE_TRAINER,
     .write_roles = ROLES_WRITE,
 };
 

@@ -50,7 +50,7 @@ static const struct field fields[] = {
 };
 
 static const struct filter filters[] = {
-    {"status", FILTER_ANY, "status", "status = ANY ($::text[])", NULL, "status = $::text"},
+    {"status", FILTER_ANY, "status", "status = ANY ($::text[])", .each = "status = $::text"},
     UPDATED_SINCE_FILTER,
 };
 

@@ -58,9 +58,11 @@ static struct resource municipalities = {
     .table = "municipalities",
     .path = "/v1/municipalities",
     RESOURCE_TABLES(fields, filters, sort_keys, constraints),
-    .scope = "id",
+    .scope = {[REACH_MUNICIPALITY] = "id"},
     .methods = RESOURCE_ALL,
-    .read_roles = ROLES_READ,
+    /* A trainer reads municipalities as a partner reads them: every one, no personal data (the
+     * contact); they are not limited to their werklabs' (resource_hidden). */
+    .read_roles = ROLES_READ | ROLE_TRAINER,
     .write_roles = ROLES_WRITE,
 };
 

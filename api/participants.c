@@ -1,5 +1,6 @@
 /* Participants (deelnemers): the civil servants in one werklab, under
- * /v1/werklabs/{id}/participants. Staff only: partners never see who takes part. Capacity and
+ * /v1/werklabs/{id}/participants. Staff's, and the werklab's trainers read them (they take
+ * attendance): partners never see who takes part. Capacity and
  * the werklab's status are enforced by the database (participants_check), also when requests
  * race for the last place. */
 #include "api.h"
@@ -29,7 +30,7 @@ static const struct field fields[] = {
 };
 
 static const struct filter filters[] = {
-    {"role", FILTER_ANY, "role", "role = ANY ($::text[])", NULL},
+    {"role", FILTER_ANY, "role", "role = ANY ($::text[])"},
     UPDATED_SINCE_FILTER,
 };
 
@@ -58,8 +59,9 @@ static struct resource participants = {
     .item_param = "participantId",
     .parent_table = "werklabs",
     RESOURCE_TABLES(fields, filters, sort_keys, constraints),
+    .scope = WERKLAB_SCOPE("participants"),
     .methods = RESOURCE_ALL,
-    .read_roles = ROLES_WRITE,
+    .read_roles = ROLES_WRITE | ROLE_TRAINER,
     .write_roles = ROLES_WRITE,
 };
 

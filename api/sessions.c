@@ -88,10 +88,10 @@ static const struct field fields[] = {
 };
 
 static const struct filter filters[] = {
-    {"werklabId", FILTER_EQUALS, "werklabId", "werklab_id = $::uuid", WERKLAB_MUNICIPALITY},
-    {"kind", FILTER_ANY, "kind", "kind = ANY ($::text[])", NULL},
-    {"startsAtFrom", FILTER_SINCE, NULL, "starts_at >= $::timestamptz", NULL},
-    {"startsAtTo", FILTER_SINCE, NULL, "starts_at <= $::timestamptz", NULL},
+    {"werklabId", FILTER_EQUALS, "werklabId", "werklab_id = $::uuid", WERKLAB_REACH},
+    {"kind", FILTER_ANY, "kind", "kind = ANY ($::text[])"},
+    {"startsAtFrom", FILTER_SINCE, NULL, "starts_at >= $::timestamptz"},
+    {"startsAtTo", FILTER_SINCE, NULL, "starts_at <= $::timestamptz"},
     UPDATED_SINCE_FILTER,
 };
 
@@ -121,10 +121,13 @@ static struct resource sessions = {
     .table = "sessions",
     .path = "/v1/sessions",
     RESOURCE_TABLES(fields, filters, sort_keys, constraints),
-    .scope = "(SELECT w.municipality_id FROM werklabs w WHERE w.id = sessions.werklab_id)",
+    .scope = WERKLAB_SCOPE("sessions"),
     .methods = RESOURCE_ALL,
-    .read_roles = ROLES_READ,
+    /* A trainer reads the sessions of their werklabs and edits their details; which sessions
+     * there are (create, delete) is staff's. */
+    .read_roles = ROLES_READ | ROLE_TRAINER,
     .write_roles = ROLES_WRITE,
+    .patch_roles = ROLES_WRITE | ROLE_TRAINER,
 };
 
 /* ---- attendance: /v1/sessions/{id}/attendance ---- */
@@ -199,11 +202,12 @@ static struct route attendance_routes[] = {
     {.method = HTTP_GET,
      .pattern = "/v1/sessions/{id}/attendance",
      .handler = get_attendance,
-     .roles = ROLES_WRITE},
+     .roles = ROLES_WRITE | ROLE_TRAINER},
+    /* Trainers take attendance, in the sessions of their werklabs (resource_guard). */
     {.method = HTTP_PUT,
      .pattern = "/v1/sessions/{id}/attendance",
      .handler = put_attendance,
-     .roles = ROLES_WRITE},
+     .roles = ROLES_WRITE | ROLE_TRAINER},
 };
 
 void sessions_register(void)

@@ -1,7 +1,8 @@
 /* Figures for partners: werklabs by status, participants, sessions held, initiatives that took
  * part and the average rating, per year and province — aggregates only, computed by PostgreSQL
- * from the rows themselves. A werklab's year is that of its first session, in Europe/Amsterdam,
- * or of its creation while it has no sessions. */
+ * from the rows themselves, over the werklabs the caller reaches (list.h): a limited partner's
+ * municipalities', a trainer's own. A werklab's year is that of its first session, in
+ * Europe/Amsterdam, or of its creation while it has no sessions. */
 #include "api.h"
 #include "common.h"
 #include "validate.h"
@@ -15,7 +16,7 @@ static const char SQL_FIGURES[] =
     " coalesce(extract(year FROM w.starts_on),"
     " extract(year FROM w.created_at AT TIME ZONE 'Europe/Amsterdam'))::integer AS year"
     " FROM werklabs w JOIN municipalities m ON m.id = w.municipality_id"
-    " WHERE ($3::uuid[] IS NULL OR w.municipality_id = ANY ($3::uuid[]))"
+    " WHERE true %s"
     " AND ($2::text IS NULL OR m.province = $2::text))"
     " SELECT p.year, p.province, count(*),"
     " count(*) FILTER (WHERE p.status = 'inquiry'), count(*) FILTER (WHERE p.status = 'intake'),"
@@ -32,6 +33,9 @@ static const char SQL_FIGURES[] =
     " WHERE q.year = p.year AND q.province IS NOT DISTINCT FROM p.province)"
     " FROM per p WHERE ($1::integer IS NULL OR p.year = $1::integer)"
     " GROUP BY p.year, p.province ORDER BY p.year, p.province NULLS LAST";
+
+/* SQL_FIGURES within each kind of reach, [0] unlimited; made by stats_register. */
+static char *figures[REACH_KINDS + 1];
 
 static const char *const statuses[] = {"inquiry", "intake",    "planned",
                                        "running", "completed", "cancelled"};
@@ -52,11 +56,13 @@ static void stats(struct request *req)
         http_problem_invalid(req);
         return;
     }
-    /* Partner keys limited to municipalities see figures over those only. */
-    const char *scope = list_scope(req);
-    const char *params[] = {year, province, scope};
+    /* A limited caller sees figures over what it reaches only: the statement of its reach. */
+    const char *reach;
+    enum reach kind = list_reach(req, &reach);
+    const char *params[] = {year, province, reach};
     struct db_result r;
-    if (db_exec(SQL_FIGURES, 3, params, &r) != DB_OK) {
+    enum db_status st = db_exec(figures[kind + 1], kind == REACH_NONE ? 2 : 3, params, &r);
+    if (st != DB_OK) {
         http_problem_database(req, r.status);
         db_clear(&r);
         return;
@@ -97,11 +103,25 @@ static struct route routes[] = {
     {.method = HTTP_GET,
      .pattern = "/v1/stats",
      .handler = stats,
-     .roles = ROLES_READ,
+     .roles = ROLES_READ | ROLE_TRAINER,
      .query_keys = stats_keys},
 };
 
 void stats_register(void)
 {
+    /* SQL_FIGURES for each kind of reach (and none), its werklabs limited by list_reach's
+     * condition with $3: the one condition every list of a limited caller uses. */
+    static const char *const reach_of_werklab[REACH_KINDS] = {
+        [REACH_MUNICIPALITY] = "w.municipality_id",
+        [REACH_WERKLAB] = "w.id",
+    };
+    for (int kind = REACH_NONE; kind < REACH_KINDS; kind++) {
+        struct buf condition = {0}, sql = {0};
+        if (kind != REACH_NONE)
+            list_append_reach(&condition, kind, reach_of_werklab[kind], 3);
+        buf_printf(&sql, SQL_FIGURES, condition.data ? condition.data : "");
+        figures[kind + 1] = buf_detach(&sql);
+        buf_free(&condition);
+    }
     router_add(routes, COUNT(routes));
 }

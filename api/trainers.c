@@ -1,6 +1,7 @@
 /* Trainers: the two people who lead a werklab, one who knows municipal organisations and one
- * who knows resident initiatives. Everything that identifies them is personal data; only staff
- * see trainers. */
+ * who knows resident initiatives. Everything that identifies them is personal data: staff see
+ * it; a trainer sees their own record whole and the others without it. A trainer signs in as
+ * the person whose token's sub is the record's subject (auth.h), which staff set. */
 #include "api.h"
 #include "common.h"
 
@@ -17,13 +18,19 @@ static const struct field fields[] = {
      .min = 1,
      .values = trainer_roles},
     {.name = "bio", .column = "bio", .type = FIELD_TEXT, .flags = FIELD_NULLABLE, .max = 4000},
+    /* The OpenID Connect sub the trainer signs in with: it identifies the person. */
+    {.name = "subject",
+     .column = "subject",
+     .type = FIELD_TEXT,
+     .flags = FIELD_NULLABLE | FIELD_PERSONAL,
+     .min = 1,
+     .max = 255},
 };
 
 static const struct filter filters[] = {
-    {"expertise", FILTER_ANY, "expertise", "expertise && $::text[]", NULL},
+    {"expertise", FILTER_ANY, "expertise", "expertise && $::text[]"},
     {"q", FILTER_SEARCH, NULL,
-     "to_tsvector('simple', name || ' ' || coalesce(bio, '')) @@ plainto_tsquery('simple', $)",
-     NULL},
+     "to_tsvector('simple', name || ' ' || coalesce(bio, '')) @@ plainto_tsquery('simple', $)"},
     UPDATED_SINCE_FILTER,
 };
 
@@ -40,6 +47,9 @@ static const struct constraint_rule constraints[] = {
      "the trainer holds a role in a werklab that the new expertise leaves out", NULL},
     {"werklab_trainers_trainer_fkey", "trainerId", NULL, "there is no such trainer",
      "is assigned to werklabs"},
+    {"trainers_subject_unique", "subject", "unique", "another trainer signs in with this subject",
+     NULL},
+    {"trainers_subject_length", "subject", "maxLength", "must have 1 to 255 characters", NULL},
 };
 
 static struct resource trainers = {
@@ -47,8 +57,9 @@ static struct resource trainers = {
     .table = "trainers",
     .path = "/v1/trainers",
     RESOURCE_TABLES(fields, filters, sort_keys, constraints),
+    .trainer_self = true,
     .methods = RESOURCE_ALL,
-    .read_roles = ROLES_WRITE,
+    .read_roles = ROLES_WRITE | ROLE_TRAINER,
     .write_roles = ROLES_WRITE,
 };
 

@@ -146,14 +146,13 @@ static const struct field fields[] = {
 
 static const struct filter filters[] = {
     {"municipalityId", FILTER_EQUALS, "municipalityId", "municipality_id = $::uuid",
-     MUNICIPALITY_ITSELF},
-    {"status", FILTER_ANY, "status", "status = ANY ($::text[])", NULL, "status = $::text"},
-    {"startsOnFrom", FILTER_EQUALS, "startsOn", "starts_on >= $::date", NULL},
-    {"startsOnTo", FILTER_EQUALS, "startsOn", "starts_on <= $::date", NULL},
+     MUNICIPALITY_REACH},
+    {"status", FILTER_ANY, "status", "status = ANY ($::text[])", .each = "status = $::text"},
+    {"startsOnFrom", FILTER_EQUALS, "startsOn", "starts_on >= $::date"},
+    {"startsOnTo", FILTER_EQUALS, "startsOn", "starts_on <= $::date"},
     {"q", FILTER_SEARCH, NULL,
      "to_tsvector('dutch', title || ' ' || coalesce(intake_needs, '') || ' ' || "
-     "coalesce(intake_goals, '')) @@ plainto_tsquery('dutch', $)",
-     NULL},
+     "coalesce(intake_goals, '')) @@ plainto_tsquery('dutch', $)"},
     UPDATED_SINCE_FILTER,
 };
 
@@ -206,12 +205,14 @@ static struct resource werklabs = {
     .table = "werklabs",
     .path = "/v1/werklabs",
     RESOURCE_TABLES(fields, filters, sort_keys, constraints),
-    .scope = "municipality_id",
+    /* A partner limited to municipalities reads their werklabs; a trainer those they are
+     * assigned to. The quote is internal: neither sees it. */
+    .scope = {[REACH_MUNICIPALITY] = "municipality_id", [REACH_WERKLAB] = "id"},
     .before_write = lock_status,
     .after_write = check_conditions,
     .field_refs = (const struct field_ref[]){{"status", &status_field}, {NULL, NULL}},
     .methods = RESOURCE_ALL,
-    .read_roles = ROLES_READ,
+    .read_roles = ROLES_READ | ROLE_TRAINER,
     .write_roles = ROLES_WRITE,
 };
 
@@ -386,7 +387,7 @@ static struct route assignment_routes[] = {
     {.method = HTTP_GET,
      .pattern = "/v1/werklabs/{id}/trainers",
      .handler = list_assignments,
-     .roles = ROLES_READ},
+     .roles = ROLES_READ | ROLE_TRAINER},
     {.method = HTTP_PUT,
      .pattern = "/v1/werklabs/{id}/trainers/{role}",
      .handler = assign_trainer,

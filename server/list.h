@@ -17,8 +17,26 @@
  * (http_invalid on "limit"). */
 void list_read_limit(struct request *req, const char *text, long max, long *limit);
 
+/* A caller's reach: what a caller is limited to, and so what lists, reads and writes keep to.
+ * A partner key may be limited to municipalities; a trainer (a person signed in) reaches the
+ * werklabs they are assigned to, and what belongs to them. Whoever else is not limited. */
+enum reach {
+    REACH_NONE = -1,
+    REACH_MUNICIPALITY, /* param: "{id,id}" of the municipalities, as $n::uuid[] */
+    REACH_WERKLAB,      /* param: the trainer's id, as $n::uuid */
+    REACH_KINDS,
+};
+
+/* The kind of reach that limits the caller, and in *param (in req->pool, or the identity's)
+ * the value that stands for it in SQL; REACH_NONE (and *param NULL) when nothing does. */
+enum reach list_reach(struct request *req, const char **param);
+/* Appends " AND (<expr lies in the reach of kind>)" with parameter $n the value list_reach
+ * gave: one condition for each kind, so every statement limits the same way. */
+void list_append_reach(struct buf *b, enum reach kind, const char *expr, int n);
+
 /* "{id,id}" of the municipalities a partner key is limited to, for SQL ($n::uuid[]), in
- * req->pool. NULL when the caller is not limited to municipalities (staff, or a partner of all). */
+ * req->pool. NULL when the caller is not limited to municipalities (staff, a partner of all, a
+ * trainer: list_reach tells the trainer's). */
 const char *list_scope(struct request *req);
 
 /* Opens the envelope: {"items": [ — each item is then written to req->w. */

@@ -4,9 +4,9 @@
  * and rules, the filters and sort keys its list takes, and what its constraints mean. From that
  * description resource_register() builds the SQL once and registers the routes; the handlers
  * here validate bodies (reporting every invalid field at once), page lists by keyset with signed
- * cursors, render rows as JSON (leaving out personal data for partner keys), and map constraint
- * violations to 400 or 409. A resource that needs more (a secret made on creation, a status
- * machine) replaces single handlers and reuses the parts below.
+ * cursors, render rows as JSON (leaving out personal data for whoever may not see it), and map
+ * constraint violations to 400 or 409. A resource that needs more (a secret made on creation, a
+ * status machine) replaces single handlers and reuses the parts below.
  *
  * Every table has id (uuid), version, created_at and updated_at; a trigger keeps version and
  * updated_at, so they are not in the descriptions.
@@ -52,11 +52,12 @@ enum field_type {
 };
 
 enum field_flag {
-    FIELD_REQUIRED = 1,   /* must be given on create; never null */
-    FIELD_NULLABLE = 2,   /* may be null (read-only ones too); null in a patch clears it */
-    FIELD_READONLY = 4,   /* the server's; invalid in a body */
-    FIELD_PERSONAL = 8,   /* personal data: left out for partner keys */
-    FIELD_INTERNAL = 16,  /* not personal, but not for partners either (e.g. quotes) */
+    FIELD_REQUIRED = 1, /* must be given on create; never null */
+    FIELD_NULLABLE = 2, /* may be null (read-only ones too); null in a patch clears it */
+    FIELD_READONLY = 4, /* the server's; invalid in a body */
+    FIELD_PERSONAL =
+        8, /* personal data: left out for partner keys (and trainers, resource_hidden) */
+    FIELD_INTERNAL = 16,  /* not personal, but not for partners or trainers (e.g. quotes) */
     FIELD_IMMUTABLE = 32, /* given on create, never changed by a patch */
     FIELD_NO_CREATE = 64, /* set by a patch only (e.g. a status staff move along) */
     FIELD_PARENT = 128,   /* the id of the parent in the collection path, e.g. werklabId */
@@ -82,6 +83,9 @@ struct field {
     /* FIELD_RECORDS: statements that replace the records; $1 is the row's id, $2 the records
      * as a JSON array (a statement may use $1 only). NULL-terminated. */
     const char *const *replace;
+    /* Who may write it, where fewer than may write the resource (e.g. a feedback's moderation,
+     * staff's): for the others it is invalid in a body. 0: whoever may write the resource. */
+    unsigned write_roles;
 };
 
 enum filter_kind {
@@ -96,10 +100,11 @@ struct filter {
     enum filter_kind kind;
     const char *field; /* the field whose rules the values follow (ANY, EQUALS) */
     const char *sql;   /* condition; "$" stands for the parameter */
-    /* For a filter naming something in a municipality (municipalityId, werklabId): SQL giving
-     * that municipality's id for $1, so that a partner limited to other municipalities gets
-     * 404, as for the thing itself. */
-    const char *municipality_of;
+    /* For a filter naming something a caller's reach is limited by (list.h: municipalityId,
+     * werklabId, sessionId): per kind of reach, SQL giving for $1 the id of that kind the thing
+     * belongs to, so that a caller limited to others gets 404, as for the thing itself. NULL for
+     * a kind: the filter names nothing of that kind (it only narrows the list). */
+    const char *scope_of[REACH_KINDS];
     /* ANY only: the condition for one value ("status = $::text"). One value is then filtered by
      * it, and several are read as one ordered index scan per value, merged, instead of one scan
      * in list order that passes over every row of the other values (an index on (column, sort
@@ -173,9 +178,15 @@ struct resource {
     size_t n_sort_keys;
     const struct constraint_rule *constraints;
     size_t n_constraints;
-    /* SQL giving the municipality id a row belongs to, for partner keys limited to a set of
-     * municipalities; NULL: the resource is not limited that way. */
-    const char *scope;
+    /* What a limited caller reaches (list.h, enum reach): per kind, SQL giving the id of that
+     * kind a row belongs to — [REACH_MUNICIPALITY] its municipality, for partner keys limited to
+     * municipalities; [REACH_WERKLAB] its werklab, for trainers. Reads, filters, CSV, guards and
+     * writes of a limited caller all keep to it; outside is 404. NULL for a kind: that kind does
+     * not limit the resource, and what such a caller may do with it is up to the route roles
+     * (a trainer then reads it as a partner does: personal and internal data hidden). */
+    const char *scope[REACH_KINDS];
+    /* Its rows are trainers: a trainer sees their own row whole, the others as a partner would. */
+    bool trainer_self;
     const char *item_param;   /* path parameter of an item: "id" unless named */
     const char *parent_table; /* with a FIELD_PARENT field: the table it refers to */
     bool no_meta;             /* render without version, createdAt and updatedAt */
@@ -186,6 +197,7 @@ struct resource {
     unsigned read_roles;   /* enum role bits for LIST and GET */
     unsigned write_roles;  /* for CREATE, PATCH and DELETE */
     unsigned create_roles; /* for CREATE when it differs from write_roles; 0: write_roles */
+    unsigned patch_roles;  /* for PATCH when it differs from write_roles; 0: write_roles */
     /* Replacements for the standard handlers; NULL: standard. */
     route_handler on_create, on_patch, on_delete;
     const struct field_ref *field_refs; /* resolved by resource_register(); NULL-name ends */
@@ -234,15 +246,14 @@ void resource_answer_row(struct request *req, const struct resource *res, const 
 /* Answers a missing row after a conditional write: 404 when id is gone, else 412. */
 void resource_answer_missing(struct request *req, const struct resource *res, const char *id);
 
-/* "{id,id}" of the municipalities the caller is limited to, for SQL (in req->pool); NULL when
- * the caller is not limited or res is not limited by municipality. list_scope() is the same
- * for what is not a resource. */
-const char *resource_scope(struct request *req, const struct resource *res);
+/* The kind of reach that limits this caller in res (REACH_NONE: none), and in *param the value
+ * standing for it in SQL (list_reach). */
+enum reach resource_scope(struct request *req, const struct resource *res, const char **param);
 
 /* For what belongs to a row (a werklab's trainers, a session's attendance): finds row id of
- * res within a partner's municipalities. Reading, it sets the row's ETag; writing (inside a
- * transaction), it locks the row and holds If-Match against its version. Answers 404, 412 or
- * 503 and returns false when the request cannot go on. */
+ * res within the caller's reach (a partner's municipalities, a trainer's werklabs). Reading, it
+ * sets the row's ETag; writing (inside a transaction), it locks the row and holds If-Match against
+ * its version. Answers 404, 412 or 503 and returns false when the request cannot go on. */
 bool resource_guard(struct request *req, const struct resource *res, const char *id, bool writing);
 /* db_begin() and resource_guard(writing): false after answering; the request's end rolls back. */
 bool resource_begin_guarded(struct request *req, const struct resource *res, const char *id);

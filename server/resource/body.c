@@ -325,6 +325,11 @@ static void take_member(struct request *req, const struct resource *res, bool cr
             http_invalid(req, name, "unknown", "cannot be changed after creation");
             return;
         }
+        if (f->write_roles && !(f->write_roles & req->who.role)) {
+            http_invalid(req, name, "forbidden", "is not set by a %s",
+                         auth_role_name(req->who.role));
+            return;
+        }
         const char *out;
         if (resource_check_value(req, res, i, value, v, &out)) {
             v->value[i] = out;

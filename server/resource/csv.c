@@ -78,7 +78,7 @@ static void csv_header(struct csv_stream *c)
 {
     csv_cell(&c->pending, "id", c->delimiter, true);
     for (size_t i = 0; i < c->res->n_fields; i++)
-        if (!resource_hidden(c->req, &c->res->fields[i]))
+        if (!resource_hidden(c->req, c->res, &c->res->fields[i], NULL))
             csv_cell(&c->pending, c->res->fields[i].name, c->delimiter, false);
     if (!c->res->no_meta) {
         csv_cell(&c->pending, "version", c->delimiter, false);
@@ -92,11 +92,14 @@ static void csv_row(struct csv_stream *c, const struct db_result *r, int row)
 {
     static const struct field text = {.type = FIELD_TEXT}, timestamp = {.type = FIELD_TIMESTAMP};
     const struct resource *res = c->res;
-    csv_cell(&c->pending, db_value(r, row, 0), c->delimiter, true);
+    const char *id = db_value(r, row, 0);
+    csv_cell(&c->pending, id, c->delimiter, true);
     for (size_t i = 0; i < res->n_fields; i++) {
-        if (resource_hidden(c->req, &res->fields[i]))
+        if (resource_hidden(c->req, res, &res->fields[i], NULL))
             continue;
-        const char *v = db_value(r, row, 1 + (int)i);
+        /* A column some rows show this caller (their own record) is empty in the others. */
+        const char *v =
+            resource_hidden(c->req, res, &res->fields[i], id) ? NULL : db_value(r, row, 1 + (int)i);
         if (v && (res->fields[i].flags & FIELD_PERSONAL))
             c->req->personal_shown = true;
         csv_value(&c->pending, &res->fields[i], v, c->delimiter);
@@ -191,7 +194,8 @@ void list_answer_csv(struct request *req, const struct resource *res, const stru
     /* Later pages are read while the answer streams, after it has waited for its audit entry
      * (audit.h): a list whose later pages may show personal data is recorded as a read of it. */
     for (size_t i = 0; !c->done && i < res->n_fields; i++)
-        if ((res->fields[i].flags & FIELD_PERSONAL) && !resource_hidden(req, &res->fields[i]))
+        if ((res->fields[i].flags & FIELD_PERSONAL) &&
+            !resource_hidden(req, res, &res->fields[i], NULL))
             req->personal_shown = true;
     char disposition[160];
     const char *name = strrchr(res->path, '/') + 1;

@@ -7,24 +7,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *resource_scope(struct request *req, const struct resource *res)
+enum reach resource_scope(struct request *req, const struct resource *res, const char **param)
 {
-    return resource_scoped(req, res) ? list_scope(req) : NULL;
+    enum reach kind = resource_scoped(req, res);
+    list_reach(req, param);
+    if (kind == REACH_NONE)
+        *param = NULL;
+    return kind;
 }
 
-/* The statement reading row id (under its parent, within a partner's municipalities), with its
+/* The statement reading row id (under its parent, within the caller's reach), with its
  * parameters in params (n of them). */
 static const char *row_statement(struct request *req, const struct resource *res, const char *id,
                                  const char *params[3], int *n)
 {
-    const char *scope = resource_scope(req, res);
+    const char *reach;
+    enum reach kind = resource_scope(req, res, &reach);
     params[0] = id;
     *n = 1;
     if (resource_parent_id(req, res))
         params[(*n)++] = resource_parent_id(req, res);
-    if (scope)
-        params[(*n)++] = scope;
-    return scope ? res->sql->get_scoped : res->sql->get;
+    if (kind == REACH_NONE)
+        return res->sql->get;
+    params[(*n)++] = reach;
+    return res->sql->get_scoped[kind];
 }
 
 /* Reads the row id into r. */
@@ -126,6 +132,11 @@ static bool write_in_transaction(struct request *req, const struct resource *res
                                  char row_id[37])
 {
     bool touched;
+    /* A limited caller (a trainer) changes only what lies in their reach: the row is found
+     * there and locked first, or it is 404 as for a read. */
+    if (!w->create && resource_scoped(req, res) != REACH_NONE &&
+        !resource_guard(req, res, w->id, true))
+        return false;
     if (res->before_write && !res->before_write(req, res, w))
         return false;
     if (write_statement(req, res, w, version, r, &touched) != DB_OK) {
@@ -146,9 +157,16 @@ static bool write_in_transaction(struct request *req, const struct resource *res
     }
     if (res->after_write && !res->after_write(req, res, w))
         return false;
-    /* Read the row again: records and computed fields may have changed with the write. */
-    if (select_row(req, res, row_id, r) != DB_OK || db_rows(r) != 1) {
+    /* Read the row again: records and computed fields may have changed with the write. Read
+     * within the caller's reach, it also refuses a new row outside it (a trainer's feedback on
+     * another werklab): 404, as a filter naming that werklab would be. */
+    if (select_row(req, res, row_id, r) != DB_OK) {
         resource_fail(req, res, r, false);
+        return false;
+    }
+    if (db_rows(r) != 1) {
+        http_problem(req, 404, "What this %s belongs to is nothing this caller can see.",
+                     res->name);
         return false;
     }
     return true;
@@ -209,6 +227,8 @@ void resource_delete(struct request *req)
         http_problem_unavailable(req);
         return;
     }
+    if (resource_scoped(req, res) != REACH_NONE && !resource_guard(req, res, id, true))
+        return;
     if (db_exec(res->sql->remove, params[2] ? 3 : 2, params, &r) != DB_OK)
         resource_fail(req, res, &r, true);
     else if (db_rows(&r) == 0)
@@ -219,10 +239,12 @@ void resource_delete(struct request *req)
 }
 bool resource_guard(struct request *req, const struct resource *res, const char *id, bool writing)
 {
-    const char *scope = resource_scope(req, res);
-    const char *params[] = {id, scope};
+    const char *reach;
+    enum reach kind = resource_scope(req, res, &reach);
+    const char *params[] = {id, reach};
     struct db_result r;
-    enum db_status s = db_exec(res->sql->guard[scope != NULL][writing], scope ? 2 : 1, params, &r);
+    enum db_status s =
+        db_exec(res->sql->guard[kind + 1][writing], kind == REACH_NONE ? 1 : 2, params, &r);
     bool found = s == DB_OK && db_rows(&r) == 1;
     char wanted[16];
     const char *if_match = writing ? http_if_match(req, wanted) : NULL;

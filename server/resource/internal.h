@@ -35,10 +35,18 @@ struct resource_sql {
     char *select_list;
     int n_columns; /* id, the fields, version, created_at, updated_at */
     /* Statements; with a parent, each also checks the parent column against the path. */
-    char *get, *get_scoped, *insert, *update, *remove, *probe, *parent_exists;
-    /* resource_guard's: [scoped][writing], "SELECT version ... [scope] [FOR UPDATE]" */
-    char *guard[2][2];
-    char *scope_condition;           /* "(<scope>) = ANY ($::uuid[])" */
+    char *get, *insert, *update, *remove, *probe, *parent_exists;
+    /* get within each kind of reach: $1 id [, $2 parent], then the reach's parameter */
+    char *get_scoped[REACH_KINDS];
+    /* resource_guard's: [1 + kind of reach, 0 unlimited][writing],
+     * "SELECT version ... [reach $2] [FOR UPDATE]" */
+    char *guard[REACH_KINDS + 1][2];
+    /* A filter's check that what it names lies in the caller's reach: $1 the value, $2 the
+     * reach's parameter; NULL where the filter names nothing of that kind. */
+    char *filter_within[RESOURCE_MAX_FILTERS][REACH_KINDS];
+    /* The resource of parent_table (registered before), whose reach a nested list's parent is
+     * found within; NULL without a parent. */
+    const struct resource *parent_resource;
     char *parent_condition;          /* "<parent column> = $" */
     int stored[RESOURCE_MAX_FIELDS]; /* fields that are columns of the table: INSERT */
     int n_stored;
@@ -76,8 +84,12 @@ bool resource_check_value(struct request *req, const struct resource *res, size_
 
 /* ---- render.c ---- */
 
-/* True when f is left out for this caller (personal or internal data, partner key). */
-bool resource_hidden(const struct request *req, const struct field *f);
+/* True when f is left out for this caller: personal and internal data for a partner key; for a
+ * trainer internal data, and personal data but of what belongs to their werklabs (a resource
+ * limited by REACH_WERKLAB) and of their own trainer record. id: the row's id; NULL asks about
+ * the column (true only when no row of it shows f to this caller). */
+bool resource_hidden(const struct request *req, const struct resource *res, const struct field *f,
+                     const char *id);
 
 /* ---- small things every file asks ---- */
 
@@ -98,10 +110,14 @@ static inline const char *resource_parent_id(const struct request *req, const st
     return res->sql->parent >= 0 ? http_param(req, "id") : NULL;
 }
 
-/* True when this caller sees only the rows of res in its municipalities. */
-static inline bool resource_scoped(const struct request *req, const struct resource *res)
+/* The kind of reach that limits this caller in res, or REACH_NONE. */
+static inline enum reach resource_scoped(const struct request *req, const struct resource *res)
 {
-    return res->scope && req->who.role == ROLE_PARTNER && req->who.limited;
+    if (req->who.role == ROLE_TRAINER && res->scope[REACH_WERKLAB])
+        return REACH_WERKLAB;
+    if (req->who.role == ROLE_PARTNER && req->who.limited && res->scope[REACH_MUNICIPALITY])
+        return REACH_MUNICIPALITY;
+    return REACH_NONE;
 }
 
 /* ---- plan.c ---- */
@@ -121,7 +137,7 @@ struct list_plan {
 
 /* The statement of one page, with its parameters. */
 struct list_query {
-    bool out_of_scope; /* a filter names something outside a partner's municipalities */
+    bool out_of_scope; /* a filter names something outside the caller's reach */
     struct buf sql;
     const char *params[MAX_PARAMS];
     char *owned[MAX_PARAMS];

@@ -23,6 +23,34 @@ void list_read_limit(struct request *req, const char *text, long max, long *limi
                  "must be a whole number from 1 to %ld", max);
 }
 
+enum reach list_reach(struct request *req, const char **param)
+{
+    *param = NULL;
+    if (req->who.role == ROLE_TRAINER) {
+        *param = req->who.trainer_id;
+        return REACH_WERKLAB;
+    }
+    *param = list_scope(req);
+    return *param ? REACH_MUNICIPALITY : REACH_NONE;
+}
+
+/* What "expr lies in the reach" means, per kind, with the parameter's number. A trainer's
+ * werklabs are read from the assignments in the statement itself: an assignment made or ended
+ * shows at the trainer's next request, and the identity carries only the trainer's id. */
+static const char *const reach_conditions[REACH_KINDS] = {
+    [REACH_MUNICIPALITY] = "(%s) = ANY ($%d::uuid[])",
+    [REACH_WERKLAB] = "(%s) IN (SELECT a.werklab_id FROM werklab_trainers a "
+                      "WHERE a.trainer_id = $%d::uuid)",
+};
+
+void list_append_reach(struct buf *b, enum reach kind, const char *expr, int n)
+{
+    /* Not list_append_condition: expr may hold parameters of its own ($1 of a filter's SQL). */
+    buf_puts(b, " AND (");
+    buf_printf(b, reach_conditions[kind], expr, n);
+    buf_putc(b, ')');
+}
+
 const char *list_scope(struct request *req)
 {
     if (req->who.role != ROLE_PARTNER || !req->who.limited)
@@ -174,7 +202,7 @@ void resource_list(struct request *req)
         goto done;
     }
     if (q.out_of_scope) {
-        http_problem(req, 404, "A filter names something this key cannot see.");
+        http_problem(req, 404, "A filter names something this caller cannot see.");
         goto done;
     }
     if (req->wants_csv) {

@@ -99,16 +99,16 @@ static json_t *query_value_as_json(enum field_type type, const char *text)
     return json_string(text);
 }
 
-/* True when the thing a filter names lies in one of a partner key's municipalities. */
-static bool within_scope(const struct request *req, const struct filter *flt, const char *value)
+/* True when the thing filter i names (value) lies in the caller's reach of kind. */
+static bool within_reach(struct request *req, const struct resource *res, size_t i, enum reach kind,
+                         const char *value)
 {
+    const char *reach;
+    list_reach(req, &reach);
+    const char *params[] = {value, reach};
     struct db_result r;
-    const char *params[] = {value};
-    bool inside = false;
-    if (db_exec(flt->municipality_of, 1, params, &r) == DB_OK && db_rows(&r) == 1 &&
-        db_value(&r, 0, 0))
-        for (int i = 0; i < req->who.n_municipalities; i++)
-            inside |= strcmp(req->who.municipality_ids[i], db_value(&r, 0, 0)) == 0;
+    bool inside =
+        db_exec(res->sql->filter_within[i][kind], 2, params, &r) == DB_OK && db_rows(&r) == 1;
     db_clear(&r);
     return inside;
 }
@@ -166,8 +166,9 @@ void list_add_filters(struct request *req, const struct resource *res, struct li
                     if (count < MAX_SPLIT)
                         values[count] = xstrdup(checked);
                 }
-                if (flt->municipality_of && resource_scoped(req, res) &&
-                    !within_scope(req, flt, checked))
+                enum reach kind = resource_scoped(req, res);
+                if (kind != REACH_NONE && res->sql->filter_within[i][kind] &&
+                    !within_reach(req, res, i, kind, checked))
                     q->out_of_scope = true;
                 count++;
             }
@@ -244,8 +245,12 @@ void list_page_query(struct request *req, const struct resource *res, const stru
         buf_printf(&q->sql, ", %s AS sort_%d", p->sort[i].key->expr, i + 1);
     buf_printf(&q->sql, ", %s.id AS row_id FROM %s WHERE true", res->table, res->table);
     list_add_filters(req, res, q);
-    if (resource_scoped(req, res))
-        list_append_condition(&q->sql, res->sql->scope_condition, add_param(q, list_scope(req)));
+    enum reach kind = resource_scoped(req, res);
+    if (kind != REACH_NONE) {
+        const char *reach;
+        list_reach(req, &reach);
+        list_append_reach(&q->sql, kind, res->scope[kind], add_param(q, reach));
+    }
     const char *parent = resource_parent_id(req, res);
     if (parent)
         list_append_condition(&q->sql, res->sql->parent_condition, add_param(q, parent));
@@ -302,9 +307,16 @@ bool list_parent_found(struct request *req, const struct resource *res)
     const char *parent = resource_parent_id(req, res);
     if (!parent)
         return true;
+    /* The parent is found as its own resource reaches it: a trainer's list of participants of
+     * another werklab is 404, not an empty list. */
+    const struct resource *of = res->sql->parent_resource;
+    const char *reach;
+    enum reach kind = resource_scoped(req, of);
+    list_reach(req, &reach);
     struct db_result exists;
-    const char *p[] = {parent};
-    enum db_status st = db_exec(res->sql->parent_exists, 1, p, &exists);
+    const char *p[] = {parent, reach};
+    enum db_status st = kind == REACH_NONE ? db_exec(res->sql->parent_exists, 1, p, &exists)
+                                           : db_exec(of->sql->guard[kind + 1][0], 2, p, &exists);
     bool found = st == DB_OK && db_rows(&exists) == 1;
     if (st != DB_OK)
         resource_fail(req, res, &exists, false);

@@ -110,12 +110,12 @@ static void build_sql(struct resource *res)
     if (parent_column)
         buf_printf(&b, " AND %s = $2", parent_column);
     s->get = buf_detach(&b);
-    if (res->scope) {
-        buf_printf(&b, "%s AND (%s) = ANY ($%d::uuid[])", s->get, res->scope,
-                   parent_column ? 3 : 2);
-        s->get_scoped = buf_detach(&b);
-        buf_printf(&b, "(%s) = ANY ($::uuid[])", res->scope);
-        s->scope_condition = buf_detach(&b);
+    for (int kind = 0; kind < REACH_KINDS; kind++) {
+        if (!res->scope[kind])
+            continue;
+        buf_puts(&b, s->get);
+        list_append_reach(&b, kind, res->scope[kind], parent_column ? 3 : 2);
+        s->get_scoped[kind] = buf_detach(&b);
     }
 
     /* insert: the stored fields in order */
@@ -159,15 +159,17 @@ static void build_sql(struct resource *res)
         buf_printf(&b, " AND %s = $2", parent_column);
     s->probe = buf_detach(&b);
 
-    /* guard: $1 id [, $2 scope]; writing, it locks the row */
-    for (int scoped = 0; scoped <= (res->scope != NULL); scoped++)
+    /* guard: $1 id [, $2 the reach]; writing, it locks the row */
+    for (int kind = REACH_NONE; kind < REACH_KINDS; kind++)
         for (int writing = 0; writing <= 1; writing++) {
+            if (kind != REACH_NONE && !res->scope[kind])
+                continue;
             buf_printf(&b, "SELECT version FROM %s WHERE id = $1", res->table);
-            if (scoped)
-                list_append_condition(&b, s->scope_condition, 2);
+            if (kind != REACH_NONE)
+                list_append_reach(&b, kind, res->scope[kind], 2);
             if (writing)
                 buf_puts(&b, " FOR UPDATE");
-            s->guard[scoped][writing] = buf_detach(&b);
+            s->guard[kind + 1][writing] = buf_detach(&b);
         }
 
     if (res->n_filters > RESOURCE_MAX_FILTERS)
@@ -182,6 +184,18 @@ static void build_sql(struct resource *res)
         if (by_field && !flt->field)
             die(res, "a filter of values needs the field whose rules they follow");
         s->filter_field[i] = by_field ? (int)resource_field(res, flt->field) : -1;
+        for (int kind = 0; kind < REACH_KINDS; kind++) {
+            if (!flt->scope_of[kind])
+                continue;
+            if (!res->scope[kind])
+                die(res, "a filter checks a reach the resource is not limited by");
+            buf_puts(&b, "SELECT true WHERE true");
+            struct buf of = {0};
+            buf_printf(&of, "(%s)", flt->scope_of[kind]);
+            list_append_reach(&b, kind, of.data, 2);
+            buf_free(&of);
+            s->filter_within[i][kind] = buf_detach(&b);
+        }
     }
     s->list_keys[k] = NULL;
     for (const struct field_ref *ref = res->field_refs; ref && ref->name; ref++)
@@ -195,6 +209,13 @@ void resource_register(struct resource *res)
     if (!res->item_param)
         res->item_param = "id";
     build_sql(res);
+    if (res->parent_table) {
+        for (size_t i = 0; i < n_registry && !res->sql->parent_resource; i++)
+            if (strcmp(registry[i]->table, res->parent_table) == 0)
+                res->sql->parent_resource = registry[i];
+        if (!res->sql->parent_resource)
+            die(res, "its parent_table is no resource registered before it");
+    }
     registry[n_registry++] = res;
 
     struct resource_sql *s = res->sql;
@@ -218,7 +239,7 @@ void resource_register(struct resource *res)
         {.method = HTTP_PATCH,
          .pattern = s->item_path,
          .handler = res->on_patch ? res->on_patch : resource_patch,
-         .roles = res->write_roles},
+         .roles = res->patch_roles ? res->patch_roles : res->write_roles},
         {.method = HTTP_DELETE,
          .pattern = s->item_path,
          .handler = res->on_delete ? res->on_delete : resource_delete,

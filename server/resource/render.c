@@ -1,6 +1,6 @@
-/* render: rows of a resource (selected with its select list) as JSON, leaving out what a
- * partner key may not see and noting when personal data leaves the server (for the audit), and
- * the answers made of rendered rows. */
+/* render: rows of a resource (selected with its select list) as JSON, leaving out what the
+ * caller may not see (resource_hidden) and noting when personal data leaves the server (for the
+ * audit), and the answers made of rendered rows. */
 #include "internal.h"
 
 #include <stdio.h>
@@ -87,9 +87,20 @@ static void write_value(struct jsonw *w, const struct field *f, const char *v)
     }
 }
 
-bool resource_hidden(const struct request *req, const struct field *f)
+bool resource_hidden(const struct request *req, const struct resource *res, const struct field *f,
+                     const char *id)
 {
-    return req->who.role == ROLE_PARTNER && (f->flags & (FIELD_PERSONAL | FIELD_INTERNAL));
+    if (req->who.role == ROLE_PARTNER)
+        return f->flags & (FIELD_PERSONAL | FIELD_INTERNAL);
+    if (req->who.role != ROLE_TRAINER)
+        return false;
+    if (f->flags & FIELD_INTERNAL)
+        return true;
+    if (!(f->flags & FIELD_PERSONAL) || res->scope[REACH_WERKLAB])
+        return false; /* a trainer takes attendance: they see who is in their werklabs */
+    if (!res->trainer_self)
+        return true;
+    return id && strcmp(id, req->who.trainer_id) != 0;
 }
 
 /* Writes one field's value, noting when personal data leaves the server (for the audit). */
@@ -114,12 +125,13 @@ void resource_render_members(struct request *req, const struct resource *res,
     static const struct field timestamp = {.type = FIELD_TIMESTAMP};
     struct jsonw *w = &req->w;
     int base = 1; /* column of fields[0] */
-    jsonw_kv_string(w, "id", db_value(r, row, 0));
+    const char *id = db_value(r, row, 0);
+    jsonw_kv_string(w, "id", id);
     for (size_t i = 0; i < res->n_fields;) {
         const struct field *f = &res->fields[i];
         size_t g = resource_group_len(f->name);
         if (!g) {
-            if (!resource_hidden(req, f)) {
+            if (!resource_hidden(req, res, f, id)) {
                 jsonw_key(w, f->name);
                 write_field(req, f, db_value(r, row, base + (int)i));
             }
@@ -130,7 +142,7 @@ void resource_render_members(struct request *req, const struct resource *res,
         bool any_value = false, any_visible = false;
         while (end < res->n_fields && resource_same_group(f->name, res->fields[end].name)) {
             any_value |= db_value(r, row, base + (int)end) != NULL;
-            any_visible |= !resource_hidden(req, &res->fields[end]);
+            any_visible |= !resource_hidden(req, res, &res->fields[end], id);
             end++;
         }
         if (any_visible) {
@@ -142,7 +154,7 @@ void resource_render_members(struct request *req, const struct resource *res,
             } else {
                 jsonw_object_begin(w);
                 for (size_t k = i; k < end; k++) {
-                    if (resource_hidden(req, &res->fields[k]))
+                    if (resource_hidden(req, res, &res->fields[k], id))
                         continue;
                     jsonw_key(w, res->fields[k].name + g + 1);
                     write_field(req, &res->fields[k], db_value(r, row, base + (int)k));

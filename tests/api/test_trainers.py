@@ -10,7 +10,8 @@ import pytest
 from domain import advance, assign_trainer, make_trainer, make_werklab
 from wlclient import TIMESTAMP_RE, UUID_RE, assert_problem, assert_status, describe
 
-FIELDS = {"id", "name", "email", "phone", "expertise", "bio", "version", "createdAt", "updatedAt"}
+FIELDS = {"id", "name", "email", "phone", "expertise", "bio", "subject", "version", "createdAt",
+          "updatedAt"}
 MO, RI = "municipalOrganisation", "residentInitiatives"
 
 

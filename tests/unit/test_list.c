@@ -29,12 +29,12 @@ static const struct field fields[] = {
 };
 
 static const struct filter filters[] = {
-    {"state", FILTER_ANY, "state", "state = ANY ($::text[])", NULL, "state = $::text"},
-    {"size", FILTER_EQUALS, "size", "size = $::integer", NULL, NULL},
-    {"open", FILTER_EQUALS, "open", "is_open = $::boolean", NULL, NULL},
-    {"tag", FILTER_ANY, "tags", "tags && $::text[]", NULL, NULL},
-    {"q", FILTER_SEARCH, NULL, "name ILIKE $", NULL, NULL},
-    {"updatedSince", FILTER_SINCE, NULL, "updated_at >= $::timestamptz", NULL, NULL},
+    {"state", FILTER_ANY, "state", "state = ANY ($::text[])", .each = "state = $::text"},
+    {"size", FILTER_EQUALS, "size", "size = $::integer"},
+    {"open", FILTER_EQUALS, "open", "is_open = $::boolean"},
+    {"tag", FILTER_ANY, "tags", "tags && $::text[]"},
+    {"q", FILTER_SEARCH, NULL, "name ILIKE $"},
+    {"updatedSince", FILTER_SINCE, NULL, "updated_at >= $::timestamptz"},
 };
 
 static const struct sort_key sort_keys[] = {
@@ -54,7 +54,7 @@ static struct resource things = {
     .n_filters = sizeof filters / sizeof *filters,
     .sort_keys = sort_keys,
     .n_sort_keys = sizeof sort_keys / sizeof *sort_keys,
-    .scope = "municipality_id",
+    .scope = {[REACH_MUNICIPALITY] = "municipality_id"},
 };
 
 static const unsigned char key[] = "unit test key, thirty-two bytes!";
