@@ -189,7 +189,7 @@ static void revoke_key(struct request *req)
     char version_buf[16];
     const char *version = http_if_match(req, version_buf);
     if (version && !*version) {
-        http_problem(req, 412, "If-Match must name the current version, e.g. \"3\".");
+        resource_answer_missing(req, &api_keys, id);
         return;
     }
     if (db_begin() != DB_OK) {

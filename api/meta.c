@@ -4,6 +4,7 @@
 
 #include "audit.h"
 #include "buf.h"
+#include "crypto.h"
 #include "db.h"
 #include "dbpipe.h"
 #include "embedded.h"
@@ -13,11 +14,17 @@
 
 #include <string.h>
 
+/* A strong ETag for the document: its SHA-256, computed once at registration. */
+static char openapi_tag[2 * CRYPTO_SHA256_LEN + 3];
+
 static void openapi(struct request *req)
 {
-    http_reply_text(req, 200, "application/json; charset=utf-8", embedded_openapi_json,
-                    embedded_openapi_json_len);
     http_set_header(req, "Cache-Control", "public, max-age=300");
+    if (http_entity_tag(req, openapi_tag))
+        http_reply_not_modified(req);
+    else
+        http_reply_text(req, 200, "application/json; charset=utf-8", embedded_openapi_json,
+                        embedded_openapi_json_len);
 }
 
 static void healthz(struct request *req)
@@ -114,5 +121,10 @@ static struct route routes[] = {
 
 void meta_register(void)
 {
+    uint8_t digest[CRYPTO_SHA256_LEN];
+    crypto_sha256(embedded_openapi_json, embedded_openapi_json_len, digest);
+    openapi_tag[0] = '"';
+    crypto_hex(digest, sizeof digest, openapi_tag + 1);
+    strcpy(openapi_tag + 1 + 2 * CRYPTO_SHA256_LEN, "\"");
     router_add(routes, sizeof routes / sizeof *routes);
 }

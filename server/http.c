@@ -38,9 +38,11 @@ static atomic_bool stopping; /* no more suspending: libmicrohttpd is about to st
 
 static const char expose_headers[] =
     "API-Version, ETag, Link, Location, Retry-After, X-Request-Id, RateLimit-Limit, "
-    "RateLimit-Remaining, RateLimit-Reset, Idempotent-Replayed, Content-Disposition";
-static const char allow_headers[] =
-    "Authorization, Content-Type, If-Match, If-None-Match, Idempotency-Key, X-Request-Id";
+    "RateLimit-Remaining, RateLimit-Reset, Idempotent-Replayed, Content-Disposition, "
+    "WWW-Authenticate";
+/* traceparent and tracestate (W3C Trace Context) are what browsers' tracing SDKs add. */
+static const char allow_headers[] = "Authorization, Content-Type, If-Match, If-None-Match, "
+                                    "Idempotency-Key, X-Request-Id, traceparent, tracestate";
 
 static double now_s(void)
 {

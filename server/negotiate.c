@@ -146,6 +146,11 @@ bool http_etag(struct request *req, const char *version)
 {
     char tag[32];
     snprintf(tag, sizeof tag, "\"%s\"", version);
+    return http_entity_tag(req, tag);
+}
+
+bool http_entity_tag(struct request *req, const char *tag)
+{
     http_set_header(req, "ETag", tag);
     return negotiate_none_match(http_header(req, "If-None-Match"), tag);
 }
@@ -158,4 +163,16 @@ void http_reply_not_modified(struct request *req)
 const char *http_if_match(struct request *req, char *out)
 {
     return negotiate_if_match(http_header(req, "If-Match"), out);
+}
+
+void http_reply_stale(struct request *req, const char *what, const char *version)
+{
+    char asked[16];
+    const char *if_match = http_if_match(req, asked);
+    if (if_match && !*if_match)
+        http_problem(req, 412, "If-Match must name the current version of the %s: \"%s\".", what,
+                     version);
+    else
+        http_problem(req, 412, "The %s has changed: its version is now %s.", what, version);
+    http_etag(req, version);
 }

@@ -41,8 +41,14 @@ bool negotiate_body(struct request *req);
 /* ETag handling for a resource at version: sets ETag and returns true when If-None-Match
  * matches (the caller answers 304 with http_reply_not_modified()). */
 bool http_etag(struct request *req, const char *version);
+/* The same for an entity tag made elsewhere, quotes included (e.g. a document's digest). */
+bool http_entity_tag(struct request *req, const char *tag);
 void http_reply_not_modified(struct request *req);
 /* negotiate_if_match() of the request's If-Match header. */
 const char *http_if_match(struct request *req, char *out);
+/* 412 for an If-Match that names another version than the one the row (a what, e.g.
+ * "werklab") has: the ETag of that version goes with it, so that a client can show the conflict
+ * without reading the row again. */
+void http_reply_stale(struct request *req, const char *what, const char *version);
 
 #endif

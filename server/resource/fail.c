@@ -72,7 +72,6 @@ void resource_answer_missing(struct request *req, const struct resource *res, co
     else if (db_rows(&r) == 0)
         http_problem(req, 404, "There is no %s with id %s here.", res->name, id);
     else
-        http_problem(req, 412, "The %s has changed: its version is now %s.", res->name,
-                     db_value(&r, 0, 0));
+        http_reply_stale(req, res->name, db_value(&r, 0, 0));
     db_clear(&r);
 }

@@ -192,7 +192,7 @@ static void write_row(struct request *req, bool create)
     char row_id[37];
     int status = create ? 201 : 200;
     if (version && !*version)
-        http_problem(req, 412, "If-Match must name the current version, e.g. \"3\".");
+        resource_answer_missing(req, res, w.id);
     else if (db_begin() != DB_OK)
         http_problem_unavailable(req);
     else if (write_in_transaction(req, res, &w, version, &r, row_id) &&
@@ -218,7 +218,7 @@ void resource_delete(struct request *req)
     char version_buf[16];
     const char *version = http_if_match(req, version_buf);
     if (version && !*version) {
-        http_problem(req, 412, "If-Match must name the current version, e.g. \"3\".");
+        resource_answer_missing(req, res, id);
         return;
     }
     const char *params[] = {id, version, resource_parent_id(req, res)};
@@ -253,8 +253,7 @@ bool resource_guard(struct request *req, const struct resource *res, const char 
     } else if (!found) {
         http_problem(req, 404, "There is no %s with id %s.", res->name, id);
     } else if (if_match && strcmp(if_match, db_value(&r, 0, 0)) != 0) {
-        http_problem(req, 412, "The %s has changed: its version is now %s.", res->name,
-                     db_value(&r, 0, 0));
+        http_reply_stale(req, res->name, db_value(&r, 0, 0));
         found = false;
     } else if (!writing) {
         http_etag(req, db_value(&r, 0, 0));

@@ -93,3 +93,51 @@ def test_openapi_allows_every_origin(api, origin):
     assert r.header("Access-Control-Allow-Origin") == "*", describe(r)
     assert r.json and r.json.get("openapi") == "3.0.3"
     assert_conventions(r)
+
+
+ALLOWED_BEFORE = {"authorization", "content-type", "if-match", "if-none-match", "idempotency-key",
+                  "x-request-id"}
+EXPOSED_BEFORE = {"api-version", "etag", "link", "location", "retry-after", "x-request-id",
+                  "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset", "idempotent-replayed",
+                  "content-disposition"}
+
+
+def header_set(resp, name):
+    return {h.strip().lower() for h in (resp.header(name) or "").split(",") if h.strip()}
+
+
+def test_preflight_allows_trace_context(api):
+    """Browsers' tracing SDKs send W3C Trace Context headers; a preflight that did not allow them
+    would make every traced request fail before it is sent."""
+    r = api.options("/v1/municipalities", headers={
+        "Origin": CORS_ORIGIN, "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization, traceparent, tracestate"})
+    assert r.status == 204, describe(r)
+    allowed = header_set(r, "Access-Control-Allow-Headers")
+    assert {"traceparent", "tracestate"} <= allowed, describe(r)
+    assert ALLOWED_BEFORE <= allowed, describe(r)
+
+
+@pytest.mark.parametrize("role,path,status", [
+    ("admin", "/v1/municipalities?limit=1", 200),
+    (None, "/v1/municipalities", 401),
+    (None, "/v1/openapi.json", 200),
+])
+def test_www_authenticate_is_exposed(api, keys, role, path, status):
+    """A front end reads WWW-Authenticate of a 401 (error="invalid_token": sign in again)."""
+    r = api.get(path, key=keys[role], headers={"Origin": CORS_ORIGIN})
+    assert r.status == status, describe(r)
+    exposed = header_set(r, "Access-Control-Expose-Headers")
+    assert "www-authenticate" in exposed, describe(r)
+    assert EXPOSED_BEFORE <= exposed, describe(r)
+    if status == 401:
+        assert r.header("WWW-Authenticate"), describe(r)
+
+
+def test_request_with_trace_context_is_served(api, keys):
+    r = api.get("/v1/municipalities?limit=1", key=keys.admin, headers={
+        "Origin": CORS_ORIGIN,
+        "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "tracestate": "vendor=value"})
+    assert r.status == 200, describe(r)
+    assert r.header("Access-Control-Allow-Origin") == CORS_ORIGIN, describe(r)

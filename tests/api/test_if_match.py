@@ -148,3 +148,84 @@ def test_malformed_if_match_is_412_not_a_pass(api, strict, municipality, value):
     _, before = etag(api, strict, path)
     assert_problem(api.patch(path, {"notes": "x"}, key=strict, headers={"If-Match": value}), 412)
     assert etag(api, strict, path)[1] == before
+
+
+# ---- A 412 carries the current ETag: a front end shows the conflict without reading again ----
+
+def assert_stale(r, current_tag):
+    assert_problem(r, 412)
+    assert r.header("ETag") == current_tag, describe(r)
+
+
+def test_412_on_patch_and_delete_carries_the_current_etag(api, keys, municipality):
+    path = f"/v1/municipalities/{municipality['id']}"
+    stale, _ = etag(api, keys.staff, path)
+    assert_status(api.patch(path, {"notes": "eerst"}, key=keys.staff), 200)
+    current, now = etag(api, keys.staff, path)
+    assert current != stale
+    assert_stale(api.patch(path, {"notes": "later"}, key=keys.staff, headers={"If-Match": stale}),
+                 current)
+    assert_stale(api.delete(path, key=keys.staff, headers={"If-Match": stale}), current)
+    assert etag(api, keys.staff, path) == (current, now)
+
+
+def test_412_on_a_nested_row_carries_its_etag(api, keys, municipality):
+    w = make_werklab(api, keys.staff, municipality["id"], status="intake")
+    p = make_participant(api, keys.staff, w["id"])
+    path = f"/v1/werklabs/{w['id']}/participants/{p['id']}"
+    stale, _ = etag(api, keys.staff, path)
+    assert_status(api.patch(path, {"jobTitle": "eerst"}, key=keys.staff), 200)
+    current, _ = etag(api, keys.staff, path)
+    assert_stale(api.patch(path, {"jobTitle": "later"}, key=keys.staff,
+                           headers={"If-Match": stale}), current)
+    assert_stale(api.delete(path, key=keys.staff, headers={"If-Match": stale}), current)
+
+
+def test_412_on_trainer_assignment_and_attendance_carries_the_parents_etag(api, keys, municipality):
+    w = make_werklab(api, keys.staff, municipality["id"], status="intake")
+    t = make_trainer(api, keys.staff, expertise=["municipalOrganisation"])
+    wpath = f"/v1/werklabs/{w['id']}"
+    stale, _ = etag(api, keys.staff, wpath)
+    assert_status(api.patch(wpath, {"title": "Gewijzigd"}, key=keys.staff), 200)
+    current, _ = etag(api, keys.staff, wpath)
+    put_path = f"{wpath}/trainers/municipalOrganisation"
+    assert_stale(api.put(put_path, {"trainerId": t["id"]}, key=keys.staff,
+                         headers={"If-Match": stale}), current)
+    assert_stale(api.delete(put_path, key=keys.staff, headers={"If-Match": stale}), current)
+
+    p = make_participant(api, keys.staff, w["id"])
+    s = make_session(api, keys.staff, w["id"], 1, "2033-02-04T09:00:00Z", "2033-02-04T12:00:00Z")
+    spath = f"/v1/sessions/{s['id']}"
+    stale, _ = etag(api, keys.staff, spath)
+    assert_status(api.patch(spath, {"title": "Elders"}, key=keys.staff), 200)
+    current, _ = etag(api, keys.staff, spath)
+    r = api.put(f"{spath}/attendance", [{"participantId": p["id"], "status": "present"}],
+                key=keys.staff, headers={"If-Match": stale})
+    assert_stale(r, current)
+    assert api.get(f"{spath}/attendance", key=keys.staff).json["items"] == []
+
+
+def test_412_on_key_revocation_carries_the_keys_etag(api, keys):
+    r = api.post("/v1/api-keys", {"name": f"stale-{uuid.uuid4().hex[:6]}", "role": "staff"},
+                 key=keys.admin)
+    k = assert_status(r, 201)
+    path = f"/v1/api-keys/{k['id']}"
+    current, _ = etag(api, keys.admin, path)
+    stale = f'"{k["version"] + 7}"'
+    assert_stale(api.delete(path, key=keys.admin, headers={"If-Match": stale}), current)
+    assert_status(api.delete(path, key=keys.admin, headers={"If-Match": current}), 204)
+
+
+@pytest.mark.parametrize("value", ['W/"1"', '"abc"', '""'])
+def test_malformed_if_match_412_carries_the_current_etag(api, keys, municipality, value):
+    path = f"/v1/municipalities/{municipality['id']}"
+    current, before = etag(api, keys.staff, path)
+    assert_stale(api.patch(path, {"notes": "x"}, key=keys.staff, headers={"If-Match": value}),
+                 current)
+    assert_stale(api.delete(path, key=keys.staff, headers={"If-Match": value}), current)
+    assert etag(api, keys.staff, path)[1] == before
+
+
+def test_malformed_if_match_on_a_missing_row_is_404(api, keys):
+    path = f"/v1/municipalities/{uuid.uuid4()}"
+    assert_problem(api.patch(path, {"notes": "x"}, key=keys.staff, headers={"If-Match": '"x"'}), 404)

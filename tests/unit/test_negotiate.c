@@ -205,6 +205,26 @@ static void test_etag(void **state)
     assert_string_equal(http_if_match(&req, out), "5");
 }
 
+/* A 412 names the version the row has now in its ETag, for a stale If-Match and a malformed one
+ * alike; a made tag (a digest) is set as given. */
+static void test_stale(void **state)
+{
+    (void)state;
+    struct request req = {0};
+    given("If-Match", "\"5\"");
+    http_reply_stale(&req, "werklab", "6");
+    assert_int_equal(req.status, 412);
+    assert_string_equal(set_etag, "\"6\"");
+    req.status = 0;
+    given("If-Match", "W/\"5\"");
+    http_reply_stale(&req, "werklab", "9");
+    assert_int_equal(req.status, 412);
+    assert_string_equal(set_etag, "\"9\"");
+    given("If-None-Match", "\"abc\"");
+    assert_true(http_entity_tag(&req, "\"abc\""));
+    assert_string_equal(set_etag, "\"abc\"");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -212,6 +232,7 @@ int main(void)
         cmocka_unit_test(test_body_type), cmocka_unit_test(test_none_match),
         cmocka_unit_test(test_if_match),  cmocka_unit_test(test_response),
         cmocka_unit_test(test_body),      cmocka_unit_test(test_etag),
+        cmocka_unit_test(test_stale),
     };
     return cmocka_run_group_tests_name("negotiate", tests, NULL, NULL);
 }
