@@ -83,7 +83,7 @@ def test_a_persons_writes_and_reads_are_audited_by_sub_and_client(api, keys, oid
         ("create", created["id"], None, "lsa-staff-tool"),
         ("read", created["id"], None, "lsa-staff-tool")], got
     assert entries(api, keys.admin, subject="p-" + uuid.uuid4().hex) == []
-    line = daemon.wait_log(lambda l: l.get("requestId") == rid)
+    [line] = daemon.wait_log(lambda l: l.get("requestId") == rid)
     assert line["subject"] == subject and line["client"] == "lsa-staff-tool", line
     assert line.get("keyId") is None, line
 
@@ -121,3 +121,37 @@ def test_a_person_has_idempotency_keys_of_their_own(api, keys, oidc):
     other = assert_status(api.post("/v1/trainers", body | {"email": "x" + body["email"]}, key=two,
                                    headers={"Idempotency-Key": key}), 201)
     assert other["id"] != first["id"]
+
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+def test_a_valid_traceparent_puts_its_trace_id_in_the_log_line(api, keys, daemon):
+    cases = {
+        f"00-{TRACE}-00f067aa0ba902b7-01": TRACE,
+        f"01-{TRACE}-00f067aa0ba902b7-00-later-fields": TRACE,  # a later version may add fields
+        f"00-{TRACE}-00f067aa0ba902b7-01-x": None,  # version 00 has exactly four
+        f"ff-{TRACE}-00f067aa0ba902b7-01": None,  # version ff is invalid
+        f"00-{'0' * 32}-00f067aa0ba902b7-01": None,  # all-zero trace id
+        f"00-{TRACE}-{'0' * 16}-01": None,  # all-zero parent id
+        f"00-{TRACE.upper()}-00f067aa0ba902b7-01": None,  # upper case
+        f"00-{TRACE[:-1]}-00f067aa0ba902b7-01": None,
+        "garbage": None,
+    }
+    for header, want in cases.items():
+        rid = "trace-" + uuid.uuid4().hex[:8]
+        assert_status(api.get("/v1/municipalities?limit=1", key=keys.staff,
+                              headers={"traceparent": header, "X-Request-Id": rid}), 200)
+        [line] = daemon.wait_log(lambda l: l.get("requestId") == rid)
+        assert line.get("traceId") == want, (header, line)
+
+
+def test_a_refused_key_is_logged_with_a_reason_and_without_the_key(api, daemon):
+    rid = "refused-" + uuid.uuid4().hex[:8]
+    bad = "wlk_" + "0" * 64
+    r = api.get("/v1/municipalities?limit=1", key=bad, headers={"X-Request-Id": rid})
+    assert_problem(r, 401)
+    assert 'error="invalid_token"' in r.header("WWW-Authenticate"), r.header("WWW-Authenticate")
+    [line] = daemon.wait_log(lambda l: l.get("requestId") == rid)
+    assert line.get("authRefused"), line
+    assert bad not in daemon.log_text()
