@@ -155,3 +155,18 @@ def test_a_refused_key_is_logged_with_a_reason_and_without_the_key(api, daemon):
     [line] = daemon.wait_log(lambda l: l.get("requestId") == rid)
     assert line.get("authRefused"), line
     assert bad not in daemon.log_text()
+
+
+def test_erasure_unlinks_the_trainer_from_the_persons_account(api, keys, oidc):
+    subject = "t-" + uuid.uuid4().hex
+    email = f"unlink-{uuid.uuid4().hex[:8]}@example.nl"
+    trainer = make_trainer(api, keys.admin, subject=subject, email=email)
+    token = oidc.mint({"sub": subject, "roles": ["lsa-trainer"]})
+    assert me(api, token)["trainerId"] == trainer["id"]
+    got = assert_status(api.post("/v1/data-subject-requests", {"email": email, "action": "erase"},
+                                 key=keys.admin), 200)
+    assert got["changed"]["trainers"] == 1, got
+    assert assert_status(api.get(f"/v1/trainers/{trainer['id']}", key=keys.admin), 200)["subject"] is None
+    # Signed in again (a new token, so no cached identity): no trainer record is linked any more.
+    again = oidc.mint({"sub": subject, "roles": ["lsa-trainer"], "jti": uuid.uuid4().hex})
+    assert_problem(api.get("/v1/me", key=again), 403)
