@@ -11,6 +11,7 @@ void api_register(const struct config *cfg)
     audit_policy_install();
     idempotency_install();
     meta_register();
+    me_register();
     municipalities_register();
     initiatives_register();
     trainers_register();

@@ -9,6 +9,7 @@ struct config;
 void api_register(const struct config *cfg);
 
 void meta_register(void);
+void me_register(void);
 void municipalities_register(void);
 void initiatives_register(void);
 void trainers_register(void);

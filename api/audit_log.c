@@ -1,7 +1,10 @@
-/* GET /v1/audit-log: who did what, for administrators. Filters keyId, resource (the route),
+/* GET /v1/audit-log: who did what, for administrators. Filters keyId, subject (a person signed in
+ * with a token: its sub), resource (the route),
  * resourceId, action, from and to (times); paged by a signed cursor, oldest first by the time
  * each request was answered (writes are recorded in their transaction, the rest in batches by the
  * audit writer, so ids alone are not in time order). */
+#include "audit_log.h"
+
 #include "api.h"
 #include "common.h"
 #include "token.h"
@@ -15,14 +18,32 @@
 #define MAX_LIMIT     200
 
 static const char SQL_AUDIT_PAGE[] =
-    "SELECT id, at, key_id, action, resource, resource_id, status, request_id, at::text AS "
-    "position "
-    "FROM audit_log "
+    "SELECT " AUDIT_LOG_ENTRY ", at::text AS position FROM audit_log "
     "WHERE (at, id) > ($9::timestamptz, $1::bigint) AND ($2::uuid IS NULL OR key_id = $2::uuid) "
     "AND ($3::text IS NULL OR resource = $3) AND ($4::uuid IS NULL OR resource_id = $4::uuid) "
     "AND ($5::text IS NULL OR action = $5) AND ($6::timestamptz IS NULL OR at >= $6) "
-    "AND ($7::timestamptz IS NULL OR at < $7) ORDER BY audit_log.at, audit_log.id LIMIT "
+    "AND ($7::timestamptz IS NULL OR at < $7) AND ($10::text IS NULL OR subject = $10) ORDER BY "
+    "audit_log.at, audit_log.id LIMIT "
     "$8::integer";
+
+void audit_log_write_entry(struct jsonw *w, const struct db_result *r, int row)
+{
+    jsonw_object_begin(w);
+    jsonw_key(w, "id");
+    jsonw_raw(w, db_value(r, row, 0));
+    jsonw_key(w, "at");
+    resource_write_timestamp(w, db_value(r, row, 1));
+    jsonw_kv_string(w, "keyId", db_value(r, row, 2));
+    jsonw_kv_string(w, "subject", db_value(r, row, 8));
+    jsonw_kv_string(w, "client", db_value(r, row, 9));
+    jsonw_kv_string(w, "action", db_value(r, row, 3));
+    jsonw_kv_string(w, "resource", db_value(r, row, 4));
+    jsonw_kv_string(w, "resourceId", db_value(r, row, 5));
+    jsonw_key(w, "status");
+    jsonw_raw(w, db_value(r, row, 6));
+    jsonw_kv_string(w, "requestId", db_value(r, row, 7));
+    jsonw_object_end(w);
+}
 
 static void check_uuid(struct request *req, const char *key)
 {
@@ -56,6 +77,9 @@ static void audit_log(struct request *req)
         http_invalid(req, "action", "enum",
                      "must be create, replace, update, delete, read, export, erase or retention");
     check_time(req, "to");
+    const char *subject = http_query(req, "subject");
+    if (subject && (!*subject || strlen(subject) >= AUTH_SUBJECT_MAX))
+        http_invalid(req, "subject", "length", "must be 1 to 255 characters");
     /* The cursor is "<at>|<id>" of the last entry given. */
     char after[24] = "0", after_at[48] = "-infinity";
     struct buf payload = {0};
@@ -85,9 +109,10 @@ static void audit_log(struct request *req)
                             http_query(req, "from"),
                             http_query(req, "to"),
                             rows,
-                            after_at};
+                            after_at,
+                            subject};
     struct db_result r;
-    if (db_exec(SQL_AUDIT_PAGE, 9, params, &r) != DB_OK) {
+    if (db_exec(SQL_AUDIT_PAGE, 10, params, &r) != DB_OK) {
         http_problem_database(req, r.status);
         db_clear(&r);
         return;
@@ -95,25 +120,12 @@ static void audit_log(struct request *req)
     struct jsonw *w = &req->w;
     list_begin(req);
     int n = db_rows(&r) < limit ? db_rows(&r) : (int)limit;
-    for (int i = 0; i < n; i++) {
-        jsonw_object_begin(w);
-        jsonw_key(w, "id");
-        jsonw_raw(w, db_value(&r, i, 0));
-        jsonw_key(w, "at");
-        resource_write_timestamp(w, db_value(&r, i, 1));
-        jsonw_kv_string(w, "keyId", db_value(&r, i, 2));
-        jsonw_kv_string(w, "action", db_value(&r, i, 3));
-        jsonw_kv_string(w, "resource", db_value(&r, i, 4));
-        jsonw_kv_string(w, "resourceId", db_value(&r, i, 5));
-        jsonw_key(w, "status");
-        jsonw_raw(w, db_value(&r, i, 6));
-        jsonw_kv_string(w, "requestId", db_value(&r, i, 7));
-        jsonw_object_end(w);
-    }
+    for (int i = 0; i < n; i++)
+        audit_log_write_entry(w, &r, i);
     struct buf token = {0};
     if (db_rows(&r) > limit) {
         struct buf last = {0};
-        buf_printf(&last, "%s|%s", db_value(&r, n - 1, 8), db_value(&r, n - 1, 0));
+        buf_printf(&last, "%s|%s", db_value(&r, n - 1, 10), db_value(&r, n - 1, 0));
         token_sign(&token, last.data, last.len);
         buf_free(&last);
     }
@@ -122,8 +134,8 @@ static void audit_log(struct request *req)
     db_clear(&r);
 }
 
-static const char *const keys[] = {"keyId", "resource", "resourceId", "action", "from",
-                                   "to",    "limit",    "cursor",     NULL};
+static const char *const keys[] = {"keyId", "subject", "resource", "resourceId", "action",
+                                   "from",  "to",      "limit",    "cursor",     NULL};
 
 static struct route routes[] = {
     {.method = HTTP_GET,

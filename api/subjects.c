@@ -1,12 +1,20 @@
-/* Data subjects: POST /v1/data-subject-requests {"email", "action": "export" | "erase"}.
+/* Data subjects: POST /v1/data-subject-requests {"email", "action": "export" | "erase",
+ * "subject"}.
  *
  * The address travels in the body, never in a URL (so never in an access log), and is not
  * written to the audit log: the entry says an export or erasure happened, by which key, when.
  * Export answers everything held about the address as one document, sent once its audit entry
  * is committed (like any read of personal data); erase anonymises it everywhere
  * (migrations/0005_data_subjects.sql) in one transaction with its audit entry and answers what
- * changed. */
+ * changed.
+ *
+ * A person who signed in with a token is in the audit log as an actor, by the token's sub. An
+ * export includes those entries: for the sub given as "subject" (a person's sub at the identity
+ * provider, which only the provider knows by address), and for the sub of a trainer record with
+ * the address. An erasure leaves them: the audit log is append-only, kept for accountability
+ * for its retention period (WERKLAB_RETAIN_AUDIT_DAYS), and holds no more than the sub. */
 #include "api.h"
+#include "audit_log.h"
 #include "common.h"
 #include "validate.h"
 
@@ -31,7 +39,30 @@ static const struct {
      "participant_id IN (SELECT p.id FROM participants p WHERE lower(p.email) = lower($1))"},
 };
 
-static void export(struct request *req, const char *email)
+/* The audit entries of the person as an actor: by the sub given ($2) and by the sub of a
+ * trainer record with the address ($1), oldest first. */
+static const char SQL_ACTOR_ENTRIES[] =
+    "SELECT " AUDIT_LOG_ENTRY " FROM audit_log WHERE subject = $2 OR subject IN "
+    "(SELECT t.subject FROM trainers t WHERE lower(t.email) = lower($1) AND t.subject IS NOT "
+    "NULL) ORDER BY at, id";
+
+/* Writes the actor's entries as an array; false when the database could not be asked. */
+static bool write_actor_entries(struct request *req, const char *email, const char *subject)
+{
+    const char *params[] = {email, subject};
+    struct db_result r;
+    enum db_status s = db_exec(SQL_ACTOR_ENTRIES, 2, params, &r);
+    if (s == DB_OK) {
+        jsonw_array_begin(&req->w);
+        for (int i = 0; i < db_rows(&r); i++)
+            audit_log_write_entry(&req->w, &r, i);
+        jsonw_array_end(&req->w);
+    }
+    db_clear(&r);
+    return s == DB_OK;
+}
+
+static void export(struct request *req, const char *email, const char *subject)
 {
     const char *params[] = {email};
     struct jsonw *w = &req->w;
@@ -45,6 +76,11 @@ static void export(struct request *req, const char *email)
             http_problem_unavailable(req);
             return;
         }
+    }
+    jsonw_key(w, "auditEntriesAsActor");
+    if (!write_actor_entries(req, email, subject)) {
+        http_problem_unavailable(req);
+        return;
     }
     jsonw_object_end(w);
     http_reply(req, 200);
@@ -88,13 +124,15 @@ static void erase(struct request *req, const char *email)
 static void data_subject_request(struct request *req)
 {
     if (!json_is_object(req->json)) {
-        http_problem(req, 400, "The body must be a JSON object: {\"email\", \"action\"}.");
+        http_problem(req, 400,
+                     "The body must be a JSON object: {\"email\", \"action\", \"subject\"}.");
         return;
     }
     const char *key;
     json_t *value;
-    json_object_foreach(req->json, key,
-                        value) if (strcmp(key, "email") != 0 && strcmp(key, "action") != 0)
+    json_object_foreach(req->json, key, value) if (strcmp(key, "email") != 0 &&
+                                                   strcmp(key, "action") != 0 &&
+                                                   strcmp(key, "subject") != 0)
         http_invalid(req, key, "unknown", "is not a field of a data subject request");
     json_t *email_json = json_object_get(req->json, "email");
     json_t *action_json = json_object_get(req->json, "action");
@@ -105,6 +143,14 @@ static void data_subject_request(struct request *req)
         http_invalid(req, "email", "type", "must be a string");
     else if (!validate_email(email))
         http_invalid(req, "email", "format", "must be an e-mail address");
+    json_t *subject_json = json_object_get(req->json, "subject");
+    const char *subject = json_string_value(subject_json);
+    if (subject_json && !json_is_null(subject_json) &&
+        (!subject || !*subject || strlen(subject) >= AUTH_SUBJECT_MAX))
+        http_invalid(req, "subject", "type", "must be a string of 1 to 255 characters, or null");
+    else if (subject && action && strcmp(action, "erase") == 0)
+        http_invalid(req, "subject", "unsupported",
+                     "is for export only: the audit log is not erased");
     if (!action_json)
         http_invalid(req, "action", "required", "is required");
     else if (!action || (strcmp(action, "export") != 0 && strcmp(action, "erase") != 0))
@@ -115,7 +161,7 @@ static void data_subject_request(struct request *req)
     }
     req->audit_action = strcmp(action, "export") == 0 ? "export" : "erase";
     if (strcmp(action, "export") == 0)
-        export(req, email);
+        export(req, email, subject);
     else
         erase(req, email);
 }

@@ -19,16 +19,18 @@
 /* One entry, in the caller's transaction (audit_write). */
 static const char SQL_INSERT_ONE[] =
     "INSERT INTO audit_log (key_id, action, resource, resource_id, "
-    "status, request_id) VALUES ($1::uuid, $2, $3, $4::uuid, "
-    "$5::integer, $6)";
+    "status, request_id, subject, client) VALUES ($1::uuid, $2, $3, $4::uuid, "
+    "$5::integer, $6, $7, $8)";
 
-/* One multi-row INSERT for a batch: seven arrays, unnested side by side, in the order the
+/* One multi-row INSERT for a batch: nine arrays, unnested side by side, in the order the
  * requests were answered, with the times they were answered. */
+#define AUDIT_COLUMNS 9
 static const char SQL_INSERT_MANY[] =
-    "INSERT INTO audit_log (key_id, action, resource, resource_id, status, request_id, at) "
-    "SELECT k, a, r, i, s, q, coalesce(t, clock_timestamp()) FROM unnest($1::uuid[], "
-    "$2::text[], $3::text[], $4::uuid[], $5::integer[], $6::text[], $7::timestamptz[]) "
-    "AS e(k, a, r, i, s, q, t) ORDER BY t";
+    "INSERT INTO audit_log (key_id, action, resource, resource_id, status, request_id, at, "
+    "subject, client) "
+    "SELECT k, a, r, i, s, q, coalesce(t, clock_timestamp()), p, c FROM unnest($1::uuid[], "
+    "$2::text[], $3::text[], $4::uuid[], $5::integer[], $6::text[], $7::timestamptz[], "
+    "$8::text[], $9::text[]) AS e(k, a, r, i, s, q, t, p, c) ORDER BY t";
 
 struct pending {
     struct pending *next;
@@ -94,9 +96,11 @@ enum db_status audit_write(const struct audit_entry *e)
                             e->resource,
                             e->resource_id[0] ? e->resource_id : NULL,
                             status,
-                            e->request_id[0] ? e->request_id : NULL};
+                            e->request_id[0] ? e->request_id : NULL,
+                            e->subject[0] ? e->subject : NULL,
+                            e->client[0] ? e->client : NULL};
     struct db_result r;
-    enum db_status s = db_exec(SQL_INSERT_ONE, 6, params, &r);
+    enum db_status s = db_exec(SQL_INSERT_ONE, 8, params, &r);
     db_clear(&r);
     return s;
 }
@@ -154,8 +158,8 @@ static enum db_status commit(const struct list *batch, int n)
     keep_connection();
     if (!pg)
         return DB_UNAVAILABLE;
-    struct buf cols[7] = {0};
-    for (int c = 0; c < 7; c++)
+    struct buf cols[AUDIT_COLUMNS] = {0};
+    for (int c = 0; c < AUDIT_COLUMNS; c++)
         buf_putc(&cols[c], '{');
     bool first = true;
     for (const struct pending *p = batch->head; p; p = p->next, first = false) {
@@ -168,16 +172,19 @@ static enum db_status commit(const struct list *batch, int n)
         element(&cols[4], status, first);
         element(&cols[5], p->e.request_id, first);
         element(&cols[6], p->e.at, first);
+        element(&cols[7], p->e.subject, first);
+        element(&cols[8], p->e.client, first);
     }
-    for (int c = 0; c < 7; c++)
+    const char *params[AUDIT_COLUMNS];
+    for (int c = 0; c < AUDIT_COLUMNS; c++) {
         buf_putc(&cols[c], '}');
-    const char *params[] = {cols[0].data, cols[1].data, cols[2].data, cols[3].data,
-                            cols[4].data, cols[5].data, cols[6].data};
+        params[c] = cols[c].data;
+    }
     struct db_result r = {0};
-    enum db_status s =
-        db_result_of(&r, PQexecParams(pg, SQL_INSERT_MANY, 7, NULL, params, NULL, NULL, 0), pg);
+    enum db_status s = db_result_of(
+        &r, PQexecParams(pg, SQL_INSERT_MANY, AUDIT_COLUMNS, NULL, params, NULL, NULL, 0), pg);
     db_clear(&r);
-    for (int c = 0; c < 7; c++)
+    for (int c = 0; c < AUDIT_COLUMNS; c++)
         buf_free(&cols[c]);
     if (s == DB_OK) {
         atomic_fetch_add(&commits_made, 1);

@@ -1,5 +1,6 @@
 /* audit: who did what. Every write and every read of personal data becomes a row in audit_log
- * (time, key, action, resource, id, status, request id), never with a secret or personal data.
+ * (time, key or person, action, resource, id, status, request id), never with a secret or personal
+ * data of anyone else: a person signed in with a token is named by the token's sub and client.
  *
  * What the log promises, by kind of request:
  *   - A successful write records its entry in its own transaction (audit_write(), through
@@ -34,6 +35,8 @@
 
 struct audit_entry {
     char key_id[37];      /* "" for no key */
+    char subject[256];    /* a person's token: its sub; "" otherwise */
+    char client[128];     /* the client the token was issued to; "" otherwise */
     char action[16];      /* create, update, replace, delete, read, list, export, erase… */
     char resource[96];    /* the route, e.g. /v1/werklabs/{id}/participants/{participantId} */
     char resource_id[37]; /* "" for none */

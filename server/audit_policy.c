@@ -50,6 +50,8 @@ static bool audit_entry_of(const struct request *req, int status, struct audit_e
     size_t len = strftime(e->at, sizeof e->at, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(e->at + len, sizeof e->at - len, ".%06ldZ", now.tv_nsec / 1000);
     snprintf(e->key_id, sizeof e->key_id, "%s", req->who.key_id);
+    snprintf(e->subject, sizeof e->subject, "%s", req->who.subject);
+    snprintf(e->client, sizeof e->client, "%s", req->who.client);
     snprintf(e->action, sizeof e->action, "%s", action);
     snprintf(e->resource, sizeof e->resource, "%s", req->route->pattern);
     acted_on(req, e->resource_id);

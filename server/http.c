@@ -333,17 +333,23 @@ static bool answer_limit(struct request *req, const struct ratelimit_verdict *v,
     return false;
 }
 
-/* Requests per key per minute: the key's own limit, or the server's. */
+/* Requests per key or person per minute: the key's own limit, or the server's (a person signed
+ * in with a token has the server's, counted by the token's sub, whatever token they use). */
 static bool within_key_limit(struct request *req)
 {
-    if (!req->who.key_id[0])
+    bool person = !req->who.key_id[0];
+    if (person && !req->who.subject[0])
         return true;
-    unsigned limit = req->who.rate_limit >= 0 ? (unsigned)req->who.rate_limit : cfg->key_rate_limit;
+    unsigned limit =
+        req->who.rate_limit >= 0 && !person ? (unsigned)req->who.rate_limit : cfg->key_rate_limit;
     if (limit == 0)
         return true;
     struct ratelimit_verdict v;
-    ratelimit_take("key", req->who.key_id, limit, 60, &v);
-    return answer_limit(req, &v, "this API key");
+    if (person)
+        ratelimit_take("person", req->who.subject, limit, 60, &v);
+    else
+        ratelimit_take("key", req->who.key_id, limit, 60, &v);
+    return answer_limit(req, &v, person ? "this person" : "this API key");
 }
 
 static void answer_preflight(struct request *req, unsigned allowed)

@@ -32,7 +32,7 @@ static const char SQL_STORE_ANSWER[] =
 /* What the phase keeps between before and after, in req->pool. */
 struct idempotent {
     const char *key;
-    char owner[80];
+    char owner[8 + AUTH_SUBJECT_MAX];
     char hash[HASH_HEX];
 };
 
@@ -46,11 +46,14 @@ static bool key_valid(const char *key)
     return sane;
 }
 
-/* Whose key it is: the API key's, or the client address's for a public POST. */
+/* Whose key it is: the API key's, the person's (a token's sub), or the client address's for a
+ * public POST. */
 static void owner_of(struct request *req, char *owner, size_t len)
 {
     if (req->who.key_id[0]) {
         snprintf(owner, len, "key:%s", req->who.key_id);
+    } else if (req->who.subject[0]) {
+        snprintf(owner, len, "person:%s", req->who.subject);
     } else {
         char address[64];
         http_client_address(req, address, sizeof address);

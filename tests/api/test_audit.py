@@ -18,7 +18,8 @@ import pytest
 from domain import make_participant, make_werklab
 from wlclient import TIMESTAMP_RE, assert_problem, assert_status, describe, qs
 
-FIELDS = {"id", "at", "keyId", "action", "resource", "resourceId", "status", "requestId"}
+FIELDS = {"id", "at", "keyId", "subject", "client", "action", "resource", "resourceId", "status",
+          "requestId"}
 
 
 def entries(api, admin, **params):
@@ -180,7 +181,8 @@ def test_filters_and_paging(api, keys, own, municipality):
     ("limit=0", "limit"), ("limit=201", "limit"), ("limit=x", "limit"),
     ("keyId=abc", "keyId"), ("resourceId=123", "resourceId"),
     ("from=yesterday", "from"), ("to=2025-13-01T00:00:00Z", "to"),
-    ("cursor=abc", "cursor"), ("colour=red", "colour"),
+    ("cursor=abc", "cursor"), ("colour=red", "colour"), ("subject=", "subject"),
+    ("subject=" + "s" * 256, "subject"),
 ])
 def test_bad_queries_are_400(api, keys, query, name):
     assert_problem(api.get(f"/v1/audit-log?{query}", key=keys.admin), 400, [name])

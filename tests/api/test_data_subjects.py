@@ -110,7 +110,8 @@ def test_export_lists_everything(api, keys, person):
         r = request(api, keys.admin, {"email": address, "action": "export"})
         got = assert_status(r, 200)
         assert set(got) == {"action", "email", "participants", "trainers", "inquiries",
-                            "municipalityContacts", "initiativeContacts", "feedback"}, got
+                            "municipalityContacts", "initiativeContacts", "feedback",
+                            "auditEntriesAsActor"}, got
         assert got["action"] == "export" and got["email"] == address, got
         assert ids(got["participants"]) == ids([person["p1"], person["p2"]]), got
         assert ids(got["trainers"]) == [person["trainer"]["id"]], got
@@ -128,7 +129,7 @@ def test_export_lists_everything(api, keys, person):
 def test_export_of_an_unknown_address_is_empty(api, keys):
     got = assert_status(request(api, keys.admin, {"email": "niemand@example.nl", "action": "export"}), 200)
     for k in ("participants", "trainers", "inquiries", "municipalityContacts", "initiativeContacts",
-              "feedback"):
+              "feedback", "auditEntriesAsActor"):
         assert got[k] == [], got
 
 
@@ -139,6 +140,10 @@ def test_export_of_an_unknown_address_is_empty(api, keys):
     ({"email": "a@example.nl", "action": "delete"}, {"action": "enum"}),
     ({"email": "a@example.nl", "action": "erase", "reason": "gdpr"}, {"reason": "unknown"}),
     ({"email": "x", "action": "wipe", "name": "Jan"}, {"email": "format", "action": "enum", "name": "unknown"}),
+    ({"email": "a@example.nl", "action": "export", "subject": ""}, {"subject": "type"}),
+    ({"email": "a@example.nl", "action": "export", "subject": 42}, {"subject": "type"}),
+    ({"email": "a@example.nl", "action": "export", "subject": "s" * 256}, {"subject": "type"}),
+    ({"email": "a@example.nl", "action": "erase", "subject": "abc"}, {"subject": "unsupported"}),
 ])
 def test_bad_bodies_are_400_listing_all(api, keys, body, names):
     assert_problem(request(api, keys.admin, body), 400, names)
