@@ -6,13 +6,17 @@ import uuid
 
 import pytest
 
+from domain import make_trainer
+from openapi_fields import load_document
 from wlclient import TIMESTAMP_RE, assert_problem, assert_status, describe, wait_for
 
-ROLES = [None, "partner", "staff", "admin"]
-PUBLIC = {None, "partner", "staff", "admin"}
+ROLES = [None, "partner", "staff", "admin", "trainer"]
+PUBLIC = {None, "partner", "staff", "admin", "trainer"}
+SIGNED_IN = PUBLIC - {None}
 READ = {"partner", "staff", "admin"}
 WRITE = {"staff", "admin"}
 ADMIN = {"admin"}
+TRAINER = {"trainer"}  # within the werklabs the trainer is assigned to (test_trainer_role.py)
 
 # Every route of the server and the roles that may use it (None: no key).
 # A route the server has but this table lacks fails test_every_route_has_an_access_entry:
@@ -22,9 +26,10 @@ ACCESS = {
     ("GET", "/readyz"): PUBLIC,
     ("GET", "/metrics"): ADMIN,
     ("GET", "/v1/openapi.json"): PUBLIC,
-    ("GET", "/v1/municipalities"): READ,
+    ("GET", "/v1/me"): SIGNED_IN,
+    ("GET", "/v1/municipalities"): READ | TRAINER,
     ("POST", "/v1/municipalities"): WRITE,
-    ("GET", "/v1/municipalities/{id}"): READ,
+    ("GET", "/v1/municipalities/{id}"): READ | TRAINER,
     ("PATCH", "/v1/municipalities/{id}"): WRITE,
     ("DELETE", "/v1/municipalities/{id}"): WRITE,
     ("GET", "/v1/api-keys"): ADMIN,
@@ -33,39 +38,41 @@ ACCESS = {
     ("DELETE", "/v1/api-keys/{id}"): ADMIN,
     # The domain (issue 3): partners read, staff and admins write; trainers, participants and
     # attendance (personal data) are staff only; testimonials and new inquiries are public.
-    ("GET", "/v1/initiatives"): READ,
+    # Trainers (issue 10) read what their werklabs hold and record attendance, session details
+    # and feedback for them; never inquiries, keys, the change feed or the audit log.
+    ("GET", "/v1/initiatives"): READ | TRAINER,
     ("POST", "/v1/initiatives"): WRITE,
-    ("GET", "/v1/initiatives/{id}"): READ,
+    ("GET", "/v1/initiatives/{id}"): READ | TRAINER,
     ("PATCH", "/v1/initiatives/{id}"): WRITE,
     ("DELETE", "/v1/initiatives/{id}"): WRITE,
-    ("GET", "/v1/trainers"): WRITE,
+    ("GET", "/v1/trainers"): WRITE | TRAINER,
     ("POST", "/v1/trainers"): WRITE,
-    ("GET", "/v1/trainers/{id}"): WRITE,
+    ("GET", "/v1/trainers/{id}"): WRITE | TRAINER,
     ("PATCH", "/v1/trainers/{id}"): WRITE,
     ("DELETE", "/v1/trainers/{id}"): WRITE,
-    ("GET", "/v1/werklabs"): READ,
+    ("GET", "/v1/werklabs"): READ | TRAINER,
     ("POST", "/v1/werklabs"): WRITE,
-    ("GET", "/v1/werklabs/{id}"): READ,
+    ("GET", "/v1/werklabs/{id}"): READ | TRAINER,
     ("PATCH", "/v1/werklabs/{id}"): WRITE,
     ("DELETE", "/v1/werklabs/{id}"): WRITE,
-    ("GET", "/v1/werklabs/{id}/trainers"): READ,
+    ("GET", "/v1/werklabs/{id}/trainers"): READ | TRAINER,
     ("PUT", "/v1/werklabs/{id}/trainers/{role}"): WRITE,
     ("DELETE", "/v1/werklabs/{id}/trainers/{role}"): WRITE,
-    ("GET", "/v1/werklabs/{id}/participants"): WRITE,
+    ("GET", "/v1/werklabs/{id}/participants"): WRITE | TRAINER,
     ("POST", "/v1/werklabs/{id}/participants"): WRITE,
-    ("GET", "/v1/werklabs/{id}/participants/{participantId}"): WRITE,
+    ("GET", "/v1/werklabs/{id}/participants/{participantId}"): WRITE | TRAINER,
     ("PATCH", "/v1/werklabs/{id}/participants/{participantId}"): WRITE,
     ("DELETE", "/v1/werklabs/{id}/participants/{participantId}"): WRITE,
-    ("GET", "/v1/sessions"): READ,
+    ("GET", "/v1/sessions"): READ | TRAINER,
     ("POST", "/v1/sessions"): WRITE,
-    ("GET", "/v1/sessions/{id}"): READ,
-    ("PATCH", "/v1/sessions/{id}"): WRITE,
+    ("GET", "/v1/sessions/{id}"): READ | TRAINER,
+    ("PATCH", "/v1/sessions/{id}"): WRITE | TRAINER,
     ("DELETE", "/v1/sessions/{id}"): WRITE,
-    ("GET", "/v1/sessions/{id}/attendance"): WRITE,
-    ("PUT", "/v1/sessions/{id}/attendance"): WRITE,
-    ("GET", "/v1/feedback"): READ,
-    ("POST", "/v1/feedback"): WRITE,
-    ("GET", "/v1/feedback/{id}"): READ,
+    ("GET", "/v1/sessions/{id}/attendance"): WRITE | TRAINER,
+    ("PUT", "/v1/sessions/{id}/attendance"): WRITE | TRAINER,
+    ("GET", "/v1/feedback"): READ | TRAINER,
+    ("POST", "/v1/feedback"): WRITE | TRAINER,
+    ("GET", "/v1/feedback/{id}"): READ | TRAINER,
     ("PATCH", "/v1/feedback/{id}"): WRITE,
     ("DELETE", "/v1/feedback/{id}"): WRITE,
     ("GET", "/v1/testimonials"): PUBLIC,
@@ -73,7 +80,7 @@ ACCESS = {
     ("POST", "/v1/inquiries"): PUBLIC,
     ("GET", "/v1/inquiries/{id}"): WRITE,
     ("PATCH", "/v1/inquiries/{id}"): WRITE,
-    ("GET", "/v1/stats"): READ,
+    ("GET", "/v1/stats"): READ | TRAINER,
     ("GET", "/v1/changes"): READ,
     ("GET", "/v1/audit-log"): ADMIN,
     ("POST", "/v1/data-subject-requests"): ADMIN,
@@ -114,11 +121,37 @@ def fill(path):
     return out + rest
 
 
+def test_openapi_x_roles_are_the_access_table(werklabd):
+    """What openapi.yaml promises per operation (x-roles) is what the server does."""
+    promised = {}
+    for path, item in load_document()["paths"].items():
+        for method, operation in item.items():
+            if isinstance(operation, dict) and "x-roles" in operation:
+                roles = {None if r == "public" else r for r in operation["x-roles"]}
+                if None in roles:  # public: any caller, signed in or not
+                    roles |= SIGNED_IN
+                # A path item with servers of its own ("/") sits outside /v1.
+                prefix = "" if item.get("servers") else "/v1"
+                promised[(method.upper(), prefix + path)] = roles
+    wrong = {route: (sorted(promised.get(route, set()), key=str), sorted(roles, key=str))
+             for route, roles in ACCESS.items() if promised.get(route) != roles}
+    assert not wrong, f"x-roles (openapi.yaml) against ACCESS (server): {wrong}"
+
+
+@pytest.fixture(scope="module")
+def trainer_subject(api, keys):
+    """The subject of a trainer record, for the matrix's trainer tokens (assigned to nothing)."""
+    subject = f"matrix-{uuid.uuid4().hex}"
+    make_trainer(api, keys.admin, subject=subject)
+    return subject
+
+
 @pytest.mark.parametrize("role", ROLES, ids=[r or "none" for r in ROLES])
 @pytest.mark.parametrize("method,path", sorted(ACCESS))
-def test_role_matrix(api, keys, method, path, role):
+def test_role_matrix(api, keys, oidc, trainer_subject, method, path, role):
     body = {} if method in ("POST", "PATCH", "PUT") else None
-    r = api.request(method, fill(path), json_body=body, key=keys[role])
+    key = oidc.mint({"sub": trainer_subject, "roles": ["lsa-trainer"]}) if role == "trainer" else keys[role]
+    r = api.request(method, fill(path), json_body=body, key=key)
     allowed = ACCESS[(method, path)]
     if role in allowed:
         assert r.status not in (401, 403) and r.status < 500, describe(r)
