@@ -35,7 +35,7 @@ static const struct filter filters[] = {
 };
 
 static const struct sort_key sort_keys[] = {
-    {"name", "name", "text"},
+    {"name", "name", "text", "name"},
     CREATED_AT_SORT,
     UPDATED_AT_SORT,
 };

@@ -29,13 +29,13 @@ static const struct field fields[] = {
 
 static const struct filter filters[] = {
     {"expertise", FILTER_ANY, "expertise", "expertise && $::text[]"},
-    {"q", FILTER_SEARCH, NULL,
+    {"q", FILTER_SEARCH, "name",
      "to_tsvector('simple', name || ' ' || coalesce(bio, '')) @@ plainto_tsquery('simple', $)"},
     UPDATED_SINCE_FILTER,
 };
 
 static const struct sort_key sort_keys[] = {
-    {"name", "name", "text"},
+    {"name", "name", "text", "name"},
     CREATED_AT_SORT,
     UPDATED_AT_SORT,
 };

@@ -98,8 +98,11 @@ enum filter_kind {
 struct filter {
     const char *key; /* query key */
     enum filter_kind kind;
-    const char *field; /* the field whose rules the values follow (ANY, EQUALS) */
-    const char *sql;   /* condition; "$" stands for the parameter */
+    /* ANY, EQUALS: the field whose rules the values follow. SEARCH: the personal field the
+     * search reads, if any — a caller who may not see it in every row may not search, or the
+     * rows a search returns would tell what the field holds. */
+    const char *field;
+    const char *sql; /* condition; "$" stands for the parameter */
     /* For a filter naming something a caller's reach is limited by (list.h: municipalityId,
      * werklabId, sessionId): per kind of reach, SQL giving for $1 the id of that kind the thing
      * belongs to, so that a caller limited to others gets 404, as for the thing itself. NULL for
@@ -116,6 +119,10 @@ struct sort_key {
     const char *key;  /* query name, e.g. "name" */
     const char *expr; /* SQL expression; must never be NULL */
     const char *cast; /* its type, for comparing with cursor values */
+    /* The field whose value it orders by, when that is personal: a caller who may not see it
+     * in every row may not sort by it, since the order, and the cursor carrying the last row's
+     * value, would tell what it holds. NULL for keys nobody is kept from. */
+    const char *personal;
 };
 
 /* What a violated constraint (or a trigger raising under a constraint name) means:

@@ -91,6 +91,11 @@ bool resource_check_value(struct request *req, const struct resource *res, size_
 bool resource_hidden(const struct request *req, const struct resource *res, const struct field *f,
                      const char *id);
 
+/* True when f is left out of at least one row for this caller (a trainer reading the other
+ * trainers): what may not be searched or sorted by. */
+bool resource_hidden_somewhere(const struct request *req, const struct resource *res,
+                               const struct field *f);
+
 /* ---- small things every file asks ---- */
 
 static inline const struct resource *resource_of(const struct request *req)

@@ -75,6 +75,13 @@ int list_parse_sort(struct request *req, const struct resource *res, const char 
             buf_free(&allowed);
             return -1;
         }
+        if (key->personal &&
+            resource_hidden_somewhere(req, res, &res->fields[resource_field(res, key->personal)])) {
+            http_invalid(req, "sort", "forbidden",
+                         "cannot order by %s: it is personal data you do not see in every row",
+                         key->key);
+            return -1;
+        }
         out[n++] = (struct sort_choice){key, desc};
         size_t used = strlen(canonical);
         snprintf(canonical + used, canonical_len - used, "%s%s%s", n > 1 ? "," : "",
@@ -122,7 +129,11 @@ void list_add_filters(struct request *req, const struct resource *res, struct li
             continue;
         int before = req->n_invalid;
         if (flt->kind == FILTER_SEARCH) {
-            if (!*value || validate_chars(value) > RESOURCE_SEARCH_MAX)
+            if (res->sql->filter_field[i] >= 0 &&
+                resource_hidden_somewhere(req, res, &res->fields[res->sql->filter_field[i]]))
+                http_invalid(req, flt->key, "forbidden",
+                             "searches personal data you do not see in every row");
+            else if (!*value || validate_chars(value) > RESOURCE_SEARCH_MAX)
                 http_invalid(req, flt->key, "maxLength", "must have 1 to 200 characters");
             else
                 list_append_condition(&q->sql, flt->sql, add_param(q, value));

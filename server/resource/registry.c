@@ -183,7 +183,10 @@ static void build_sql(struct resource *res)
         bool by_field = flt->kind == FILTER_ANY || flt->kind == FILTER_EQUALS;
         if (by_field && !flt->field)
             die(res, "a filter of values needs the field whose rules they follow");
-        s->filter_field[i] = by_field ? (int)resource_field(res, flt->field) : -1;
+        s->filter_field[i] = flt->field ? (int)resource_field(res, flt->field) : -1;
+        if (flt->kind == FILTER_SEARCH && flt->field &&
+            !(res->fields[s->filter_field[i]].flags & FIELD_PERSONAL))
+            die(res, "a search names the personal field it reads; this one is not personal");
         for (int kind = 0; kind < REACH_KINDS; kind++) {
             if (!flt->scope_of[kind])
                 continue;
@@ -198,6 +201,10 @@ static void build_sql(struct resource *res)
         }
     }
     s->list_keys[k] = NULL;
+    for (size_t i = 0; i < res->n_sort_keys; i++)
+        if (res->sort_keys[i].personal &&
+            !(res->fields[resource_field(res, res->sort_keys[i].personal)].flags & FIELD_PERSONAL))
+            die(res, "a sort key names the personal field it orders by; this one is not personal");
     for (const struct field_ref *ref = res->field_refs; ref && ref->name; ref++)
         *ref->index = resource_field(res, ref->name);
 }

@@ -103,6 +103,14 @@ bool resource_hidden(const struct request *req, const struct resource *res, cons
     return id && strcmp(id, req->who.trainer_id) != 0;
 }
 
+bool resource_hidden_somewhere(const struct request *req, const struct resource *res,
+                               const struct field *f)
+{
+    if (req->who.role == ROLE_TRAINER && res->trainer_self && (f->flags & FIELD_PERSONAL))
+        return true; /* the other trainers' records */
+    return resource_hidden(req, res, f, NULL);
+}
+
 /* Writes one field's value, noting when personal data leaves the server (for the audit). */
 static void write_field(struct request *req, const struct field *f, const char *v)
 {

@@ -310,3 +310,28 @@ def test_expertise_change_racing_an_assignment(api, keys, municipality, round_):
     else:
         assert_status(change, 200)
         assert_problem(assign, 400, names={"trainerId": "reference"})
+
+
+# ------------------------------------------------------------------ a trainer reading trainers
+
+
+def test_a_trainer_may_not_search_or_order_the_others_by_what_they_do_not_see(api, keys, oidc):
+    """The other trainers' names are hidden from a trainer: a search on them, or an order by
+    them (and the cursor that carries the last name of a page), would tell them anyway."""
+    tag = new_tag()
+    subject = f"self-{uuid.uuid4().hex}"
+    me = make_trainer(api, keys.admin, name=f"Zelf {tag}", subject=subject)
+    other = make_trainer(api, keys.admin, name=f"Ander {tag}")
+    token = oidc.mint({"sub": subject, "roles": ["lsa-trainer"]})
+    for query, key in ((f"q={tag}", "q"), ("sort=name", "sort"), ("sort=-name", "sort"),
+                       ("sort=createdAt,name", "sort")):
+        assert_problem(api.get(f"/v1/trainers?{query}", key=token), 400, {key: "forbidden"})
+        r = api.get(f"/v1/trainers?{query}", key=token, headers={"Accept": "text/csv"})
+        assert_problem(r, 400, {key: "forbidden"})
+    # what hides nothing still works, and staff search and order as before
+    page = assert_status(api.get("/v1/trainers?sort=-createdAt&limit=200", key=token), 200)
+    seen = {t["id"]: t for t in page["items"]}
+    assert seen[me["id"]]["name"] == me["name"], seen[me["id"]]
+    assert "name" not in seen[other["id"]] and "email" not in seen[other["id"]], seen[other["id"]]
+    assert {t["id"] for t in tagged(api, keys, tag, sort="name")} == {me["id"], other["id"]}
+    assert [t["id"] for t in tagged(api, keys, tag, sort="name")] == [other["id"], me["id"]]
