@@ -109,6 +109,17 @@ static json_t *jwk_of(EVP_PKEY *pkey, const char *kid)
     return jwk;
 }
 
+/* jwk_of with member set to value (stolen), or removed when value is NULL. */
+static json_t *jwk_with(EVP_PKEY *pkey, const char *kid, const char *member, json_t *value)
+{
+    json_t *k = jwk_of(pkey, kid);
+    if (value)
+        json_object_set_new(k, member, value);
+    else
+        json_object_del(k, member);
+    return k;
+}
+
 static char *dump(json_t *doc)
 {
     char *text = json_dumps(doc, JSON_COMPACT);
@@ -259,27 +270,18 @@ static int setup(void **state)
         return -1;
 
     json_t *list = json_array();
-    json_t *k = jwk_of(rsa, "rsa-1");
-    json_object_set_new(k, "use", json_string("sig"));
+    json_t *k = jwk_with(rsa, "rsa-1", "use", json_string("sig"));
     rsa_jwk_text = dump(k);
     json_array_append_new(list, k);
-    k = jwk_of(rsa, "rsa-ps");
-    json_object_set_new(k, "alg", json_string("PS256"));
-    json_array_append_new(list, k);
-    k = jwk_of(ec, "ec-1");
-    json_object_set_new(k, "alg", json_string("ES256"));
-    json_array_append_new(list, k);
+    json_array_append_new(list, jwk_with(rsa, "rsa-ps", "alg", json_string("PS256")));
+    json_array_append_new(list, jwk_with(ec, "ec-1", "alg", json_string("ES256")));
     json_array_append_new(list, jwk_of(ed, "ed-1"));
     /* Left out: a symmetric key, an encryption key, an RSA key for encryption by its alg, a
      * weak RSA key, curves other than ours. */
     json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "kty", "oct", "kid", "hmac", "k",
                                           "c2VjcmV0LXNlY3JldC1zZWNyZXQ"));
-    k = jwk_of(rsa, "enc-1");
-    json_object_set_new(k, "use", json_string("enc"));
-    json_array_append_new(list, k);
-    k = jwk_of(rsa, "oaep");
-    json_object_set_new(k, "alg", json_string("RSA-OAEP-256"));
-    json_array_append_new(list, k);
+    json_array_append_new(list, jwk_with(rsa, "enc-1", "use", json_string("enc")));
+    json_array_append_new(list, jwk_with(rsa, "oaep", "alg", json_string("RSA-OAEP-256")));
     json_array_append_new(list, jwk_of(rsa_weak, "weak"));
     json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s, s:s}", "kty", "EC", "kid", "p384",
                                           "crv", "P-384", "x", "AA", "y", "AA"));
@@ -848,6 +850,20 @@ static struct jwks *parse_one(json_t *jwk, char *err, size_t err_len)
     return set;
 }
 
+/* One of the test's keys as a JWK with one member changed: set to json, or removed (NULL). */
+struct jwk_change {
+    EVP_PKEY **key;
+    const char *member;
+    const char *json;
+    const char *why;
+};
+
+static json_t *changed(const struct jwk_change *c)
+{
+    return jwk_with(*c->key, "changed", c->member,
+                    c->json ? json_loads(c->json, JSON_DECODE_ANY, NULL) : NULL);
+}
+
 static void expect_refused(json_t *jwk, const char *why)
 {
     char err[200] = "";
@@ -894,63 +910,41 @@ static void test_jwks_refused(void **state)
     /* No room for a message: still refused. */
     assert_null(jwks_parse("{}", 2, NULL, 0));
 
-    json_t *k = jwk_of(rsa, "r");
-    json_object_set_new(k, "n", json_string("!!!not base64url"));
-    expect_refused(k, "an RSA n that is not base64url");
-    k = jwk_of(rsa, "r");
-    json_object_set_new(k, "n", json_string("AQAB="));
-    expect_refused(k, "a padded RSA n");
-    k = jwk_of(rsa, "r");
-    json_object_del(k, "n");
-    expect_refused(k, "no RSA n");
-    k = jwk_of(rsa, "r");
-    json_object_set_new(k, "n", json_string(""));
-    expect_refused(k, "an empty RSA n");
-    k = jwk_of(rsa, "r");
-    json_object_set_new(k, "e", json_integer(65537));
-    expect_refused(k, "an RSA e that is a number");
-    k = jwk_of(rsa, "r");
-    json_object_set_new(k, "e", json_string("Ag"));
-    expect_refused(k, "an even RSA e");
-    k = jwk_of(rsa, "r");
-    json_object_set_new(k, "kid", json_integer(7));
-    expect_refused(k, "a kid that is a number");
-    k = jwk_of(rsa, "r");
-    json_object_set_new(k, "alg", json_string("ES256"));
-    expect_refused(k, "an RSA key with alg ES256");
-    k = jwk_of(ec, "e");
-    json_object_set_new(k, "x", json_string("AAAA"));
-    expect_refused(k, "an EC x too short");
-    k = jwk_of(ec, "e");
-    json_object_del(k, "y");
-    expect_refused(k, "an EC key without y");
+    static const struct jwk_change refused[] = {
+        {&rsa, "n", "\"!!!not base64url\"", "an RSA n that is not base64url"},
+        {&rsa, "n", "\"AQAB=\"", "a padded RSA n"},
+        {&rsa, "n", NULL, "no RSA n"},
+        {&rsa, "n", "\"\"", "an empty RSA n"},
+        {&rsa, "e", "65537", "an RSA e that is a number"},
+        {&rsa, "e", "\"Ag\"", "an even RSA e"},
+        {&rsa, "kid", "7", "a kid that is a number"},
+        {&rsa, "alg", "\"ES256\"", "an RSA key with alg ES256"},
+        {&ec, "x", "\"AAAA\"", "an EC x too short"},
+        {&ec, "y", NULL, "an EC key without y"},
+        {&ed, "x", "\"AAAA\"", "an Ed25519 x too short"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++)
+        expect_refused(changed(&refused[i]), refused[i].why);
     /* A point that is not on the curve: y of another key. */
-    k = jwk_of(ec, "e");
+    json_t *k = jwk_of(ec, "e");
     json_t *other = jwk_of(ec_other, NULL);
     json_object_set(k, "y", json_object_get(other, "y"));
     json_decref(other);
     expect_refused(k, "an EC point off the curve");
-    k = jwk_of(ed, "d");
-    json_object_set_new(k, "x", json_string("AAAA"));
-    expect_refused(k, "an Ed25519 x too short");
 }
 
 static void test_jwks_left_out(void **state)
 {
     (void)state;
     expect_left_out(json_pack("{s:s, s:s}", "kty", "oct", "k", "c2VjcmV0"), "kty oct");
-    json_t *k = jwk_of(rsa, "r");
-    json_object_set_new(k, "use", json_string("enc"));
-    expect_left_out(k, "use enc");
-    k = jwk_of(ec, "e");
-    json_object_set_new(k, "use", json_integer(1));
-    expect_left_out(k, "use not a string");
-    k = jwk_of(rsa, "r");
-    json_object_set_new(k, "alg", json_string("RS384"));
-    expect_left_out(k, "alg RS384");
-    k = jwk_of(rsa, "r");
-    json_object_set_new(k, "alg", json_string("HS256"));
-    expect_left_out(k, "alg HS256");
+    static const struct jwk_change left_out[] = {
+        {&rsa, "use", "\"enc\"", "use enc"},
+        {&ec, "use", "1", "use not a string"},
+        {&rsa, "alg", "\"RS384\"", "alg RS384"},
+        {&rsa, "alg", "\"HS256\"", "alg HS256"},
+    };
+    for (size_t i = 0; i < sizeof left_out / sizeof *left_out; i++)
+        expect_left_out(changed(&left_out[i]), left_out[i].why);
     expect_left_out(jwk_of(rsa_weak, "w"), "RSA of 1024 bits");
     expect_left_out(
         json_pack("{s:s, s:s, s:s, s:s}", "kty", "EC", "crv", "secp256k1", "x", "AA", "y", "AA"),
