@@ -250,7 +250,8 @@ const char *resource_select_list(const struct resource *res);
 /* Answers 200 (or 201 with Location) with row 0 of r and its ETag. */
 void resource_answer_row(struct request *req, const struct resource *res, const struct db_result *r,
                          int status);
-/* Answers a missing row after a conditional write: 404 when id is gone, else 412. */
+/* Answers a missing row after a conditional write: 404 when id is gone or outside a limited
+ * caller's reach, else 412. */
 void resource_answer_missing(struct request *req, const struct resource *res, const char *id);
 
 /* The kind of reach that limits this caller in res (REACH_NONE: none), and in *param the value

@@ -66,6 +66,22 @@ void resource_fail(struct request *req, const struct resource *res, const struct
 void resource_answer_missing(struct request *req, const struct resource *res, const char *id)
 {
     struct db_result r;
+    /* A limited caller (a trainer) learns nothing of a row outside their reach, not even that
+     * it exists or its version: the row is probed within the reach, and outside it is 404. */
+    const char *reach;
+    enum reach kind = resource_scope(req, res, &reach);
+    const char *in_reach[] = {id, reach};
+    if (kind != REACH_NONE) {
+        enum db_status s = db_exec(res->sql->guard[kind + 1][0], 2, in_reach, &r);
+        bool outside = s == DB_OK && db_rows(&r) == 0;
+        if (s != DB_OK)
+            resource_fail(req, res, &r, false);
+        else if (outside)
+            http_problem(req, 404, "There is no %s with id %s here.", res->name, id);
+        db_clear(&r);
+        if (s != DB_OK || outside)
+            return;
+    }
     const char *params[] = {id, resource_parent_id(req, res)};
     if (db_exec(res->sql->probe, params[1] ? 2 : 1, params, &r) != DB_OK)
         resource_fail(req, res, &r, false);
