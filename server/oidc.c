@@ -341,6 +341,29 @@ static void fetch_finished(void)
     pthread_mutex_unlock(&lock);
 }
 
+/* The monotonic time ms from now, for pthread_cond_timedwait on the conditions above. */
+static struct timespec deadline_in(unsigned ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (long)(ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    return until;
+}
+
+/* Waits, under lock, until fetch number target has finished, stop, or until. */
+static bool wait_for_fetch(uint64_t target, const struct timespec *until)
+{
+    while (fetched < target && !stopping)
+        if (pthread_cond_timedwait(&done, &lock, until) == ETIMEDOUT)
+            break;
+    return fetched >= target;
+}
+
 static void *fetch_loop(void *arg)
 {
     (void)arg;
@@ -368,9 +391,7 @@ static void *fetch_loop(void *arg)
         }
         fetch_finished();
 
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += wait_s;
+        struct timespec until = deadline_in(wait_s * 1000);
         pthread_mutex_lock(&lock);
         while (!stopping && !kid_wanted)
             if (pthread_cond_timedwait(&wake, &lock, &until) == ETIMEDOUT)
@@ -431,6 +452,10 @@ int oidc_start(void)
         return -1;
     }
     fetcher_running = true;
+    struct timespec until = deadline_in(OIDC_START_WAIT_MS);
+    pthread_mutex_lock(&lock);
+    wait_for_fetch(1, &until);
+    pthread_mutex_unlock(&lock);
     return 0;
 }
 
@@ -473,18 +498,8 @@ static struct jwks *keys_after_fetch(void)
     }
     struct jwks *set = NULL;
     if (wait) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += OIDC_KID_WAIT_MS / 1000;
-        until.tv_nsec += (long)(OIDC_KID_WAIT_MS % 1000) * 1000000;
-        if (until.tv_nsec >= 1000000000) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000;
-        }
-        while (fetched < kid_target && !stopping)
-            if (pthread_cond_timedwait(&done, &lock, &until) == ETIMEDOUT)
-                break;
-        if (fetched >= kid_target)
+        struct timespec until = deadline_in(OIDC_KID_WAIT_MS);
+        if (wait_for_fetch(kid_target, &until))
             set = jwks_incref(keys);
     }
     pthread_mutex_unlock(&lock);

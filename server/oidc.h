@@ -21,6 +21,7 @@
 #define OIDC_REFRESH_S     300  /* keys fetched again in the background */
 #define OIDC_KID_REFRESH_S 60   /* at most one fetch for an unknown kid in this period */
 #define OIDC_KID_WAIT_MS   3000 /* how long a token with an unknown kid waits for that fetch */
+#define OIDC_START_WAIT_MS 5000 /* how long the start waits for the first fetch */
 #define OIDC_LEEWAY_S      60   /* clock difference allowed for exp and nbf */
 #define OIDC_MAX_CODES     64   /* municipality codes of a partner token */
 
@@ -40,9 +41,11 @@ struct oidc_settings {
  * unless it is on loopback, ...). */
 int oidc_configure(const struct oidc_settings *s, char *err, size_t err_len);
 bool oidc_enabled(void);
-/* Reads the key file, or starts the fetching thread (which fetches at once). 0, or -1 with a
- * message logged (an unreadable or invalid key file). Discovery failures are not fatal: they
- * are logged and retried, and tokens get OIDC_NO_KEYS meanwhile. */
+/* Reads the key file, or starts the fetching thread, which fetches at once, and waits for that
+ * first fetch up to OIDC_START_WAIT_MS: a werklabd started beside a provider that answers takes
+ * tokens from its first request on, and one that does not answer delays the start by that much
+ * at most. 0, or -1 with a message logged (an unreadable or invalid key file). Discovery
+ * failures are not fatal: they are logged and retried, and tokens get OIDC_NO_KEYS meanwhile. */
 int oidc_start(void);
 void oidc_stop(void);
 /* True once a key set was ever had (for /readyz and the 503). */

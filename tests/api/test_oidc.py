@@ -329,6 +329,19 @@ def test_rotation_at_the_provider_is_picked_up(werklabd, log_dir, own_provider):
         assert d.terminate() == 0
 
 
+def test_tokens_work_from_the_first_request(werklabd, log_dir, own_provider):
+    """The start waits for the first fetch of the keys: serving begins with them."""
+    d = own_daemon(werklabd, log_dir, "oidc-start", **oidc_env(own_provider))
+    try:
+        messages = [line.get("message", "") for line in d.log_lines()]
+        fetched = [i for i, m in enumerate(messages) if m.startswith("keys of the OpenID provider")]
+        serving = [i for i, m in enumerate(messages) if m.startswith("serving on")]
+        assert fetched and serving and fetched[0] < serving[0], messages
+        assert get(d.api, own_provider.mint())[0].status == 200
+    finally:
+        assert d.terminate() == 0
+
+
 def test_failed_fetch_keeps_the_keys(werklabd, log_dir, own_provider):
     d = own_daemon(werklabd, log_dir, "oidc-gone", **oidc_env(own_provider))
     try:
