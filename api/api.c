@@ -24,5 +24,6 @@ void api_register(const struct config *cfg)
     api_keys_register();
     subjects_register();
     audit_log_register();
+    webhook_subscriptions_register();
     changes_register(cfg->changes_retention_s, cfg->prune_interval_s);
 }

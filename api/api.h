@@ -22,6 +22,7 @@ void stats_register(void);
 void api_keys_register(void);
 void subjects_register(void);
 void audit_log_register(void);
+void webhook_subscriptions_register(void);
 void changes_register(unsigned retention_seconds, unsigned prune_interval_s);
 
 #endif

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "migrate.h"
+#include "netguard.h"
 #include "oidc.h"
 #include "resource.h"
 #include "retention.h"
@@ -97,6 +98,11 @@ static int configure_oidc(const struct config *cfg)
 
 static int serve(const struct config *cfg)
 {
+    char err[512];
+    if (netguard_allow_parse(cfg->webhook_allow_http, err, sizeof err) < 0) {
+        fprintf(stderr, "werklabd: WERKLAB_WEBHOOK_ALLOW_HTTP: %s\n", err);
+        return 2;
+    }
     if (configure_oidc(cfg) < 0)
         return 2;
     if (!cfg->no_migrate && migrate_with(cfg) < 0)

@@ -48,6 +48,8 @@ struct config {
     char *oidc_roles_claim;
     char *oidc_role_map;
     char *oidc_municipalities_claim;
+    /* webhook receivers reached over plain http, at any address (netguard.h) */
+    char *webhook_allow_http;
     /* create-key */
     char *key_role;
     char *key_name;

@@ -1,0 +1,171 @@
+"""Webhook subscriptions (issue 11): made, read, changed and deleted by administrators; the
+signing secret shown only when made or rotated; bad bodies refused and nothing stored."""
+
+import base64
+import datetime
+import re
+import uuid
+
+import pytest
+
+from domain import make_initiative
+from wlclient import TIMESTAMP_RE, assert_problem, assert_status, describe
+
+PATH = "/v1/webhook-subscriptions"
+SECRET_RE = re.compile(r"^whsec_([A-Za-z0-9+/]{43}=)$")
+# The session's werklabd allows no plain-http host: every http URL and every address that is
+# not public is refused. Nothing here is ever delivered to (the URLs are never contacted).
+RECEIVER = "https://receiver.example.nl/hooks/werklab"
+FIELDS = {"id", "url", "events", "description", "enabled", "as", "municipalities", "backlog",
+          "lastSuccessAt", "lastFailureAt", "lastError", "nextAttemptAt", "disabledReason",
+          "previousSecretUntil", "version", "createdAt", "updatedAt"}
+
+
+def body_of(**fields):
+    """A valid body with fields changed; a field given as None is left out."""
+    body = {"url": RECEIVER, "events": ["werklab.*"], "as": "staff"}
+    body.update(fields)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def create(api, keys, **fields):
+    return api.post(PATH, body_of(**fields), key=keys.admin)
+
+
+def made(api, keys, **fields):
+    r = create(api, keys, **fields)
+    return assert_status(r, 201)
+
+
+def read(api, keys, sid):
+    return assert_status(api.get(f"{PATH}/{sid}", key=keys.admin), 200)
+
+
+def count(api, keys):
+    return len(api.list_all(PATH, keys.admin)[0])
+
+
+def test_made_with_a_secret_shown_once(api, keys):
+    r = create(api, keys, description="CRM")
+    got = assert_status(r, 201)
+    assert set(got) == FIELDS | {"secret"}, got
+    assert SECRET_RE.match(got["secret"]), got["secret"]
+    assert len(base64.b64decode(SECRET_RE.match(got["secret"]).group(1))) == 32
+    assert r.header("Location") == f"{PATH}/{got['id']}", describe(r)
+    assert got["enabled"] is True and got["as"] == "staff" and got["municipalities"] is None
+    assert got["events"] == ["werklab.*"] and got["description"] == "CRM"
+    assert got["backlog"] == 0 and got["lastSuccessAt"] is None and got["disabledReason"] is None
+    assert TIMESTAMP_RE.match(got["createdAt"])
+    again = read(api, keys, got["id"])
+    assert "secret" not in again and set(again) == FIELDS, again
+    listed = {s["id"]: s for s in api.list_all(PATH, keys.admin)[0]}
+    assert "secret" not in listed[got["id"]]
+    assert made(api, keys)["secret"] != got["secret"]
+
+
+def test_rotating_gives_a_new_secret_and_keeps_the_old_a_day(api, keys):
+    sub = made(api, keys)
+    r = api.post(f"{PATH}/{sub['id']}/rotate-secret", key=keys.admin)
+    rotated = assert_status(r, 200)
+    assert SECRET_RE.match(rotated["secret"]) and rotated["secret"] != sub["secret"]
+    until = datetime.datetime.fromisoformat(rotated["previousSecretUntil"].replace("Z", "+00:00"))
+    left = until - datetime.datetime.now(datetime.timezone.utc)
+    assert datetime.timedelta(hours=23, minutes=55) < left <= datetime.timedelta(hours=24), left
+    assert rotated["version"] == sub["version"] + 1
+    assert read(api, keys, sub["id"])["previousSecretUntil"] == rotated["previousSecretUntil"]
+    # stale If-Match: nothing rotated
+    r = api.post(f"{PATH}/{sub['id']}/rotate-secret", key=keys.admin,
+                 headers={"If-Match": f'"{sub["version"]}"'})
+    assert_problem(r, 412)
+    assert read(api, keys, sub["id"])["version"] == rotated["version"]
+    assert_problem(api.post(f"{PATH}/{uuid.uuid4()}/rotate-secret", key=keys.admin), 404)
+
+
+@pytest.mark.parametrize("role", ["staff", "partner", None])
+def test_for_administrators_only(api, keys, role):
+    sub = made(api, keys)
+    status = 401 if role is None else 403
+    assert_problem(api.get(PATH, key=keys[role]), status)
+    assert_problem(api.get(f"{PATH}/{sub['id']}", key=keys[role]), status)
+    assert_problem(api.post(PATH, body_of(), key=keys[role]), status)
+    assert_problem(api.post(f"{PATH}/{sub['id']}/rotate-secret", key=keys[role]), status)
+    assert_problem(api.get(f"{PATH}/{sub['id']}/deliveries", key=keys[role]), status)
+    assert_problem(api.delete(f"{PATH}/{sub['id']}", key=keys[role]), status)
+
+
+BAD = {
+    "plain http": ({"url": "http://receiver.example.nl/hooks"}, "url"),
+    "loopback": ({"url": "http://127.0.0.1:8080/hooks"}, "url"),
+    "loopback v6": ({"url": "http://[::1]:8080/hooks"}, "url"),
+    "localhost": ({"url": "http://localhost:8080/hooks"}, "url"),
+    "private https": ({"url": "https://10.0.0.1/hooks"}, "url"),
+    "metadata": ({"url": "https://169.254.169.254/latest"}, "url"),
+    "mapped": ({"url": "https://[::ffff:10.0.0.1]/hooks"}, "url"),
+    "credentials": ({"url": "https://user:pw@receiver.example.nl/hooks"}, "url"),
+    "not a url": ({"url": "receiver"}, "url"),
+    "ftp": ({"url": "ftp://receiver.example.nl/hooks"}, "url"),
+    "empty url": ({"url": ""}, "url"),
+    "long url": ({"url": "https://receiver.example.nl/" + "a" * 2000}, "url"),
+    "no events": ({"events": []}, "events"),
+    "unknown event": ({"events": ["werklab.exploded"]}, "events"),
+    "unknown type": ({"events": ["apikey.created"]}, "events"),
+    "event not text": ({"events": [7]}, "events"),
+    "events not a list": ({"events": "werklab.*"}, "events"),
+    "view": ({"as": "guest"}, "as"),
+    "no view": ({"as": None}, "as"),
+    "codes for staff": ({"municipalities": ["GM0297"]}, "municipalities"),
+    "bad code": ({"as": "partner", "municipalities": ["0297"]}, "municipalities"),
+    "unknown code": ({"as": "partner", "municipalities": ["GM9999"]}, "municipalities"),
+    "partner inquiries": ({"as": "partner", "events": ["inquiry.created"]}, "events"),
+    "partner trainers": ({"as": "partner", "events": ["werklab.*", "trainer.*"]}, "events"),
+    "secret given": ({"secret": "whsec_" + "A" * 44}, "secret"),
+    "unknown field": ({"colour": "red"}, "colour"),
+    "enabled not bool": ({"enabled": "yes"}, "enabled"),
+    "description long": ({"description": "d" * 501}, "description"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_bodies_are_refused_and_store_nothing(api, keys, case):
+    fields, name = BAD[case]
+    before = count(api, keys)
+    problem = assert_problem(create(api, keys, **fields), 400)
+    assert name in {p["name"] for p in problem["invalidParams"]}, problem
+    assert count(api, keys) == before
+
+
+def test_changed_by_merge_patch(api, keys):
+    sub = made(api, keys)
+    r = api.patch(f"{PATH}/{sub['id']}", {"events": ["session.created", "feedback.*"],
+                                           "enabled": False, "description": None},
+                  key=keys.admin, headers={"If-Match": f'"{sub["version"]}"'})
+    got = assert_status(r, 200)
+    assert got["events"] == ["session.created", "feedback.*"] and got["enabled"] is False
+    assert got["version"] == sub["version"] + 1 and "secret" not in got
+    for body, name in (({"as": "partner"}, "as"), ({"url": "http://127.0.0.1:9/"}, "url"),
+                       ({"municipalities": ["GM0297"]}, "municipalities")):
+        assert_problem(api.patch(f"{PATH}/{sub['id']}", body, key=keys.admin), 400)
+    assert read(api, keys, sub["id"])["version"] == got["version"]
+
+
+def test_backlog_counts_what_the_view_selects(api, keys, new_municipality):
+    inside, outside = new_municipality(), new_municipality()
+    sub = made(api, keys, **{"as": "partner", "municipalities": [inside["code"]],
+                             "events": ["initiative.created"]})
+    assert sub["backlog"] == 0
+    make_initiative(api, keys.admin, outside["id"])
+    make_initiative(api, keys.admin, inside["id"])
+    assert read(api, keys, sub["id"])["backlog"] == 1
+    made_later = made(api, keys, **{"as": "partner", "municipalities": [inside["code"]],
+                                    "events": ["initiative.*"]})
+    assert made_later["backlog"] == 0  # it starts at the feed's end
+
+
+def test_deliveries_and_deletion(api, keys):
+    sub = made(api, keys)
+    page = assert_status(api.get(f"{PATH}/{sub['id']}/deliveries", key=keys.admin), 200)
+    assert page["items"] == [], page
+    assert_problem(api.get(f"{PATH}/{uuid.uuid4()}/deliveries", key=keys.admin), 404)
+    assert_status(api.delete(f"{PATH}/{sub['id']}", key=keys.admin), 204)
+    assert_problem(api.get(f"{PATH}/{sub['id']}", key=keys.admin), 404)
+    assert_problem(api.post(f"{PATH}/{sub['id']}/rotate-secret", key=keys.admin), 404)
