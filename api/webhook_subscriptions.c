@@ -4,11 +4,13 @@
  * the creation and to rotate-secret; the sender signs with it (Standard Webhooks). Deliveries are
  * the sender's attempts, read under the subscription. */
 #include "api.h"
+#include "api_keys.h"
 #include "common.h"
 #include "crypto.h"
 #include "netguard.h"
 
 #include <openssl/evp.h>
+#include <stdio.h>
 #include <string.h>
 
 /* "whsec_" and the standard base64 of 32 random bytes, as the specification writes secrets. */
@@ -26,18 +28,17 @@ static const char *const partner_types[] = {"municipality", "initiative", "werkl
                                             "feedback"};
 
 /* A new subscription: $1 url, $2 events, $3 description, $4 enabled, $5 view, $6 codes,
- * $7 secret. It starts where a reader of the feed would stand now: after the last entry of the
- * transactions that have all ended, so it is told of every change that commits from now on and
- * of none before. Codes name municipalities that exist, or nothing is inserted. The select list
- * is appended once by webhook_subscriptions_register(). */
+ * $7 secret, $8 the view key, $9 its id. It starts where a reader of the feed would stand now:
+ * after the last entry of the transactions that have all ended, so it is told of every change
+ * that commits from now on and of none before. The select list is appended once by
+ * webhook_subscriptions_register(). */
 static const char SQL_INSERT_SUBSCRIPTION[] =
     "INSERT INTO webhook_subscriptions (url, events, description, enabled, view, "
-    "municipality_codes, secret, position_txid, position_seq) "
-    "SELECT $1, $2::text[], $3, $4::boolean, $5, $6::text[], $7, p.txid, p.seq FROM ("
-    "SELECT txid, seq FROM changes WHERE txid < pg_snapshot_xmin(pg_current_snapshot()) "
+    "municipality_codes, secret, view_key, view_key_id, position_txid, position_seq) "
+    "SELECT $1, $2::text[], $3, $4::boolean, $5, $6::text[], $7, $8, $9::uuid, p.txid, p.seq "
+    "FROM (SELECT txid, seq FROM changes WHERE txid < pg_snapshot_xmin(pg_current_snapshot()) "
     "UNION ALL SELECT txid, seq FROM changes_horizon ORDER BY txid DESC, seq DESC LIMIT 1) p "
-    "WHERE $6::text[] IS NULL OR (SELECT count(*) FROM municipalities "
-    "WHERE code = ANY ($6::text[])) = cardinality($6::text[]) RETURNING ";
+    "RETURNING ";
 
 /* A new secret $2 for subscription $1 (at version $3 when If-Match names one); the one it had
  * keeps signing for ROTATION_OVERLAP. */
@@ -244,6 +245,28 @@ static void create_subscription(struct request *req)
     }
     if (!check_url(req, &subscriptions, &w))
         return;
+    /* The view's key first: it also checks that the municipalities named exist. No limit on
+     * its rate: the sender reads one object per event, never more than the feed holds. */
+    const struct api_key_values view = {.name = "webhook subscription view",
+                                        .role = v.value[as_field],
+                                        .municipalities = v.value[municipalities_field],
+                                        .require_if_match = "false",
+                                        .rate_limit = "0"};
+    char key[AUTH_KEY_LEN + 1];
+    struct db_result r;
+    enum db_status s = api_keys_insert(&view, key, &r);
+    if (s != DB_OK) {
+        resource_fail(req, &subscriptions, &r, false);
+    } else if (db_rows(&r) == 0) {
+        http_invalid(req, "municipalities", "reference", "names a code that is not a municipality");
+        http_problem_invalid(req);
+    }
+    char key_id[37] = "";
+    if (s == DB_OK && db_rows(&r) == 1)
+        snprintf(key_id, sizeof key_id, "%s", db_value(&r, 0, 0));
+    db_clear(&r);
+    if (!key_id[0])
+        return;
     char secret[SECRET_LEN + 1];
     new_secret(secret);
     const char *params[] = {v.value[url_field],
@@ -252,17 +275,14 @@ static void create_subscription(struct request *req)
                             v.value[enabled_field],
                             v.value[as_field],
                             v.value[municipalities_field],
-                            secret};
-    struct db_result r;
-    enum db_status s = db_exec(insert_sql, 7, params, &r);
-    if (s != DB_OK) {
+                            secret,
+                            key,
+                            key_id};
+    s = db_exec(insert_sql, 9, params, &r);
+    if (s != DB_OK)
         resource_fail(req, &subscriptions, &r, false);
-    } else if (db_rows(&r) == 0) {
-        http_invalid(req, "municipalities", "reference", "names a code that is not a municipality");
-        http_problem_invalid(req);
-    } else if (http_commit_audited(req, 201, db_value(&r, 0, 0))) {
+    else if (http_commit_audited(req, 201, db_value(&r, 0, 0)))
         answer_with_secret(req, &r, secret, 201);
-    }
     db_clear(&r);
 }
 

@@ -23,6 +23,12 @@ CREATE TABLE webhook_subscriptions (
     secret text NOT NULL,
     previous_secret text,
     previous_secret_until timestamptz,
+    -- What the sender reads each event's object with: an API key of the subscription's view
+    -- (role staff, or partner limited to its municipalities), so that a receiver gets exactly
+    -- what that key may read, by the same code that answers the key. Revoked with the
+    -- subscription; shown in GET /v1/api-keys like any key.
+    view_key text NOT NULL,
+    view_key_id uuid NOT NULL REFERENCES api_keys,
     -- The feed position acknowledged so far: a new subscription starts at the feed's end.
     position_txid xid8 NOT NULL,
     position_seq bigint NOT NULL,
@@ -31,6 +37,7 @@ CREATE TABLE webhook_subscriptions (
     last_failure_at timestamptz,
     last_error text,
     failing_since timestamptz,
+    attempts integer NOT NULL DEFAULT 0, -- failed attempts at the entry after the position
     next_attempt_at timestamptz,
     disabled_reason text,
     version integer NOT NULL DEFAULT 1,
@@ -41,6 +48,33 @@ CREATE TABLE webhook_subscriptions (
 CREATE TRIGGER webhook_subscriptions_touch BEFORE UPDATE OF url, events, description, enabled,
     secret ON webhook_subscriptions FOR EACH ROW EXECUTE FUNCTION touch_row();
 CREATE INDEX webhook_subscriptions_created ON webhook_subscriptions (created_at, id);
+CREATE INDEX webhook_subscriptions_due ON webhook_subscriptions (next_attempt_at) WHERE enabled;
+
+-- Enabled again (by an administrator, after the sender disabled it): it resumes at its
+-- position, with the failures behind it forgotten.
+CREATE FUNCTION webhook_subscriptions_enabled() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.enabled AND NOT OLD.enabled THEN
+        NEW.disabled_reason := NULL;
+        NEW.failing_since := NULL;
+        NEW.attempts := 0;
+        NEW.next_attempt_at := NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER webhook_subscriptions_enabled BEFORE UPDATE OF enabled ON webhook_subscriptions
+    FOR EACH ROW EXECUTE FUNCTION webhook_subscriptions_enabled();
+
+-- A subscription deleted takes its view key with it.
+CREATE FUNCTION webhook_subscriptions_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = OLD.view_key_id;
+    RETURN OLD;
+END
+$$;
+CREATE TRIGGER webhook_subscriptions_deleted AFTER DELETE ON webhook_subscriptions
+    FOR EACH ROW EXECUTE FUNCTION webhook_subscriptions_deleted();
 
 -- Every attempt to deliver, for GET /v1/webhook-subscriptions/{id}/deliveries; pruned with the
 -- change feed's retention.
