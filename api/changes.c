@@ -6,6 +6,8 @@
  * sequence numbers early but commits late is held back until nothing older is running, so no
  * entry ever appears behind a position a reader already passed. `next` is always given; a reader
  * stores it and polls it again later. Pruning moves a horizon; a position before it is 410. */
+#include "changes.h"
+
 #include "api.h"
 #include "common.h"
 #include "jobs.h"
@@ -65,17 +67,21 @@ static const struct {
     {"inquiry", "/v1/inquiries/%1$s"},
 };
 
-static void write_path(struct jsonw *w, const char *type, const char *id, const char *parent)
+bool changes_path(const char *type, const char *id, const char *parent, char *out, size_t len)
 {
     for (size_t i = 0; i < COUNT(paths); i++) {
-        if (strcmp(paths[i].type, type) != 0)
-            continue;
-        char path[160];
-        snprintf(path, sizeof path, paths[i].path, id, parent ? parent : "");
-        jsonw_kv_string(w, "path", path);
-        return;
+        if (strcmp(paths[i].type, type) == 0) {
+            snprintf(out, len, paths[i].path, id, parent ? parent : "");
+            return true;
+        }
     }
-    jsonw_kv_string(w, "path", NULL);
+    return false;
+}
+
+static void write_path(struct jsonw *w, const char *type, const char *id, const char *parent)
+{
+    char path[160];
+    jsonw_kv_string(w, "path", changes_path(type, id, parent, path, sizeof path) ? path : NULL);
 }
 
 /* "txid:seq" of a position; false when the text is not one. */

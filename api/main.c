@@ -20,6 +20,7 @@
 #include "schema.h"
 #include "token.h"
 #include "validate.h"
+#include "webhooks.h"
 
 #include <jansson.h>
 #include <signal.h>
@@ -99,8 +100,9 @@ static int configure_oidc(const struct config *cfg)
 static int serve(const struct config *cfg)
 {
     char err[512];
-    if (netguard_allow_parse(cfg->webhook_allow_http, err, sizeof err) < 0) {
-        fprintf(stderr, "werklabd: WERKLAB_WEBHOOK_ALLOW_HTTP: %s\n", err);
+    if (netguard_allow_parse(cfg->webhook_allow_http, err, sizeof err) < 0 ||
+        webhooks_configure(cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "werklabd: %s\n", err);
         return 2;
     }
     if (configure_oidc(cfg) < 0)
@@ -138,11 +140,19 @@ static int serve(const struct config *cfg)
         db_stop();
         return 1;
     }
+    if (webhooks_start(cfg) < 0) {
+        http_stop(0);
+        oidc_stop();
+        jobs_stop();
+        db_stop();
+        return 1;
+    }
     log_event("info", "serving on http://%s with %u threads", cfg->listen, cfg->threads);
     int sig;
     sigwait(&stop, &sig);
     log_event("info", "%s: finishing requests in flight, then stopping",
               sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    webhooks_stop(); /* first: it reads objects through the server */
     http_stop(SHUTDOWN_GRACE_MS);
     oidc_stop();
     jobs_stop();

@@ -141,9 +141,9 @@ int webhooks_configure(const struct config *cfg, char *err, size_t err_len)
         host = "127.0.0.1";
     else if (strcmp(host, "::") == 0 || strcmp(host, "[::]") == 0)
         host = "[::1]";
-    snprintf(self_base, sizeof self_base, strchr(host, ':') && host[0] != '[' ? "http://[%s]:%u"
-                                                                             : "http://%s:%u",
-             host, cfg->listen_port);
+    snprintf(self_base, sizeof self_base,
+             strchr(host, ':') && host[0] != '[' ? "http://[%s]:%u" : "http://%s:%u", host,
+             cfg->listen_port);
     return 0;
 }
 
@@ -334,9 +334,9 @@ static void failed(struct flight *f, long status, const char *error, long retry_
     snprintf(status_text, sizeof status_text, "%ld", status);
     snprintf(wait_text, sizeof wait_text, "%.3f", wait);
     snprintf(ms_text, sizeof ms_text, "%d", ms);
-    const char *params[] = {f->subscription, f->webhook_id, f->event,
-                            error,           status ? status_text : NULL,
-                            wait_text,       ms_text};
+    const char *params[] = {
+        f->subscription, f->webhook_id, f->event, error, status ? status_text : NULL,
+        wait_text,       ms_text};
     run_only(SQL_FAILED, 7, params);
     run_only(SQL_DISABLE, 1, id);
     metrics_webhook_delivery(status ? "failed" : "unanswered");
@@ -357,7 +357,7 @@ static void finish(struct flight *f, CURLcode result)
         char status_text[16], ms_text[16];
         snprintf(status_text, sizeof status_text, "%ld", status);
         snprintf(ms_text, sizeof ms_text, "%d", ms);
-        const char *params[] = {f->subscription, f->txid, f->seq,   f->webhook_id,
+        const char *params[] = {f->subscription, f->txid,     f->seq, f->webhook_id,
                                 f->event,        status_text, ms_text};
         run_only(SQL_DELIVERED, 7, params);
         metrics_webhook_delivery("delivered");

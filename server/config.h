@@ -50,6 +50,8 @@ struct config {
     char *oidc_municipalities_claim;
     /* webhook receivers reached over plain http, at any address (netguard.h) */
     char *webhook_allow_http;
+    char *webhook_retry;        /* seconds between attempts: "5,60,600,..." (webhooks.h) */
+    unsigned webhook_timeout_s; /* a receiver's time to answer */
     /* create-key */
     char *key_role;
     char *key_name;

@@ -2,6 +2,7 @@
 
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* The statuses werklabd answers with; anything else is counted under "other". */
 static const int statuses[] = {200, 201, 204, 304, 400, 401, 403, 404, 405, 406,
@@ -22,6 +23,10 @@ static atomic_ulong db_errors;
 static atomic_ulong pipeline_batches, pipeline_statements, pipeline_resent;
 static atomic_ulong audit_commits, audit_entries, audit_failures;
 static atomic_long audit_waiting;
+/* Webhook deliveries by outcome (metrics.h), and the oldest undelivered event's age. */
+static const char *const webhook_outcomes[] = {"delivered", "failed", "unanswered"};
+static atomic_ulong webhook_deliveries[3];
+static atomic_long webhook_oldest_s;
 static atomic_ulong statements_prepared[2], statements_evicted[2], statements_unprepared[2];
 static const char *const db_kinds[2] = {"worker", "pipeline"};
 
@@ -93,6 +98,35 @@ void metrics_audit_failed(void)
 void metrics_audit_waiting(int delta)
 {
     atomic_fetch_add_explicit(&audit_waiting, delta, memory_order_relaxed);
+}
+
+void metrics_webhook_delivery(const char *outcome)
+{
+    for (size_t i = 0; i < 3; i++)
+        if (strcmp(webhook_outcomes[i], outcome) == 0)
+            atomic_fetch_add_explicit(&webhook_deliveries[i], 1, memory_order_relaxed);
+}
+
+void metrics_webhook_oldest(long seconds)
+{
+    atomic_store_explicit(&webhook_oldest_s, seconds, memory_order_relaxed);
+}
+
+static void render_webhooks(struct buf *out)
+{
+    buf_puts(out, "# HELP werklabd_webhook_deliveries_total Attempts to deliver a webhook, by "
+                  "outcome: delivered (2xx), failed (another answer), unanswered (no answer: "
+                  "refused, unreachable, timed out).\n"
+                  "# TYPE werklabd_webhook_deliveries_total counter\n");
+    for (size_t i = 0; i < 3; i++)
+        buf_printf(out, "werklabd_webhook_deliveries_total{outcome=\"%s\"} %lu\n",
+                   webhook_outcomes[i], load(&webhook_deliveries[i]));
+    buf_printf(out,
+               "# HELP werklabd_webhook_oldest_undelivered_seconds Age of the oldest event an "
+               "enabled subscription has not been told of yet (0: none).\n"
+               "# TYPE werklabd_webhook_oldest_undelivered_seconds gauge\n"
+               "werklabd_webhook_oldest_undelivered_seconds %ld\n",
+               atomic_load_explicit(&webhook_oldest_s, memory_order_relaxed));
 }
 
 static void render_audit(struct buf *out)
@@ -208,6 +242,7 @@ void metrics_render(struct buf *out, int db_connections_open, const struct metri
                "werklabd_db_pipeline_resent_total %lu\n",
                load(&pipeline_batches), load(&pipeline_statements), load(&pipeline_resent));
     render_audit(out);
+    render_webhooks(out);
     render_statements(out, "werklabd_db_statements_prepared_total",
                       "Statements prepared, by kind of connection.", statements_prepared);
     render_statements(out, "werklabd_db_statements_evicted_total",

@@ -23,6 +23,10 @@ void metrics_db_pipeline_resent(void);
 void metrics_audit_commit(unsigned entries);
 void metrics_audit_failed(void);
 void metrics_audit_waiting(int delta);
+/* A webhook delivery attempt's outcome: "delivered", "failed" or "unanswered". */
+void metrics_webhook_delivery(const char *outcome);
+/* The oldest undelivered event's age, as the sender last measured it. */
+void metrics_webhook_oldest(long seconds);
 
 /* The prepared statements of the workers' connections (the jobs thread's included) and of the
  * pipeline's: prepared, evicted to make room (deallocated), run unprepared. */
