@@ -140,7 +140,7 @@ static int serve(const struct config *cfg)
         db_stop();
         return 1;
     }
-    if (webhooks_start(cfg) < 0) {
+    if (cfg->webhook_sender && webhooks_start(cfg) < 0) {
         http_stop(0);
         oidc_stop();
         jobs_stop();

@@ -199,11 +199,12 @@ static void answer_with_secret(struct request *req, const struct db_result *r, c
     http_reply(req, status);
 }
 
-/* True when every event of events (a PostgreSQL array of values EVENT_PATTERN took, so without
- * quotes or commas inside) names a type partners read. */
+/* True when every event of events names a type partners read. events is a PostgreSQL array of
+ * values EVENT_PATTERN took: {"werklab.created","session.*"}, no quote or comma inside one. */
 static bool partners_read(const char *events)
 {
-    for (const char *p = events + 1; *p && *p != '}';) {
+    for (const char *p = events; *p && *p != '}';) {
+        p += strspn(p, "{,\"");
         size_t n = strcspn(p, ".");
         bool known = false;
         for (size_t i = 0; i < COUNT(partner_types); i++)
@@ -211,7 +212,6 @@ static bool partners_read(const char *events)
         if (!known)
             return false;
         p += strcspn(p, ",}");
-        p += *p == ',';
     }
     return true;
 }
@@ -378,7 +378,8 @@ static struct route routes[] = {
      .pattern = "/v1/webhook-subscriptions/{id}/rotate-secret",
      .handler = rotate_secret,
      .roles = ROLE_ADMIN,
-     .no_idempotency = true},
+     .no_idempotency = true,
+     .no_body = true},
 };
 
 void webhook_subscriptions_register(void)

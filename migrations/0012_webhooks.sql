@@ -88,7 +88,10 @@ CREATE TABLE webhook_deliveries (
     status integer,
     error text,
     duration_ms integer NOT NULL,
-    next_attempt_at timestamptz
+    next_attempt_at timestamptz,
+    -- An attempt never changes; the columns every resource's rows have (not rendered).
+    version integer NOT NULL DEFAULT 1,
+    updated_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX webhook_deliveries_latest ON webhook_deliveries (subscription_id, created_at, id);
 

@@ -105,6 +105,8 @@ static const struct option options[] = {
     {"webhook-allow-http", "WERKLAB_WEBHOOK_ALLOW_HTTP", OPT_STRING, AT(webhook_allow_http), "",
      CONFIG_SERVE, 0, 0,
      "hosts webhook URLs may reach over plain http and at any address (comma-separated)"},
+    {"webhook-sender", "WERKLAB_WEBHOOK_SENDER", OPT_UINT, AT(webhook_sender), "1", CONFIG_SERVE, 0,
+     1, "1: this instance delivers webhooks (any number of instances may), 0: it does not"},
     {"webhook-retry", "WERKLAB_WEBHOOK_RETRY", OPT_STRING, AT(webhook_retry),
      "5,60,600,3600,21600,43200", CONFIG_SERVE, 0, 0,
      "seconds between failed webhook deliveries and the next attempt, the last repeated"},

@@ -52,6 +52,7 @@ struct config {
     char *webhook_allow_http;
     char *webhook_retry;        /* seconds between attempts: "5,60,600,..." (webhooks.h) */
     unsigned webhook_timeout_s; /* a receiver's time to answer */
+    unsigned webhook_sender;    /* 1: this instance delivers webhooks */
     /* create-key */
     char *key_role;
     char *key_name;

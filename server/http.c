@@ -493,7 +493,7 @@ static void dispatch(struct request *req)
         return;
     if (!framing_check_query(req))
         return;
-    if (takes_body(req->method)) {
+    if (takes_body(req->method) && !(req->route && req->route->no_body)) {
         json_error_t error;
         req->json = json_loadb(req->body.data, req->body.len, JSON_REJECT_DUPLICATES, &error);
         if (!req->json) {

@@ -130,6 +130,12 @@ bool negotiate_body(struct request *req)
 {
     if (req->method != HTTP_POST && req->method != HTTP_PUT && req->method != HTTP_PATCH)
         return true;
+    if (req->route && req->route->no_body) {
+        if (req->body.len == 0)
+            return true;
+        http_problem(req, 400, "This request takes no body.");
+        return false;
+    }
     if (req->body.len == 0) {
         http_problem(req, 400, "This request needs a JSON body.");
         return false;

@@ -39,6 +39,7 @@ struct route {
     const char *produces;          /* media type of success bodies; NULL: application/json */
     bool csv;                      /* a list that can also answer text/csv */
     bool no_idempotency;           /* POST whose answer must not be stored (personal data) */
+    bool no_body;                  /* an action (POST .../rotate-secret): a body is 400 */
     /* Filled at registration. */
     int index;
     int n_segments;

@@ -72,6 +72,11 @@ class Werklabd:
             if k.startswith("WERKLAB_"):
                 del env[k]
         env["WERKLAB_DATABASE_URL"] = self.database_url
+        # Webhook receivers of the tests listen on loopback. Only the daemons of the webhook
+        # tests send (test_webhooks.py): a daemon of another test would meanwhile take a
+        # subscription's deliveries over.
+        env["WERKLAB_WEBHOOK_ALLOW_HTTP"] = "127.0.0.1,::1,localhost"
+        env["WERKLAB_WEBHOOK_SENDER"] = "0"
         env.update(extra)
         return env
 

@@ -13,9 +13,11 @@ from wlclient import TIMESTAMP_RE, assert_problem, assert_status, describe
 
 PATH = "/v1/webhook-subscriptions"
 SECRET_RE = re.compile(r"^whsec_([A-Za-z0-9+/]{43}=)$")
-# The session's werklabd allows no plain-http host: every http URL and every address that is
-# not public is refused. Nothing here is ever delivered to (the URLs are never contacted).
-RECEIVER = "https://receiver.example.nl/hooks/werklab"
+# The session's werklabd allows plain http to loopback only (conftest) and sends nothing: no
+# URL here is ever contacted (port 9 is discard's, closed on loopback), and every subscription
+# made here is deleted when the module ends, so that no later sender tries it.
+RECEIVER = "http://127.0.0.1:9/hooks/werklab"
+MADE = []
 FIELDS = {"id", "url", "events", "description", "enabled", "as", "municipalities", "backlog",
           "lastSuccessAt", "lastFailureAt", "lastError", "nextAttemptAt", "disabledReason",
           "previousSecretUntil", "version", "createdAt", "updatedAt"}
@@ -29,7 +31,17 @@ def body_of(**fields):
 
 
 def create(api, keys, **fields):
-    return api.post(PATH, body_of(**fields), key=keys.admin)
+    r = api.post(PATH, body_of(**fields), key=keys.admin)
+    if r.status == 201:
+        MADE.append(r.json["id"])
+    return r
+
+
+@pytest.fixture(scope="module", autouse=True)
+def delete_what_was_made(api, keys):
+    yield
+    for sid in MADE:
+        api.delete(f"{PATH}/{sid}", key=keys.admin)
 
 
 def made(api, keys, **fields):
@@ -95,9 +107,7 @@ def test_for_administrators_only(api, keys, role):
 
 BAD = {
     "plain http": ({"url": "http://receiver.example.nl/hooks"}, "url"),
-    "loopback": ({"url": "http://127.0.0.1:8080/hooks"}, "url"),
-    "loopback v6": ({"url": "http://[::1]:8080/hooks"}, "url"),
-    "localhost": ({"url": "http://localhost:8080/hooks"}, "url"),
+    "loopback https": ({"url": "https://127.0.0.2/hooks"}, "url"),
     "private https": ({"url": "https://10.0.0.1/hooks"}, "url"),
     "metadata": ({"url": "https://169.254.169.254/latest"}, "url"),
     "mapped": ({"url": "https://[::ffff:10.0.0.1]/hooks"}, "url"),
@@ -142,7 +152,7 @@ def test_changed_by_merge_patch(api, keys):
     got = assert_status(r, 200)
     assert got["events"] == ["session.created", "feedback.*"] and got["enabled"] is False
     assert got["version"] == sub["version"] + 1 and "secret" not in got
-    for body, name in (({"as": "partner"}, "as"), ({"url": "http://127.0.0.1:9/"}, "url"),
+    for body, name in (({"as": "partner"}, "as"), ({"url": "http://10.0.0.1/"}, "url"),
                        ({"municipalities": ["GM0297"]}, "municipalities")):
         assert_problem(api.patch(f"{PATH}/{sub['id']}", body, key=keys.admin), 400)
     assert read(api, keys, sub["id"])["version"] == got["version"]
@@ -169,3 +179,25 @@ def test_deliveries_and_deletion(api, keys):
     assert_status(api.delete(f"{PATH}/{sub['id']}", key=keys.admin), 204)
     assert_problem(api.get(f"{PATH}/{sub['id']}", key=keys.admin), 404)
     assert_problem(api.post(f"{PATH}/{sub['id']}/rotate-secret", key=keys.admin), 404)
+
+
+LOOPBACK = ["http://127.0.0.1:9/hooks", "http://[::1]:9/hooks", "http://localhost:9/hooks"]
+
+
+def test_loopback_only_when_allowed(api, keys, werklabd, log_dir):
+    """Without WERKLAB_WEBHOOK_ALLOW_HTTP every loopback URL is refused when given; with it
+    (the session's werklabd), each is taken."""
+    from conftest import Daemon
+    d = Daemon(werklabd, log_dir, name="webhooks-no-allow",
+               env=werklabd.env(WERKLAB_WEBHOOK_ALLOW_HTTP=""))
+    try:
+        d.wait_ready()
+        for url in LOOPBACK:
+            before = count(api, keys)
+            r = d.api.post(PATH, body_of(url=url), key=keys.admin)
+            assert "url" in {p["name"] for p in assert_problem(r, 400)["invalidParams"]}, url
+            assert count(api, keys) == before
+    finally:
+        assert d.terminate() == 0
+    for url in LOOPBACK:
+        assert made(api, keys, url=url)["url"] == url
