@@ -1,0 +1,313 @@
+"""Webhook deliveries (issue 11), end to end: werklabd sending to a receiver that verifies every
+delivery with the specification's own library (tests/webhooks, npm standardwebhooks).
+
+Each test runs its own sending werklabd (the session's sends nothing: conftest) with a fast
+retry schedule, and deletes its subscriptions at the end. Receivers listen on loopback only."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+
+import pytest
+
+import webhooks
+from conftest import Daemon
+from domain import advance, make_initiative, make_werklab
+from wlclient import assert_problem, assert_status, describe, wait_for
+
+PATH = "/v1/webhook-subscriptions"
+# Attempts 1 s apart (the last repeated): failures are retried within the tests' patience.
+SENDER_ENV = {"WERKLAB_WEBHOOK_SENDER": "1", "WERKLAB_WEBHOOK_RETRY": "1",
+              "WERKLAB_WEBHOOK_TIMEOUT": "2"}
+
+
+def psql(url, sql):
+    out = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def start_sender(werklabd, log_dir, name="webhooks", **env):
+    d = Daemon(werklabd, log_dir, name=name, threads=2, env=werklabd.env(**{**SENDER_ENV, **env}))
+    d.wait_ready()
+    return d
+
+
+@pytest.fixture
+def receiver(log_dir):
+    r = webhooks.Receiver(log_dir, ipv6=True).start()
+    yield r
+    r.stop()
+    r.assert_verified()  # no delivery may fail verification, in any test
+
+
+@pytest.fixture
+def sender(werklabd, log_dir):
+    d = start_sender(werklabd, log_dir)
+    yield d
+    assert d.terminate() == 0
+
+
+@pytest.fixture
+def subscribe(api, keys, receiver):
+    made = []
+
+    def make(name, events, host="127.0.0.1", **fields):
+        body = {"url": receiver.url(name, host=host), "events": events, "as": "staff", **fields}
+        sub = assert_status(api.post(PATH, body, key=keys.admin), 201)
+        made.append(sub["id"])
+        receiver.set(name, secrets=[sub["secret"]], mode="ok")
+        return sub
+
+    yield make
+    for sid in made:
+        api.delete(f"{PATH}/{sid}", key=keys.admin)
+
+
+def position(webhook_id):
+    """The feed position a webhook-id names: msg_<txid>_<seq>."""
+    _, txid, seq = webhook_id.split("_")
+    return int(txid), int(seq)
+
+
+def expected_events(cluster, type_, object_id):
+    rows = psql(cluster.url, f"SELECT type || '.' || op FROM changes WHERE type = '{type_}' "
+                             f"AND id = '{object_id}' ORDER BY txid, seq")
+    return rows.splitlines()
+
+
+def acknowledged_for(receiver, name, object_id=None):
+    """The acknowledged deliveries, oldest first, each webhook-id once (the first)."""
+    seen, out = set(), []
+    for d in webhooks.acknowledged(receiver.deliveries(name)):
+        data = (d["body"] or {}).get("data") or {}
+        if object_id and data.get("id") != object_id:
+            continue
+        if d["webhook_id"] not in seen:
+            seen.add(d["webhook_id"])
+            out.append(d)
+    return out
+
+
+def wait_delivered(receiver, name, count, object_id=None, timeout=60):
+    return receiver.wait_for(name, lambda ds: len(acknowledged_for(receiver, name, object_id))
+                             >= count, timeout=timeout)
+
+
+def deliveries(api, keys, sid):
+    r = api.get(f"{PATH}/{sid}/deliveries?limit=200&sort=attemptedAt", key=keys.admin)
+    return assert_status(r, 200)["items"]
+
+
+def test_a_werklabs_way_arrives_complete_and_in_order(api, keys, cluster, receiver, sender,
+                                                       subscribe, municipality):
+    sub = subscribe("crm", ["werklab.*"])
+    w = make_werklab(api, keys.admin, municipality["id"])
+    advance(api, keys.admin, w["id"], "completed")
+    want = expected_events(cluster, "werklab", w["id"])
+    assert want[0] == "werklab.created" and len(want) >= 5, want
+    wait_delivered(receiver, "crm", len(want), w["id"])
+    got = acknowledged_for(receiver, "crm", w["id"])
+    assert [d["type"] for d in got] == want
+    assert [position(d["webhook_id"]) for d in got] == sorted(position(d["webhook_id"]) for d in got)
+    for d in got:
+        assert set(d["body"]) == {"type", "timestamp", "data"}, d["body"]
+        assert d["body"]["timestamp"].endswith("Z") and d["headers"]["user-agent"].startswith("werklabd/")
+    # the object as it is when sent: by the end, the werklab is completed
+    assert got[-1]["body"]["data"]["status"] == "completed"
+    page = deliveries(api, keys, sub["id"])
+    assert {d["webhookId"] for d in page} >= {d["webhook_id"] for d in got}
+    assert all(d["status"] in (200, 204) and d["error"] is None for d in page), page
+    assert assert_status(api.get(f"{PATH}/{sub['id']}", key=keys.admin), 200)["lastSuccessAt"]
+    r = sender.api.get("/metrics", key=keys.admin)
+    assert r.status == 200, describe(r)
+    delivered = [line for line in r.body.decode().splitlines()
+                 if line.startswith('werklabd_webhook_deliveries_total{outcome="delivered"}')]
+    assert delivered and int(delivered[0].split()[-1]) >= len(want), delivered
+
+
+def test_failures_are_retried_and_nothing_is_lost(api, keys, cluster, receiver, sender,
+                                                  subscribe, municipality):
+    sub = subscribe("flaky", ["municipality.updated"])
+    mid = municipality["id"]
+    receiver.stop()  # refused connections
+    for n in range(3):
+        assert_status(api.patch(f"/v1/municipalities/{mid}", {"name": f"Gemeente {n} {uuid.uuid4().hex[:6]}"},
+                                key=keys.admin), 200)
+    wait_for(lambda: [d for d in deliveries(api, keys, sub["id"]) if d["status"] is None],
+             timeout=20, what="a refused attempt")
+    receiver.restart()
+    receiver.set("flaky", mode="status 500")
+    wait_for(lambda: [d for d in deliveries(api, keys, sub["id"]) if d["status"] == 500],
+             timeout=20, what="an attempt answered 500")
+    receiver.set("flaky", mode="slow 4")  # past the 2 s timeout
+    wait_for(lambda: [d for d in deliveries(api, keys, sub["id"])
+                      if d["status"] is None and "imeout" in (d["error"] or "") or
+                      "timed out" in (d["error"] or "")],
+             timeout=30, what="an attempt that timed out")
+    receiver.set("flaky", mode="ok")
+    want = expected_events(cluster, "municipality", mid)
+    updates = [e for e in want if e == "municipality.updated"]
+    wait_delivered(receiver, "flaky", len(updates), mid)
+    got = acknowledged_for(receiver, "flaky", mid)
+    assert len(got) == len(updates)
+    assert [position(d["webhook_id"]) for d in got] == sorted(position(d["webhook_id"]) for d in got)
+    assert got[-1]["body"]["data"]["name"].startswith("Gemeente 2")
+    s = assert_status(api.get(f"{PATH}/{sub['id']}", key=keys.admin), 200)
+    assert s["lastFailureAt"] and s["lastSuccessAt"] and s["backlog"] == 0, s
+    failed = [d for d in deliveries(api, keys, sub["id"]) if d["status"] not in (200, 204)]
+    assert all(d["nextAttemptAt"] for d in failed), failed
+
+
+def test_kill_9_while_delivering_loses_nothing(api, keys, cluster, werklabd, log_dir, receiver,
+                                               subscribe, municipality):
+    sub = subscribe("kill", ["municipality.updated"])
+    mid = municipality["id"]
+    receiver.set("kill", mode="slow 1")
+    d = start_sender(werklabd, log_dir, name="webhooks-killed")
+    for n in range(5):
+        assert_status(api.patch(f"/v1/municipalities/{mid}", {"notes": f"note {n}"},
+                                key=keys.admin), 200)
+    receiver.wait_for("kill", lambda ds: len(ds) >= 2, timeout=30)  # under way
+    d.proc.send_signal(signal.SIGKILL)
+    d.proc.wait(10)
+    receiver.set("kill", mode="ok")
+    again = start_sender(werklabd, log_dir, name="webhooks-restarted")
+    try:
+        wait_delivered(receiver, "kill", 5, mid)
+        got = acknowledged_for(receiver, "kill", mid)
+        want = expected_events(cluster, "municipality", mid).count("municipality.updated")
+        assert len(got) == want == 5
+        assert [position(x["webhook_id"]) for x in got] == sorted(position(x["webhook_id"]) for x in got)
+        assert got[-1]["body"]["data"]["notes"] == "note 4"
+    finally:
+        assert again.terminate() == 0
+
+
+PERSONAL = ("Jan de Vries", "jan@example.nl", "+31 6 1234 5678")
+
+
+def test_a_partner_view_sees_only_its_municipality_and_no_personal_data(
+        api, keys, cluster, receiver, sender, subscribe, new_municipality):
+    inside, outside = new_municipality(), new_municipality()
+    subscribe("partner", ["municipality.*", "initiative.*", "werklab.*"],
+              **{"as": "partner", "municipalities": [inside["code"]]})
+    contact = {"name": PERSONAL[0], "email": PERSONAL[1], "phone": PERSONAL[2]}
+    for m in (inside, outside):
+        assert_status(api.patch(f"/v1/municipalities/{m['id']}", {"contact": contact},
+                                key=keys.admin), 200)
+        make_initiative(api, keys.admin, m["id"], contact=contact)
+        make_werklab(api, keys.admin, m["id"])
+    want = int(psql(cluster.url, f"SELECT count(*) FROM changes WHERE municipality_id = "
+                                 f"'{inside['id']}' AND type IN ('municipality', 'initiative', 'werklab') "
+                                 f"AND (txid, seq) > (SELECT position_txid, position_seq FROM "
+                                 f"webhook_subscriptions WHERE url LIKE '%/hooks/partner')"))
+    assert want >= 3
+    receiver.wait_for("partner", lambda ds: len(webhooks.acknowledged(ds)) >= want, timeout=60)
+    time.sleep(2)  # anything more that would come
+    got = webhooks.acknowledged(receiver.deliveries("partner"))
+    assert len({d["webhook_id"] for d in got}) == want
+    for d in got:
+        for secret in PERSONAL:
+            assert secret not in d["raw"], d["raw"]
+        assert outside["id"] not in d["raw"] and outside["code"] not in d["raw"], d["raw"]
+        data = d["body"]["data"]
+        assert inside["id"] in (data.get("id"), data.get("municipalityId")), data
+
+
+def test_loopback_names_and_ipv6_are_delivered_when_allowed(api, keys, receiver, sender,
+                                                            subscribe, municipality):
+    subscribe("v6", ["municipality.updated"], host="[::1]")
+    subscribe("name", ["municipality.updated"], host="localhost")
+    assert_status(api.patch(f"/v1/municipalities/{municipality['id']}", {"notes": "v6 and name"},
+                            key=keys.admin), 200)
+    for name in ("v6", "name"):
+        wait_delivered(receiver, name, 1, municipality["id"])
+
+
+def test_the_address_check_runs_before_any_connection(api, keys, werklabd, log_dir, receiver,
+                                                      subscribe, municipality):
+    sub = subscribe("guarded", ["municipality.updated"])
+    d = start_sender(werklabd, log_dir, name="webhooks-guarded", WERKLAB_WEBHOOK_ALLOW_HTTP="")
+    try:
+        assert_status(api.patch(f"/v1/municipalities/{municipality['id']}", {"notes": "guarded"},
+                                key=keys.admin), 200)
+        failed = wait_for(lambda: [x for x in deliveries(api, keys, sub["id"]) if x["error"]],
+                          timeout=20, what="a refused delivery")
+        assert "http" in failed[0]["error"] and failed[0]["status"] is None, failed
+        assert receiver.deliveries("guarded") == []  # never reached
+    finally:
+        assert d.terminate() == 0
+
+
+def test_during_a_rotation_both_secrets_sign(api, keys, receiver, sender, subscribe,
+                                             municipality):
+    sub = subscribe("rotating", ["municipality.updated"])
+    rotated = assert_status(api.post(f"{PATH}/{sub['id']}/rotate-secret", key=keys.admin), 200)
+    receiver.set("rotating", secrets=[sub["secret"], rotated["secret"]])
+    assert_status(api.patch(f"/v1/municipalities/{municipality['id']}", {"notes": "rotated"},
+                            key=keys.admin), 200)
+    wait_delivered(receiver, "rotating", 1, municipality["id"])
+    d = acknowledged_for(receiver, "rotating", municipality["id"])[0]
+    assert d["signatures"] == 2 and d["secrets_verified"] == [0, 1], d
+    # the old one alone verifies, and so does the new one alone
+    receiver.set("rotating", secrets=[rotated["secret"]])
+    assert_status(api.patch(f"/v1/municipalities/{municipality['id']}", {"notes": "rotated 2"},
+                            key=keys.admin), 200)
+    wait_delivered(receiver, "rotating", 2, municipality["id"])
+
+
+def test_two_instances_never_deliver_an_event_twice_at_once(api, keys, werklabd, log_dir,
+                                                            receiver, subscribe, municipality):
+    subscribe("pair", ["municipality.updated"])
+    receiver.set("pair", mode="slow 0.3")
+    one = start_sender(werklabd, log_dir, name="webhooks-one")
+    two = start_sender(werklabd, log_dir, name="webhooks-two")
+    try:
+        for n in range(6):
+            assert_status(api.patch(f"/v1/municipalities/{municipality['id']}",
+                                    {"notes": f"pair {n}"}, key=keys.admin), 200)
+        wait_delivered(receiver, "pair", 6, municipality["id"])
+        ids = [d["webhook_id"] for d in receiver.deliveries("pair")]
+        assert len(ids) == len(set(ids)) == 6, ids
+    finally:
+        assert one.terminate() == 0
+        assert two.terminate() == 0
+
+
+def test_three_days_of_failures_disable_and_enabling_resumes(api, keys, cluster, receiver,
+                                                            sender, subscribe, municipality):
+    sub = subscribe("failing", ["municipality.updated"])
+    receiver.set("failing", mode="status 503")
+    assert_status(api.patch(f"/v1/municipalities/{municipality['id']}", {"notes": "failing"},
+                            key=keys.admin), 200)
+    wait_for(lambda: deliveries(api, keys, sub["id"]), timeout=20, what="a failed attempt")
+    psql(cluster.url, "UPDATE webhook_subscriptions SET failing_since = now() - interval '3 days 1 "
+                      f"minute' WHERE id = '{sub['id']}'")
+    s = wait_for(lambda: (lambda s: s if not s["enabled"] else None)(
+        assert_status(api.get(f"{PATH}/{sub['id']}", key=keys.admin), 200)),
+        timeout=20, what="the subscription to be disabled")
+    assert "3 days" in s["disabledReason"] and "503" in s["disabledReason"], s
+    receiver.set("failing", mode="ok")
+    assert_status(api.patch(f"{PATH}/{sub['id']}", {"enabled": True}, key=keys.admin), 200)
+    wait_delivered(receiver, "failing", 1, municipality["id"])
+    s = assert_status(api.get(f"{PATH}/{sub['id']}", key=keys.admin), 200)
+    assert s["disabledReason"] is None and s["backlog"] == 0, s
+
+
+def test_429_retry_after_is_honoured(api, keys, receiver, sender, subscribe, municipality):
+    sub = subscribe("busy", ["municipality.updated"])
+    receiver.set("busy", mode="status 429", retry_after=4)
+    assert_status(api.patch(f"/v1/municipalities/{municipality['id']}", {"notes": "busy"},
+                            key=keys.admin), 200)
+    got = wait_for(lambda: deliveries(api, keys, sub["id"]), timeout=20, what="an attempt")
+    first = got[0]
+    assert first["status"] == 429
+    attempted = first["attemptedAt"]
+    wait = (time.mktime(time.strptime(first["nextAttemptAt"][:19], "%Y-%m-%dT%H:%M:%S")) -
+            time.mktime(time.strptime(attempted[:19], "%Y-%m-%dT%H:%M:%S")))
+    assert wait >= 3, first  # Retry-After 4 over the schedule's 1 s
