@@ -30,6 +30,11 @@ static const char SQL_PRUNE_CHANGES[] =
     "UPDATE changes_horizon h SET txid = last.txid, seq = last.seq FROM last "
     "WHERE (last.txid, last.seq) > (h.txid, h.seq)";
 
+/* Webhook delivery attempts are kept as long as the entries they were for. */
+static const char SQL_PRUNE_DELIVERIES[] =
+    "DELETE FROM webhook_deliveries WHERE created_at < now() - make_interval(secs => "
+    "$1::integer)";
+
 /* Stored idempotent answers are replayed for 24 hours (idempotency.h), then dropped. */
 static const char SQL_PRUNE_IDEMPOTENCY_KEYS[] =
     "DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'";
@@ -197,6 +202,8 @@ static void prune_changes(void)
     const char *params[] = {seconds};
     struct db_result r;
     db_exec(SQL_PRUNE_CHANGES, 1, params, &r);
+    db_clear(&r);
+    db_exec(SQL_PRUNE_DELIVERIES, 1, params, &r);
     db_clear(&r);
     db_exec(SQL_PRUNE_IDEMPOTENCY_KEYS, 0, NULL, &r);
     db_clear(&r);

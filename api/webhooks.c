@@ -12,6 +12,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <jansson.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -69,6 +70,15 @@ static const char SQL_DISABLE[] =
     "to_char(failing_since AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') || "
     "'; the last: ' || coalesce(last_error, 'unknown') "
     "WHERE id = $1 AND enabled AND failing_since <= now() - interval '3 days'";
+
+/* A subscription whose position the feed's pruning passed (disabled longer than the feed keeps
+ * its entries) would skip what was pruned without a word: it is disabled, saying so. */
+static const char SQL_BEHIND[] =
+    "UPDATE webhook_subscriptions s SET enabled = false, next_attempt_at = NULL, "
+    "disabled_reason = 'the change feed no longer holds the events after its position (kept "
+    "for less time than the subscription was disabled); enabling it resumes at the oldest it "
+    "holds' FROM changes_horizon h WHERE s.id = $1 AND s.enabled "
+    "AND (s.position_txid, s.position_seq) < (h.txid, h.seq)";
 
 /* How long the oldest event not yet delivered to an enabled subscription has waited. */
 static const char SQL_OLDEST[] =
@@ -243,14 +253,19 @@ static bool make_body(const struct db_result *r, struct buf *body, char *err, si
     jsonw_key(&w, "timestamp");
     resource_write_timestamp(&w, at);
     jsonw_key(&w, "data");
-    if (status == 200 && object.data[0] == '{') {
-        jsonw_raw(&w, object.data);
-    } else if (status == 200) { /* a list (a session's attendance): named by its session */
+    json_t *list =
+        status == 200 && strcmp(type, "attendance") == 0 ? json_loads(object.data, 0, NULL) : NULL;
+    if (list) { /* a session's attendance is a list: named by its session */
+        char *items = json_dumps(json_object_get(list, "items"), JSON_COMPACT);
         jsonw_object_begin(&w);
         jsonw_kv_string(&w, "sessionId", id);
         jsonw_key(&w, "attendance");
-        jsonw_raw(&w, object.data);
+        jsonw_raw(&w, items ? items : "[]");
         jsonw_object_end(&w);
+        free(items);
+        json_decref(list);
+    } else if (status == 200) {
+        jsonw_raw(&w, object.data);
     } else {
         jsonw_object_begin(&w);
         jsonw_kv_string(&w, "id", id);
@@ -396,6 +411,7 @@ static void start(const char *id)
         return;
     *f = (struct flight){.used = true, .started_ms = now_ms()};
     snprintf(f->subscription, sizeof f->subscription, "%s", id);
+    run_only(SQL_BEHIND, 1, params);
     if (run(SQL_NEXT, 1, params, &r) != DB_OK || db_rows(&r) == 0) {
         db_clear(&r);
         release(f);

@@ -51,14 +51,22 @@ CREATE INDEX webhook_subscriptions_created ON webhook_subscriptions (created_at,
 CREATE INDEX webhook_subscriptions_due ON webhook_subscriptions (next_attempt_at) WHERE enabled;
 
 -- Enabled again (by an administrator, after the sender disabled it): it resumes at its
--- position, with the failures behind it forgotten.
+-- position, with the failures behind it forgotten; or, when the feed was pruned past that
+-- position meanwhile (its disabledReason said so), at the oldest entry the feed holds.
 CREATE FUNCTION webhook_subscriptions_enabled() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    h changes_horizon;
 BEGIN
     IF NEW.enabled AND NOT OLD.enabled THEN
         NEW.disabled_reason := NULL;
         NEW.failing_since := NULL;
         NEW.attempts := 0;
         NEW.next_attempt_at := NULL;
+        SELECT * INTO h FROM changes_horizon;
+        IF (NEW.position_txid, NEW.position_seq) < (h.txid, h.seq) THEN
+            NEW.position_txid := h.txid;
+            NEW.position_seq := h.seq;
+        END IF;
     END IF;
     RETURN NEW;
 END

@@ -311,3 +311,37 @@ def test_429_retry_after_is_honoured(api, keys, receiver, sender, subscribe, mun
     wait = (time.mktime(time.strptime(first["nextAttemptAt"][:19], "%Y-%m-%dT%H:%M:%S")) -
             time.mktime(time.strptime(attempted[:19], "%Y-%m-%dT%H:%M:%S")))
     assert wait >= 3, first  # Retry-After 4 over the schedule's 1 s
+
+
+def test_a_deleted_object_arrives_as_deleted(api, keys, receiver, sender, subscribe,
+                                            municipality):
+    subscribe("gone", ["initiative.*"])
+    receiver.set("gone", mode="status 503")  # held back until the initiative is gone
+    i = make_initiative(api, keys.admin, municipality["id"])
+    receiver.wait_for("gone", lambda ds: len(ds) >= 1, timeout=20)
+    assert_status(api.delete(f"/v1/initiatives/{i['id']}", key=keys.admin), 204)
+    receiver.set("gone", mode="ok")
+    wait_delivered(receiver, "gone", 2, i["id"])
+    got = acknowledged_for(receiver, "gone", i["id"])
+    assert [d["type"] for d in got] == ["initiative.created", "initiative.deleted"]
+    # read at sending time: by then the initiative was gone, also for its creation
+    for d in got:
+        assert d["body"]["data"] == {"id": i["id"], "type": "initiative", "deleted": True}, d
+
+
+def test_attendance_arrives_with_its_session(api, keys, receiver, sender, subscribe,
+                                             municipality):
+    from domain import make_participant, make_session, prepare
+    subscribe("attendance", ["attendance.*"])
+    w = make_werklab(api, keys.admin, municipality["id"], status="intake")
+    p = make_participant(api, keys.admin, w["id"])
+    s = make_session(api, keys.admin, w["id"], 1, "2025-03-02T09:00:00Z", "2025-03-02T12:00:00Z")
+    body = [{"participantId": p["id"], "status": "present"}]
+    assert_status(api.put(f"/v1/sessions/{s['id']}/attendance", body, key=keys.admin), 200)
+    receiver.wait_for("attendance", lambda ds: any(
+        (d["body"] or {}).get("data", {}).get("sessionId") == s["id"]
+        for d in webhooks.acknowledged(ds)), timeout=30)
+    d = [d for d in webhooks.acknowledged(receiver.deliveries("attendance"))
+         if d["body"]["data"].get("sessionId") == s["id"]][-1]
+    assert d["type"].startswith("attendance.")
+    assert d["body"]["data"] == {"sessionId": s["id"], "attendance": body}, d["body"]
