@@ -84,6 +84,12 @@ static const struct field fields[] = {
      .min = 1,
      .pattern = "^GM[0-9]{4}$",
      .hint = "must be a CBS code, e.g. GM0297"},
+    /* Where the subscription stands in the feed: the webhook-id of the last event its receiver
+     * acknowledged (or of the last entry before it was made), in the webhook-id's own form. */
+    {.name = "position",
+     .column = "'msg_' || position_txid::text || '_' || position_seq::text",
+     .type = FIELD_TEXT,
+     .flags = FIELD_READONLY},
     {.name = "backlog",
      .column = "webhook_backlog(webhook_subscriptions)",
      .type = FIELD_INT,

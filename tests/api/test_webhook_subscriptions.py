@@ -18,7 +18,8 @@ SECRET_RE = re.compile(r"^whsec_([A-Za-z0-9+/]{43}=)$")
 # made here is deleted when the module ends, so that no later sender tries it.
 RECEIVER = "http://127.0.0.1:9/hooks/werklab"
 MADE = []
-FIELDS = {"id", "url", "events", "description", "enabled", "as", "municipalities", "backlog",
+FIELDS = {"id", "url", "events", "description", "enabled", "as", "municipalities", "position",
+          "backlog",
           "lastSuccessAt", "lastFailureAt", "lastError", "nextAttemptAt", "disabledReason",
           "previousSecretUntil", "version", "createdAt", "updatedAt"}
 
@@ -125,7 +126,8 @@ BAD = {
     "no view": ({"as": None}, "as"),
     "codes for staff": ({"municipalities": ["GM0297"]}, "municipalities"),
     "bad code": ({"as": "partner", "municipalities": ["0297"]}, "municipalities"),
-    "unknown code": ({"as": "partner", "municipalities": ["GM9999"]}, "municipalities"),
+    # a code of the tests' pool, which no test will make (fresh_code)
+    "unknown code": ({"as": "partner", "municipalities": ["fresh"]}, "municipalities"),
     "partner inquiries": ({"as": "partner", "events": ["inquiry.created"]}, "events"),
     "partner trainers": ({"as": "partner", "events": ["werklab.*", "trainer.*"]}, "events"),
     "secret given": ({"secret": "whsec_" + "A" * 44}, "secret"),
@@ -136,8 +138,10 @@ BAD = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
-def test_bad_bodies_are_refused_and_store_nothing(api, keys, case):
+def test_bad_bodies_are_refused_and_store_nothing(api, keys, fresh_code, case):
     fields, name = BAD[case]
+    if fields.get("municipalities") == ["fresh"]:
+        fields = dict(fields, municipalities=[fresh_code])
     before = count(api, keys)
     problem = assert_problem(create(api, keys, **fields), 400)
     assert name in {p["name"] for p in problem["invalidParams"]}, problem

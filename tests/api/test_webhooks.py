@@ -122,7 +122,9 @@ def test_a_werklabs_way_arrives_complete_and_in_order(api, keys, cluster, receiv
     page = deliveries(api, keys, sub["id"])
     assert {d["webhookId"] for d in page} >= {d["webhook_id"] for d in got}
     assert all(d["status"] in (200, 204) and d["error"] is None for d in page), page
-    assert assert_status(api.get(f"{PATH}/{sub['id']}", key=keys.admin), 200)["lastSuccessAt"]
+    s = assert_status(api.get(f"{PATH}/{sub['id']}", key=keys.admin), 200)
+    assert s["lastSuccessAt"] and s["backlog"] == 0, s
+    assert position(s["position"]) >= position(got[-1]["webhook_id"]), s
     r = sender.api.get("/metrics", key=keys.admin)
     assert r.status == 200, describe(r)
     delivered = [line for line in r.body.decode().splitlines()
