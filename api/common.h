@@ -33,6 +33,15 @@ extern const char *const provinces[];
         .max = 40                                                                                  \
     }
 
+/* The municipalities (CBS codes) a partner view is limited to: a partner key's, a webhook
+ * subscription's. Given when made, never changed; null: all. */
+#define MUNICIPALITY_CODES_FIELD                                                                   \
+    {                                                                                              \
+        .name = "municipalities", .column = "municipality_codes", .type = FIELD_ENUM_ARRAY,        \
+        .flags = FIELD_NULLABLE | FIELD_IMMUTABLE, .min = 1, .pattern = "^GM[0-9]{4}$",            \
+        .hint = "must be a CBS code, e.g. GM0297"                                                  \
+    }
+
 /* The contact person of a resource with a `contact` object (municipalities, initiatives). */
 #define CONTACT_FIELDS                                                                             \
     PERSON_NAME("contact.name", "contact_name", FIELD_NULLABLE),                                   \

@@ -77,13 +77,7 @@ static const struct field fields[] = {
      .type = FIELD_ENUM,
      .flags = FIELD_REQUIRED | FIELD_IMMUTABLE,
      .values = views},
-    {.name = "municipalities",
-     .column = "municipality_codes",
-     .type = FIELD_ENUM_ARRAY,
-     .flags = FIELD_NULLABLE | FIELD_IMMUTABLE,
-     .min = 1,
-     .pattern = "^GM[0-9]{4}$",
-     .hint = "must be a CBS code, e.g. GM0297"},
+    MUNICIPALITY_CODES_FIELD,
     /* Where the subscription stands in the feed: the webhook-id of the last event its receiver
      * acknowledged (or of the last entry before it was made), in the webhook-id's own form. */
     {.name = "position",
