@@ -84,6 +84,16 @@ ACCESS = {
     ("GET", "/v1/changes"): READ,
     ("GET", "/v1/audit-log"): ADMIN,
     ("POST", "/v1/data-subject-requests"): ADMIN,
+    # Webhooks (issue 11): subscriptions, their secrets and their deliveries are for
+    # administrators only.
+    ("GET", "/v1/webhook-subscriptions"): ADMIN,
+    ("POST", "/v1/webhook-subscriptions"): ADMIN,
+    ("GET", "/v1/webhook-subscriptions/{id}"): ADMIN,
+    ("PATCH", "/v1/webhook-subscriptions/{id}"): ADMIN,
+    ("DELETE", "/v1/webhook-subscriptions/{id}"): ADMIN,
+    ("POST", "/v1/webhook-subscriptions/{id}/rotate-secret"): ADMIN,
+    ("GET", "/v1/webhook-subscriptions/{id}/deliveries"): ADMIN,
+    ("GET", "/v1/webhook-subscriptions/{id}/deliveries/{deliveryId}"): ADMIN,
 }
 
 
