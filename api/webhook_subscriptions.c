@@ -63,7 +63,6 @@ static const struct field fields[] = {
      .type = FIELD_ENUM_ARRAY,
      .flags = FIELD_REQUIRED,
      .min = 1,
-     .max = 40,
      .pattern = EVENT_PATTERN,
      .hint = "must be a type and an operation, e.g. werklab.created or werklab.*"},
     {.name = "description",
@@ -137,7 +136,7 @@ static size_t url_field, events_field, description_field, enabled_field, as_fiel
     municipalities_field;
 
 static void create_subscription(struct request *req);
-static bool check_url(struct request *req, const struct resource *res, struct resource_write *w);
+static bool check_write(struct request *req, const struct resource *res, struct resource_write *w);
 
 static struct resource subscriptions = {
     .name = "webhook subscription",
@@ -156,23 +155,9 @@ static struct resource subscriptions = {
     .write_roles = ROLE_ADMIN,
     .on_create = create_subscription,
     .no_idempotency = true, /* its answer holds the secret */
-    .before_write = check_url,
+    .live = true,           /* the sender's account changes without a new version */
+    .before_write = check_write,
 };
-
-/* The URL a create or patch gives: https, or http to an allowed host; no address that is not
- * public unless allowed (netguard.h). A host name is resolved only when delivering. */
-static bool check_url(struct request *req, const struct resource *res, struct resource_write *w)
-{
-    (void)res;
-    if (!w->values->given[url_field])
-        return true;
-    char reason[200];
-    if (netguard_check_url(w->values->value[url_field], reason, sizeof reason) == 0)
-        return true;
-    http_invalid(req, "url", "format", "%s", reason);
-    http_problem_invalid(req);
-    return false;
-}
 
 static void new_secret(char out[SECRET_LEN + 1])
 {
@@ -216,14 +201,40 @@ static bool partners_read(const char *events)
     return true;
 }
 
-/* What the values say that the fields alone cannot: a partner view reads only what partners
- * may, and only a partner view is limited to municipalities. */
-static bool view_fits(struct request *req, const struct resource_values *v)
+/* The view a patch keeps (a subscription's view is never changed): "staff" or "partner". */
+static bool view_of(const char *id, char view[8])
 {
-    bool partner = strcmp(v->value[as_field], "partner") == 0;
-    if (v->value[municipalities_field] && !partner)
+    const char *params[] = {id};
+    struct db_result r;
+    bool found =
+        db_exec("SELECT view FROM webhook_subscriptions WHERE id = $1", 1, params, &r) == DB_OK &&
+        db_rows(&r) == 1;
+    if (found)
+        snprintf(view, 8, "%s", db_value(&r, 0, 0));
+    db_clear(&r);
+    return found;
+}
+
+/* What a create or patch gives that the fields alone cannot judge, inside its transaction: the
+ * URL (https, or http to an allowed host; no address that is not public unless allowed:
+ * netguard.h; a host name is resolved only when delivering), and the events and municipalities
+ * against the view — a partner view is told only of what partners read, and only a partner view
+ * is limited to municipalities. */
+static bool check_write(struct request *req, const struct resource *res, struct resource_write *w)
+{
+    (void)res;
+    const struct resource_values *v = w->values;
+    char reason[200], view[8] = "";
+    if (v->given[url_field] && netguard_check_url(v->value[url_field], reason, sizeof reason) != 0)
+        http_invalid(req, "url", "format", "%s", reason);
+    if (w->create)
+        snprintf(view, sizeof view, "%s", v->value[as_field]);
+    else if (v->given[events_field] && !view_of(w->id, view))
+        return true; /* gone: the write answers 404 */
+    bool partner = strcmp(view, "partner") == 0;
+    if (w->create && v->value[municipalities_field] && !partner)
         http_invalid(req, "municipalities", "unknown", "limits a partner view only");
-    if (partner && !partners_read(v->value[events_field]))
+    if (partner && v->given[events_field] && !partners_read(v->value[events_field]))
         http_invalid(req, "events", "forbidden",
                      "a partner view is told only of municipalities, initiatives, werklabs, "
                      "sessions and feedback");
@@ -236,14 +247,14 @@ static bool view_fits(struct request *req, const struct resource_values *v)
 static void create_subscription(struct request *req)
 {
     struct resource_values v;
-    if (!resource_read_body(req, &subscriptions, true, &v) || !view_fits(req, &v))
+    if (!resource_read_body(req, &subscriptions, true, &v))
         return;
     struct resource_write w = {.create = true, .values = &v};
     if (db_begin() != DB_OK) {
         http_problem_unavailable(req);
         return;
     }
-    if (!check_url(req, &subscriptions, &w))
+    if (!check_write(req, &subscriptions, &w))
         return;
     /* The view's key first: it also checks that the municipalities named exist. No limit on
      * its rate: the sender reads one object per event, never more than the feed holds. */

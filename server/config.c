@@ -111,7 +111,7 @@ static const struct option options[] = {
      "5,60,600,3600,21600,43200", CONFIG_SERVE, 0, 0,
      "seconds between failed webhook deliveries and the next attempt, the last repeated"},
     {"webhook-timeout", "WERKLAB_WEBHOOK_TIMEOUT", OPT_UINT, AT(webhook_timeout_s), "15",
-     CONFIG_SERVE, 1, 300, "seconds a webhook receiver has to answer, from the connection on"},
+     CONFIG_SERVE, 1, 300, "seconds a webhook delivery may take in all, name lookup and connection included"},
     {"no-migrate", NULL, OPT_FLAG, AT(no_migrate), NULL, CONFIG_SERVE, 0, 0,
      "do not apply migrations at start"},
     {"role", NULL, OPT_STRING, AT(key_role), NULL, CONFIG_CREATE_KEY, 0, 0,

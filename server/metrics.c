@@ -116,7 +116,7 @@ static void render_webhooks(struct buf *out)
 {
     buf_puts(out, "# HELP werklabd_webhook_deliveries_total Attempts to deliver a webhook, by "
                   "outcome: delivered (2xx), failed (another answer), unanswered (no answer: "
-                  "refused, unreachable, timed out).\n"
+                  "refused, unreachable, timed out; or the object could not be read).\n"
                   "# TYPE werklabd_webhook_deliveries_total counter\n");
     for (size_t i = 0; i < 3; i++)
         buf_printf(out, "werklabd_webhook_deliveries_total{outcome=\"%s\"} %lu\n",

@@ -193,7 +193,7 @@ void resource_answer_row(struct request *req, const struct resource *res, const 
         http_set_header(req, "Location", location.data);
         buf_free(&location);
     }
-    if (http_etag(req, version) && status == 200 && req->method != HTTP_PATCH) {
+    if (http_etag(req, version) && status == 200 && req->method != HTTP_PATCH && !res->live) {
         http_reply_not_modified(req);
         return;
     }

@@ -205,3 +205,24 @@ def test_loopback_only_when_allowed(api, keys, werklabd, log_dir):
         assert d.terminate() == 0
     for url in LOOPBACK:
         assert made(api, keys, url=url)["url"] == url
+
+
+def test_a_partner_view_cannot_be_patched_to_what_partners_do_not_read(api, keys, municipality):
+    sub = made(api, keys, **{"as": "partner", "municipalities": [municipality["code"]]})
+    for events in (["inquiry.*"], ["werklab.*", "trainer.created"], ["participant.updated"]):
+        r = api.patch(f"{PATH}/{sub['id']}", {"events": events}, key=keys.admin)
+        assert assert_problem(r, 400, {"events": "forbidden"})
+    assert read(api, keys, sub["id"])["events"] == sub["events"]
+    ok = api.patch(f"{PATH}/{sub['id']}", {"events": ["session.*", "feedback.created"]},
+                   key=keys.admin)
+    assert assert_status(ok, 200)["events"] == ["session.*", "feedback.created"]
+
+
+def test_a_read_is_never_304_since_the_senders_account_moves_without_a_version(api, keys):
+    sub = made(api, keys)
+    r = api.get(f"{PATH}/{sub['id']}", key=keys.admin)
+    assert_status(r, 200)
+    etag = r.header("ETag")
+    assert etag == f'"{sub["version"]}"', describe(r)
+    again = api.get(f"{PATH}/{sub['id']}", key=keys.admin, headers={"If-None-Match": etag})
+    assert_status(again, 200)
