@@ -197,11 +197,11 @@ struct resource {
     const char *item_param;   /* path parameter of an item: "id" unless named */
     const char *parent_table; /* with a FIELD_PARENT field: the table it refers to */
     bool no_meta;             /* render without version, createdAt and updatedAt */
+    unsigned cache_seconds;   /* lists are public and cacheable this long; 0: no-store */
+    bool no_idempotency;      /* its POST answers hold a secret: never stored for replay */
     /* Its rows show state that changes without a new version (a webhook subscription's
      * backlog): the ETag serves If-Match, and a GET never answers 304. */
     bool live;
-    unsigned cache_seconds;   /* lists are public and cacheable this long; 0: no-store */
-    bool no_idempotency;      /* its POST answers hold a secret: never stored for replay */
     resource_hook before_write, after_write;
     unsigned methods;      /* enum resource_method bits to register */
     unsigned read_roles;   /* enum role bits for LIST and GET */
