@@ -15,11 +15,9 @@ werklab-partner (municipalities ["GM0297"]), werklab-trainer, werklab-norole (ro
 import base64
 import json
 import os
-import queue
 import signal
 import socket
 import subprocess
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -28,6 +26,8 @@ import uuid
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from node_process import NodeProcess
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HARNESS = os.path.join(HERE, "..", "oidc")
@@ -81,7 +81,6 @@ class Provider:
         self.config_path = os.path.join(directory, f"{name}-{self.port}.json")
         self.log_path = os.path.join(directory, f"{name}-{self.port}.log")
         self.proc = None
-        self._lines = queue.Queue()
         self._add_key()
 
     # -------------------------------------------------------------- process
@@ -94,49 +93,19 @@ class Provider:
                        "clients": [{"client_id": c, "client_secret": self._secret(c),
                                     "claims": claims} for c, claims in CLIENTS.items()]}, f)
         self._write_keys()
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(["node", os.path.join(HARNESS, "provider.mjs"), self.config_path],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=self._log, cwd=HARNESS, text=True)
-        threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
-        self._expect("listening", timeout)
+        self.proc = NodeProcess("the OpenID provider", os.path.join(HARNESS, "provider.mjs"),
+                                self.config_path, self.log_path, HARNESS)
+        self.proc.start(timeout)
         return self
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
         if self.proc:
-            self._log.close()
+            self.proc.stop()
         self.proc = None
 
     def log_text(self):
         with open(self.log_path, "rb") as f:
             return f.read().decode("utf-8", "replace")
-
-    def _read(self, proc):
-        for line in proc.stdout:
-            self._lines.put(line.strip())
-        self._lines.put(None)
-
-    def _expect(self, word, timeout):
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise RuntimeError(f"the OpenID provider did not say {word!r} in {timeout}s:\n"
-                                   f"{self.log_text()}")
-            if line is None:
-                raise RuntimeError(f"the OpenID provider exited:\n{self.log_text()}")
-            if line == word:
-                return
-            if line.startswith("reload failed"):
-                raise RuntimeError(line)
 
     # -------------------------------------------------------------- keys
 
@@ -173,7 +142,7 @@ class Provider:
         self._add_key()
         self._write_keys()
         self.proc.send_signal(signal.SIGHUP)
-        self._expect("reloaded", 30)
+        self.proc.expect("reloaded", 30, fail_on="reload failed")
         return self.kid
 
     # -------------------------------------------------------------- tokens

@@ -35,16 +35,15 @@ import hmac
 import http.client
 import json
 import os
-import queue
 import secrets as _secrets
-import signal
 import socket
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+
+from node_process import NodeProcess
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HARNESS = os.path.join(HERE, "..", "webhooks")
@@ -102,8 +101,6 @@ class Receiver:
         self.log_path = base + ".log"
         self.proc = None
         self._hooks = {}  # name -> settings, given again to a restarted receiver
-        self._lines = None
-        self._log = None
         if os.path.exists(self.state_path):
             os.remove(self.state_path)
 
@@ -117,7 +114,7 @@ class Receiver:
 
     @property
     def running(self):
-        return self.proc is not None and self.proc.poll() is None
+        return self.proc is not None and self.proc.running
 
     def start(self, timeout=15):
         """Starts the receiver (again, on the same port, with the records and settings it had)."""
@@ -125,28 +122,15 @@ class Receiver:
         with open(self.config_path, "w") as f:
             json.dump({"port": self.port, "ipv6": self.ipv6, "state": self.state_path,
                        "hooks": self._hooks}, f)
-        self._log = open(self.log_path, "ab")
-        self._lines = queue.Queue()
-        self.proc = subprocess.Popen(["node", os.path.join(HARNESS, "receiver.mjs"),
-                                      self.config_path],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self._log, cwd=HARNESS, text=True)
-        threading.Thread(target=self._read, args=(self.proc, self._lines), daemon=True).start()
-        self._expect("listening", timeout)
+        self.proc = NodeProcess("the webhook receiver", os.path.join(HARNESS, "receiver.mjs"),
+                                self.config_path, self.log_path, HARNESS)
+        self.proc.start(timeout)
         return self
 
     def stop(self):
         """Stops the receiver: its port refuses connections; the records are kept."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
         if self.proc:
-            self.proc.stdin.close()
-            self._log.close()
+            self.proc.stop()
         self.proc = None
 
     def restart(self, timeout=15):
@@ -156,29 +140,6 @@ class Receiver:
     def log_text(self):
         with open(self.log_path, "rb") as f:
             return f.read().decode("utf-8", "replace")
-
-    @staticmethod
-    def _read(proc, lines):
-        for line in proc.stdout:
-            lines.put(line.strip())
-        lines.put(None)
-
-    def _expect(self, word, timeout):
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                self.stop()
-                raise RuntimeError(f"the webhook receiver did not say {word!r} in {timeout}s:\n"
-                                   f"{self.log_text()}")
-            if line is None:
-                self.proc.wait()
-                code = self.proc.returncode
-                self.stop()
-                raise RuntimeError(f"the webhook receiver exited ({code}):\n{self.log_text()}")
-            if line == word:
-                return
 
     # -------------------------------------------------------------- control
 
