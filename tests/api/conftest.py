@@ -142,6 +142,10 @@ class Daemon:
                 return None
         self.log_file.close()
         self.returncode = self.proc.returncode
+        if self.returncode != 0:
+            # What it said last (a sanitizer's report, a message) goes into the failure's output:
+            # the log directory is gone when the session ends.
+            sys.stderr.write(f"{self.log_path} (exit {self.returncode}):\n{self.log_text()[-20000:]}\n")
         return self.returncode
 
     def log_text(self):

@@ -347,3 +347,51 @@ def test_attendance_arrives_with_its_session(api, keys, receiver, sender, subscr
          if d["body"]["data"].get("sessionId") == s["id"]][-1]
     assert d["type"].startswith("attendance.")
     assert d["body"]["data"] == {"sessionId": s["id"], "attendance": body}, d["body"]
+
+
+def test_a_position_the_feed_pruned_past_disables_and_enabling_resumes_at_the_oldest(
+        cluster, log_dir, receiver):
+    """In a database of its own: the test moves the feed's horizon as pruning does, which the
+    shared database's other tests rely on staying where it is."""
+    from conftest import Werklabd
+    name = f"werklab_horizon_{uuid.uuid4().hex[:8]}"
+    base = cluster.url.rsplit("/", 1)[0]
+    psql(base.replace("//werklab@", "//postgres@") + "/postgres",
+         f"CREATE DATABASE {name} OWNER werklab")
+    own = Werklabd(f"{base}/{name}")
+    out = own.run("migrate", timeout=120)
+    assert out.returncode == 0, out.stderr
+    key = own.create_key("admin", "horizon")
+    d = Daemon(own, log_dir, name="webhooks-horizon", threads=2, env=own.env(**SENDER_ENV))
+    try:
+        d.wait_ready()
+        body = {"url": receiver.url("horizon"), "events": ["municipality.updated"], "as": "staff"}
+        sub = assert_status(d.api.post(PATH, body, key=key), 201)
+        receiver.set("horizon", secrets=[sub["secret"]], mode="status 500")
+        mid = assert_status(d.api.get("/v1/municipalities?limit=1", key=key), 200)["items"][0]["id"]
+        for n in range(2):
+            assert_status(d.api.patch(f"/v1/municipalities/{mid}", {"notes": f"pruned {n}"},
+                                      key=key), 200)
+        receiver.wait_for("horizon", lambda ds: len(ds) >= 1, timeout=20)
+        # what pruning does: the entries go, the horizon moves past them
+        psql(own.database_url, "WITH last AS (SELECT txid, seq FROM changes ORDER BY txid DESC, "
+                               "seq DESC LIMIT 1) UPDATE changes_horizon h SET txid = last.txid, "
+                               "seq = last.seq FROM last")
+        psql(own.database_url, "DELETE FROM changes WHERE (txid, seq) <= "
+                               "(SELECT txid, seq FROM changes_horizon)")
+        s = wait_for(lambda: (lambda s: s if not s["enabled"] else None)(
+            assert_status(d.api.get(f"{PATH}/{sub['id']}", key=key), 200)),
+            timeout=20, what="the subscription to be disabled")
+        assert "no longer holds" in s["disabledReason"], s
+        receiver.set("horizon", mode="ok")
+        enabled = assert_status(d.api.patch(f"{PATH}/{sub['id']}", {"enabled": True}, key=key), 200)
+        horizon = psql(own.database_url, "SELECT 'msg_' || txid || '_' || seq FROM changes_horizon")
+        assert enabled["position"] == horizon and enabled["disabledReason"] is None, enabled
+        assert_status(d.api.patch(f"/v1/municipalities/{mid}", {"notes": "after"}, key=key), 200)
+        wait_delivered(receiver, "horizon", 1, mid)
+        got = acknowledged_for(receiver, "horizon", mid)
+        assert [x["body"]["data"]["notes"] for x in got] == ["after"], got
+    finally:
+        assert d.terminate() == 0
+        psql(base.replace("//werklab@", "//postgres@") + "/postgres",
+             f"DROP DATABASE {name} WITH (FORCE)")
