@@ -103,6 +103,15 @@ def deliveries(api, keys, sid):
     return assert_status(r, 200)["items"]
 
 
+def oldest_undelivered(daemon, keys):
+    r = daemon.api.get("/metrics", key=keys.admin)
+    assert r.status == 200, describe(r)
+    for line in r.body.decode().splitlines():
+        if line.startswith("werklabd_webhook_oldest_undelivered_seconds "):
+            return int(line.split()[1])
+    raise AssertionError("no werklabd_webhook_oldest_undelivered_seconds in /metrics")
+
+
 def test_a_werklabs_way_arrives_complete_and_in_order(api, keys, cluster, receiver, sender,
                                                        subscribe, municipality):
     sub = subscribe("crm", ["werklab.*"])
@@ -130,6 +139,7 @@ def test_a_werklabs_way_arrives_complete_and_in_order(api, keys, cluster, receiv
     delivered = [line for line in r.body.decode().splitlines()
                  if line.startswith('werklabd_webhook_deliveries_total{outcome="delivered"}')]
     assert delivered and int(delivered[0].split()[-1]) >= len(want), delivered
+    assert oldest_undelivered(sender, keys) >= 0
 
 
 def test_failures_are_retried_and_nothing_is_lost(api, keys, cluster, receiver, sender,
@@ -151,6 +161,9 @@ def test_failures_are_retried_and_nothing_is_lost(api, keys, cluster, receiver, 
                       if d["status"] is None and "imeout" in (d["error"] or "") or
                       "timed out" in (d["error"] or "")],
              timeout=30, what="an attempt that timed out")
+    # the oldest undelivered event's age, as /metrics tells it, has grown meanwhile
+    wait_for(lambda: oldest_undelivered(sender, keys) >= 2, timeout=15,
+             what="werklabd_webhook_oldest_undelivered_seconds to grow")
     receiver.set("flaky", mode="ok")
     want = expected_events(cluster, "municipality", mid)
     updates = [e for e in want if e == "municipality.updated"]
