@@ -72,6 +72,17 @@ static const struct {
     {"inquiry", "/v1/inquiries/%1$s"},
 };
 
+bool changes_partners_read(const char *type, size_t len)
+{
+    for (const char *p = PARTNER_TYPES + 1; *p;) {
+        size_t n = strcspn(p, ",}");
+        if (n == len && strncmp(p, type, len) == 0)
+            return true;
+        p += n + (p[n] != '\0');
+    }
+    return false;
+}
+
 bool changes_path(const char *type, const char *id, const char *parent, char *out, size_t len)
 {
     for (size_t i = 0; i < COUNT(paths); i++) {

@@ -9,4 +9,9 @@
  * into out. False for a type the feed does not know. */
 bool changes_path(const char *type, const char *id, const char *parent, char *out, size_t len);
 
+/* True when partners read entries of type (its first len characters): the feed's types they
+ * may read (PARTNER_TYPES in changes.c; webhook_selects() in migrations/0012_webhooks.sql holds
+ * the same list for webhook subscriptions). */
+bool changes_partners_read(const char *type, size_t len);
+
 #endif

@@ -5,6 +5,7 @@
  * the sender's attempts, read under the subscription. */
 #include "api.h"
 #include "api_keys.h"
+#include "changes.h"
 #include "common.h"
 #include "crypto.h"
 #include "netguard.h"
@@ -24,8 +25,6 @@
 #define EVENT_PATTERN                                                                              \
     "^(municipality|initiative|trainer|werklab|participant|session|attendance|feedback|"           \
     "inquiry)\\.(created|updated|deleted|\\*)$"
-static const char *const partner_types[] = {"municipality", "initiative", "werklab", "session",
-                                            "feedback"};
 
 /* A new subscription: $1 url, $2 events, $3 description, $4 enabled, $5 view, $6 codes,
  * $7 secret, $8 the view key, $9 its id. It starts where a reader of the feed would stand now:
@@ -190,11 +189,7 @@ static bool partners_read(const char *events)
 {
     for (const char *p = events; *p && *p != '}';) {
         p += strspn(p, "{,\"");
-        size_t n = strcspn(p, ".");
-        bool known = false;
-        for (size_t i = 0; i < COUNT(partner_types); i++)
-            known |= strlen(partner_types[i]) == n && strncmp(partner_types[i], p, n) == 0;
-        if (!known)
+        if (!changes_partners_read(p, strcspn(p, ".")))
             return false;
         p += strcspn(p, ",}");
     }
@@ -229,8 +224,8 @@ static bool check_write(struct request *req, const struct resource *res, struct 
         http_invalid(req, "url", "format", "%s", reason);
     if (w->create)
         snprintf(view, sizeof view, "%s", v->value[as_field]);
-    else if (v->given[events_field] && !view_of(w->id, view))
-        return true; /* gone: the write answers 404 */
+    else if (v->given[events_field])
+        view_of(w->id, view); /* none when it is gone: the write then answers 404 */
     bool partner = strcmp(view, "partner") == 0;
     if (w->create && v->value[municipalities_field] && !partner)
         http_invalid(req, "municipalities", "unknown", "limits a partner view only");

@@ -4,6 +4,7 @@
 #include "changes.h"
 #include "crypto.h"
 #include "db.h"
+#include "http.h"
 #include "jsonw.h"
 #include "log.h"
 #include "metrics.h"
@@ -21,23 +22,23 @@
 #include <string.h>
 #include <time.h>
 
-#define LOCK_CLASS     22341 /* the advisory lock class of webhook subscriptions */
-#define MAX_RETRY      16    /* steps of the retry schedule */
-#define SELF_TIMEOUT_S 10    /* reading an object from this server */
-#define AGE_EVERY_MS   5000  /* how often the oldest undelivered event's age is measured */
+#define LOCK_CLASS     "22341" /* the advisory lock class of webhook subscriptions */
+#define MAX_RETRY      16      /* steps of the retry schedule */
+#define SELF_TIMEOUT_S 10      /* reading an object from this server */
+#define AGE_EVERY_MS   5000    /* how often the oldest undelivered event's age is measured */
 
 /* The subscriptions due now, the ones waiting longest first. */
 static const char SQL_DUE[] =
     "SELECT id FROM webhook_subscriptions WHERE enabled AND coalesce(next_attempt_at, "
     "'-infinity') <= now() ORDER BY next_attempt_at NULLS FIRST, id LIMIT $1::integer";
-static const char SQL_LOCK[] = "SELECT pg_try_advisory_lock(22341, hashtext($1))";
-static const char SQL_UNLOCK[] = "SELECT pg_advisory_unlock(22341, hashtext($1))";
+static const char SQL_LOCK[] = "SELECT pg_try_advisory_lock(" LOCK_CLASS ", hashtext($1))";
+static const char SQL_UNLOCK[] = "SELECT pg_advisory_unlock(" LOCK_CLASS ", hashtext($1))";
 
 /* Subscription $1's next entry, read under its lock so that the position is the latest one
  * acknowledged by any instance; the feed's own rule for what may be read (api/changes.c). */
 static const char SQL_NEXT[] =
     "SELECT s.url, s.secret, CASE WHEN s.previous_secret_until > now() THEN s.previous_secret "
-    "END, s.view_key, c.txid::text, c.seq, c.type, c.id, c.op, c.at, c.parent_id "
+    "END, s.view_key, c.txid::text, c.seq, c.type, c.id, c.op, c.at, c.parent_id, s.attempts "
     "FROM webhook_subscriptions s CROSS JOIN LATERAL (SELECT * FROM changes c "
     "WHERE (c.txid, c.seq) > (s.position_txid, s.position_seq) "
     "AND c.txid < pg_snapshot_xmin(pg_current_snapshot()) AND webhook_selects(s, c) "
@@ -95,6 +96,7 @@ struct flight {
     char webhook_id[64];
     char event[64];
     char txid[24], seq[24];
+    int attempts; /* failed attempts at this entry so far: the next wait's step */
     CURL *curl;
     struct curl_slist *headers;
     char *body;
@@ -146,14 +148,6 @@ int webhooks_configure(const struct config *cfg, char *err, size_t err_len)
         return -1;
     }
     timeout_s = cfg->webhook_timeout_s;
-    const char *host = cfg->listen_host;
-    if (!*host || strcmp(host, "0.0.0.0") == 0)
-        host = "127.0.0.1";
-    else if (strcmp(host, "::") == 0 || strcmp(host, "[::]") == 0)
-        host = "[::1]";
-    snprintf(self_base, sizeof self_base,
-             strchr(host, ':') && host[0] != '[' ? "http://[%s]:%u" : "http://%s:%u", host,
-             cfg->listen_port);
     return 0;
 }
 
@@ -188,13 +182,14 @@ static void run_only(const char *sql, int n, const char *const *params)
 
 /* ---- one delivery: the object, the body, the signature ---- */
 
-/* Appends to out what this server answers GET path with key: *status, 0 when not answered. */
 static size_t take_answer(char *ptr, size_t size, size_t n, void *userdata)
 {
     buf_append(userdata, ptr, size * n);
     return size * n;
 }
 
+/* Appends to out what this server answers GET path with key; returns the status, 0 when it did
+ * not answer. */
 static long read_object(const char *path, const char *key, struct buf *out)
 {
     CURL *c = curl_easy_init();
@@ -335,14 +330,8 @@ static double backoff_s(int attempts)
 /* Records a failed attempt of f (status 0: no answer) and schedules the next. */
 static void failed(struct flight *f, long status, const char *error, long retry_after, int ms)
 {
-    struct db_result r;
     const char *id[] = {f->subscription};
-    int attempts = 0;
-    if (run("SELECT attempts FROM webhook_subscriptions WHERE id = $1", 1, id, &r) == DB_OK &&
-        db_rows(&r) == 1)
-        attempts = atoi(db_value(&r, 0, 0));
-    db_clear(&r);
-    double wait = backoff_s(attempts);
+    double wait = backoff_s(f->attempts);
     if (retry_after > wait)
         wait = retry_after > 43200 ? 43200 : (double)retry_after;
     char status_text[16], wait_text[32], ms_text[16];
@@ -419,6 +408,7 @@ static void start(const char *id)
     }
     snprintf(f->txid, sizeof f->txid, "%s", db_value(&r, 0, 4));
     snprintf(f->seq, sizeof f->seq, "%s", db_value(&r, 0, 5));
+    f->attempts = atoi(db_value(&r, 0, 11));
     snprintf(f->webhook_id, sizeof f->webhook_id, "msg_%s_%s", f->txid, f->seq);
     snprintf(f->event, sizeof f->event, "%s.%s", db_value(&r, 0, 6), db_value(&r, 0, 8));
     struct buf body = {0};
@@ -544,7 +534,16 @@ static void *sender(void *arg)
 
 int webhooks_start(const struct config *cfg)
 {
-    (void)cfg;
+    /* This server as the sender reaches it: the address it listens on (loopback for a wildcard)
+     * and the port it was given (http_port(): also when the configuration said 0). */
+    const char *host = cfg->listen_host;
+    if (!*host || strcmp(host, "0.0.0.0") == 0)
+        host = "127.0.0.1";
+    else if (strcmp(host, "::") == 0 || strcmp(host, "[::]") == 0)
+        host = "[::1]";
+    snprintf(self_base, sizeof self_base,
+             strchr(host, ':') && host[0] != '[' ? "http://[%s]:%u" : "http://%s:%u", host,
+             http_port());
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(multi = curl_multi_init())) {
         log_event("error", "webhooks: cannot start libcurl");
         return -1;

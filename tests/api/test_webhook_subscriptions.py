@@ -92,6 +92,10 @@ def test_rotating_gives_a_new_secret_and_keeps_the_old_a_day(api, keys):
     assert_problem(r, 412)
     assert read(api, keys, sub["id"])["version"] == rotated["version"]
     assert_problem(api.post(f"{PATH}/{uuid.uuid4()}/rotate-secret", key=keys.admin), 404)
+    # an action without a body: one given is refused, and nothing rotates
+    r = api.post(f"{PATH}/{sub['id']}/rotate-secret", {"secret": "whsec_mine"}, key=keys.admin)
+    assert_problem(r, 400)
+    assert read(api, keys, sub["id"])["version"] == rotated["version"]
 
 
 @pytest.mark.parametrize("role", ["staff", "partner", None])
