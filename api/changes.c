@@ -74,7 +74,8 @@ static const struct {
 
 bool changes_partners_read(const char *type, size_t len)
 {
-    for (const char *p = PARTNER_TYPES + 1; *p;) {
+    static const char types[] = PARTNER_TYPES;
+    for (const char *p = types + 1; *p;) { /* past the array's brace */
         size_t n = strcspn(p, ",}");
         if (n == len && strncmp(p, type, len) == 0)
             return true;
