@@ -43,27 +43,33 @@ struct list {
     struct pending *head, *tail;
 };
 
-/* The queue, shared with the threads that add to it. */
+/* The queue, shared with the threads that add to it and the writers. */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake;
 static struct list queue;
 static int queued_async;   /* entries in the queue nobody waits for */
 static int queued_waiting; /* entries in the queue somebody waits for */
-static bool running, stopping;
-static pthread_t thread;
+static int running;        /* writers running */
+static bool stopping;
 
-/* The writer's own. */
-static PGconn *pg;
-static struct db_backoff backoff;
+/* A writer: a thread with a connection of its own. */
+struct writer {
+    pthread_t thread;
+    unsigned slot;
+    PGconn *pg;
+    struct db_backoff backoff;
+    /* What /readyz and /metrics say of its connection (audit_connections). */
+    atomic_bool up;
+    atomic_ulong made, commits;
+};
 
-/* What /readyz and /metrics say of the writer's connection (audit_connections). */
-static atomic_bool connection_up;
-static atomic_ulong connections_made, commits_made;
+static struct writer writers[AUDIT_WRITERS];
+static unsigned n_writers;
 
-/* After pg changed: is it up? */
-static void track_connection(void)
+/* After w->pg changed: is it up? */
+static void track_connection(struct writer *w)
 {
-    atomic_store(&connection_up, pg && PQstatus(pg) == CONNECTION_OK);
+    atomic_store(&w->up, w->pg && PQstatus(w->pg) == CONNECTION_OK);
 }
 
 static void push(struct list *l, struct pending *p)
@@ -118,45 +124,45 @@ static void element(struct buf *b, const char *s, bool first)
 }
 
 /* The writer's connection, made now if it has none and the back-off allows; NULL when down. */
-static PGconn *connection(void)
+static PGconn *connection(struct writer *w)
 {
-    if (pg && PQstatus(pg) == CONNECTION_OK)
-        return pg;
-    db_release(pg);
-    pg = NULL;
-    if (!db_backoff_allows(&backoff))
+    if (w->pg && PQstatus(w->pg) == CONNECTION_OK)
+        return w->pg;
+    db_release(w->pg);
+    w->pg = NULL;
+    if (!db_backoff_allows(&w->backoff))
         return NULL;
-    pg = db_connect_session();
-    if (!pg) {
-        db_backoff_failed(&backoff);
-        track_connection();
+    w->pg = db_connect_session();
+    if (!w->pg) {
+        db_backoff_failed(&w->backoff);
+        track_connection(w);
         return NULL;
     }
-    db_backoff_succeeded(&backoff);
-    atomic_fetch_add(&connections_made, 1);
-    track_connection();
-    return pg;
+    db_backoff_succeeded(&w->backoff);
+    atomic_fetch_add(&w->made, 1);
+    track_connection(w);
+    return w->pg;
 }
 
 /* A connection the database has closed (a restart, an idle timeout) is noticed and made again
  * now — while idle, and before each commit — not by a commit that would fail on it and answer
  * its waiting requests 503. Reading the socket costs one non-blocking read. */
-static void keep_connection(void)
+static void keep_connection(struct writer *w)
 {
-    if (pg && PQconsumeInput(pg) != 1) {
-        log_event("error", "audit: lost the database connection: %s", PQerrorMessage(pg));
-        db_release(pg);
-        pg = NULL;
-        track_connection();
+    if (w->pg && PQconsumeInput(w->pg) != 1) {
+        log_event("error", "audit: lost the database connection: %s", PQerrorMessage(w->pg));
+        db_release(w->pg);
+        w->pg = NULL;
+        track_connection(w);
     }
-    connection();
+    connection(w);
 }
 
 /* Commits the n entries of batch in one statement, its own transaction. */
-static enum db_status commit(const struct list *batch, int n)
+static enum db_status commit(struct writer *w, const struct list *batch, int n)
 {
-    keep_connection();
-    if (!pg)
+    keep_connection(w);
+    if (!w->pg)
         return DB_UNAVAILABLE;
     struct buf cols[AUDIT_COLUMNS] = {0};
     for (int c = 0; c < AUDIT_COLUMNS; c++)
@@ -182,20 +188,21 @@ static enum db_status commit(const struct list *batch, int n)
     }
     struct db_result r = {0};
     enum db_status s = db_result_of(
-        &r, PQexecParams(pg, SQL_INSERT_MANY, AUDIT_COLUMNS, NULL, params, NULL, NULL, 0), pg);
+        &r, PQexecParams(w->pg, SQL_INSERT_MANY, AUDIT_COLUMNS, NULL, params, NULL, NULL, 0),
+        w->pg);
     db_clear(&r);
     for (int c = 0; c < AUDIT_COLUMNS; c++)
         buf_free(&cols[c]);
     if (s == DB_OK) {
-        atomic_fetch_add(&commits_made, 1);
+        atomic_fetch_add(&w->commits, 1);
         metrics_audit_commit((unsigned)n);
     } else {
         metrics_audit_failed();
         if (s == DB_UNAVAILABLE) {
-            db_release(pg);
-            pg = NULL;
-            db_backoff_failed(&backoff);
-            track_connection();
+            db_release(w->pg);
+            w->pg = NULL;
+            db_backoff_failed(&w->backoff);
+            track_connection(w);
         }
     }
     return s;
@@ -255,33 +262,42 @@ enum wait { WORK, WOKEN, IDLE };
  * always are (while the database is down it fails at once, and they are answered 503); entries
  * nobody waits for wait for the back-off. Else waits for a wake-up (WOKEN), at most until the
  * back-off ends or the connection is due a check (IDLE). */
-static enum wait wait_for_work(void)
+static enum wait wait_for_work(struct writer *w)
 {
-    if (stopping || queued_waiting > 0 || (queued_async > 0 && (pg || db_backoff_allows(&backoff))))
+    if (stopping || queued_waiting > 0 ||
+        (queued_async > 0 && (w->pg || db_backoff_allows(&w->backoff))))
         return WORK;
     int64_t until_ms = now_ms() + CHECK_MS;
-    if (!pg && backoff.next_attempt_ms < until_ms)
-        until_ms = backoff.next_attempt_ms;
+    if (!w->pg && w->backoff.next_attempt_ms < until_ms)
+        until_ms = w->backoff.next_attempt_ms;
     struct timespec until = {.tv_sec = until_ms / 1000, .tv_nsec = (until_ms % 1000) * 1000000};
     return pthread_cond_timedwait(&wake, &lock, &until) == ETIMEDOUT ? IDLE : WOKEN;
 }
 
-static void *run(void *unused)
+/* Each writer takes everything queued when it is free, so an entry that arrives while others
+ * commit is committed at once by another writer, in a transaction of its own, rather than
+ * waiting for theirs to end: an answer waits for about one commit, not one and a half. The
+ * commits of concurrent writers share their WAL flushes in PostgreSQL (its group commit), so
+ * more writers cost little more I/O. */
+static void *run(void *arg)
 {
-    (void)unused;
-    connection(); /* at start, so that /readyz can say the writer is up */
+    struct writer *w = arg;
+    connection(w); /* at start, so that /readyz can say the writer is up */
     pthread_mutex_lock(&lock);
     for (;;) {
-        enum wait w = wait_for_work();
-        if (w == IDLE) {
+        enum wait wait = wait_for_work(w);
+        if (wait == IDLE) {
             pthread_mutex_unlock(&lock);
-            keep_connection();
+            keep_connection(w);
             pthread_mutex_lock(&lock);
         }
-        if (w != WORK)
+        if (wait != WORK)
             continue;
-        if (!queue.head)
-            break; /* stopping, and everything is written */
+        if (!queue.head) {
+            if (stopping)
+                break; /* everything is written */
+            continue; /* another writer took it */
+        }
         /* Whatever has queued up meanwhile goes in this commit. */
         struct list batch = {0};
         int n = 0;
@@ -294,16 +310,16 @@ static void *run(void *unused)
         }
         bool last = stopping;
         pthread_mutex_unlock(&lock);
-        enum db_status s = commit(&batch, n);
+        enum db_status s = commit(w, &batch, n);
         /* At the end one attempt is all there is: nothing is put back for a later one. */
         settle(&batch, last && s != DB_OK ? DB_ERROR : s);
         pthread_mutex_lock(&lock);
     }
-    running = false;
+    running--;
     pthread_mutex_unlock(&lock);
-    db_release(pg);
-    pg = NULL;
-    track_connection();
+    db_release(w->pg);
+    w->pg = NULL;
+    track_connection(w);
     return NULL;
 }
 
@@ -316,10 +332,18 @@ int audit_start(void)
     pthread_condattr_destroy(&attr);
     pthread_mutex_lock(&lock);
     stopping = false;
-    running = pthread_create(&thread, NULL, run, NULL) == 0;
+    for (n_writers = 0; n_writers < AUDIT_WRITERS; n_writers++) {
+        struct writer *w = &writers[n_writers];
+        *w = (struct writer){.slot = n_writers};
+        if (pthread_create(&w->thread, NULL, run, w) != 0)
+            break;
+        running++;
+    }
+    bool started = n_writers == AUDIT_WRITERS;
     pthread_mutex_unlock(&lock);
-    if (!running) {
-        log_event("error", "audit: cannot start the writer: %s", strerror(errno));
+    if (!started) {
+        log_event("error", "audit: cannot start the writers: %s", strerror(errno));
+        audit_stop();
         return -1;
     }
     return 0;
@@ -328,21 +352,22 @@ int audit_start(void)
 void audit_stop(void)
 {
     pthread_mutex_lock(&lock);
-    bool was_running = running && !stopping;
+    bool was_running = running > 0 && !stopping;
     stopping = true;
-    pthread_cond_signal(&wake);
+    pthread_cond_broadcast(&wake);
     pthread_mutex_unlock(&lock);
     if (was_running)
-        pthread_join(thread, NULL);
+        for (unsigned i = 0; i < n_writers; i++)
+            pthread_join(writers[i].thread, NULL);
 }
 
-/* Queues e for the writer; false when there is no writer (then nothing is queued). */
+/* Queues e for the writers; false when there is none (then nothing is queued). */
 static bool enqueue(const struct audit_entry *e, audit_committed done, void *ctx)
 {
     struct pending *p = xcalloc(1, sizeof *p);
     *p = (struct pending){.e = *e, .done = done, .ctx = ctx};
     pthread_mutex_lock(&lock);
-    bool accepted = running;
+    bool accepted = running > 0; /* while stopping, too: the last writer writes it */
     if (accepted) {
         push(&queue, p);
         if (done) {
@@ -375,16 +400,18 @@ void audit_submit(const struct audit_entry *e, audit_committed done, void *ctx)
 size_t audit_connections(struct metrics_connection *out, size_t max)
 {
     pthread_mutex_lock(&lock);
-    bool has_writer = running;
+    bool has_writers = running > 0;
     pthread_mutex_unlock(&lock);
-    if (!has_writer || max == 0)
-        return 0;
-    out[0] = (struct metrics_connection){
-        .kind = "audit",
-        .slot = 0,
-        .up = atomic_load(&connection_up),
-        .made = atomic_load(&connections_made),
-        .statements = atomic_load(&commits_made),
-    };
-    return 1;
+    size_t n = 0;
+    for (; has_writers && n < n_writers && n < max; n++) {
+        struct writer *w = &writers[n];
+        out[n] = (struct metrics_connection){
+            .kind = "audit",
+            .slot = w->slot,
+            .up = atomic_load(&w->up),
+            .made = atomic_load(&w->made),
+            .statements = atomic_load(&w->commits),
+        };
+    }
+    return n;
 }

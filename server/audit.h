@@ -16,12 +16,14 @@
  *     moment; while the database is down they are kept (up to AUDIT_BACKLOG, then the oldest
  *     are dropped with an error logged) and written when it is back.
  *
- * The writer is one thread with a connection of its own. Entries that arrive while it commits
- * wait for the next commit together: under load one multi-row INSERT (one transaction, one WAL
- * flush) holds the entries of many concurrent requests — group commit. Nobody who adds an entry
- * ever waits for room: the queue is a list, and the only thing that waits is a suspended
- * connection. Without a running writer (before audit_start(), after audit_stop(), in commands)
- * entries are written at once on the caller's connection. */
+ * The writers are AUDIT_WRITERS threads, each with a connection of its own, sharing one queue. A
+ * free writer takes everything queued and commits it as one multi-row INSERT (one transaction,
+ * one WAL flush): under load one commit holds the entries of many concurrent requests — group
+ * commit — and an entry arriving while the others commit is taken at once by a free writer
+ * rather than waiting for their commits to end. Nobody who adds an entry ever waits for room: the
+ * queue is a list, and the only thing that waits is a suspended connection. Without running
+ * writers (before audit_start(), after audit_stop(), in commands) entries are written at once on
+ * the caller's connection. */
 #ifndef WERKLAB_AUDIT_H
 #define WERKLAB_AUDIT_H
 
@@ -32,6 +34,7 @@
 #include <stddef.h>
 
 #define AUDIT_BACKLOG 100000 /* asynchronous entries kept while the database is down */
+#define AUDIT_WRITERS 4      /* writer threads, each a connection */
 
 struct audit_entry {
     char key_id[37];      /* "" for no key */
@@ -49,9 +52,9 @@ struct audit_entry {
  * once per audit_submit(). */
 typedef void (*audit_committed)(void *ctx, bool committed);
 
-/* Starts the writer thread (after db_configure()); 0, or -1 with a message logged. */
+/* Starts the writer threads (after db_configure()); 0, or -1 with a message logged. */
 int audit_start(void);
-/* Writes what is queued (one last attempt) and ends the writer. Entries added later are written
+/* Writes what is queued (one last attempt) and ends the writers. Entries added later are written
  * at once on the caller's connection. */
 void audit_stop(void);
 
@@ -62,9 +65,10 @@ void audit_add(const struct audit_entry *e);
 void audit_submit(const struct audit_entry *e, audit_committed done, void *ctx);
 /* Writes one entry now, on this thread's connection (inside its transaction, if one is open). */
 enum db_status audit_write(const struct audit_entry *e);
-/* The writer's connection, as /readyz and /metrics show it (kind "audit", its commits as its
- * statements): 1 while the writer runs, else 0. It is made when the writer starts and, when
- * lost, made again within a second by the writer itself, whether or not entries arrive. */
+/* The writers' connections, as /readyz and /metrics show them (kind "audit", their commits as
+ * their statements): AUDIT_WRITERS while the writers run, else 0. Each is made when its writer
+ * starts and, when lost, made again within a second by the writer itself, whether or not
+ * entries arrive. */
 size_t audit_connections(struct metrics_connection *out, size_t max);
 
 #endif

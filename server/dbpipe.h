@@ -25,7 +25,7 @@
 
 #include <stdbool.h>
 
-#define DBPIPE_MAX_PARAMS      8
+#define DBPIPE_MAX_PARAMS      48 /* a list page's statement takes this many */
 #define DBPIPE_MAX_CONNECTIONS 16
 
 /* Called on a pipeline thread (or, after dbpipe_stop(), on the caller's) with the result; r is

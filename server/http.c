@@ -550,6 +550,7 @@ void http_wake(struct request *req)
 struct deferred {
     struct request *req;
     http_then then;
+    void *ctx;
     struct db_result result;
 };
 
@@ -570,7 +571,7 @@ static void on_deferred_result(void *ctx, struct db_result *r)
 static void answer_deferred(struct request *req, void *ctx)
 {
     struct deferred *d = ctx;
-    d->then(req, &d->result);
+    d->then(req, &d->result, d->ctx);
     end_transactions(req);
     db_clear(&d->result);
     if (!req->resume)
@@ -578,20 +579,20 @@ static void answer_deferred(struct request *req, void *ctx)
 }
 
 void http_defer(struct request *req, const char *sql, int n, const char *const *values,
-                http_then then)
+                http_then then, void *ctx)
 {
     struct deferred *d = NULL;
     /* Inside a transaction the statement must see it, and the request must stay on this
      * thread, whose connection holds it. */
     if (dbpipe_running() && db_transaction_depth() == 0) {
         d = pool_alloc(&req->pool, sizeof *d);
-        *d = (struct deferred){.req = req, .then = then};
+        *d = (struct deferred){.req = req, .then = then, .ctx = ctx};
         pool_on_free(&req->pool, deferred_clear, d); /* a result never answered */
     }
     if (!d || !http_suspend(req, answer_deferred, d)) {
         struct db_result r;
         db_exec(sql, n, values, &r);
-        then(req, &r);
+        then(req, &r, ctx);
         db_clear(&r);
         return;
     }

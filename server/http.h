@@ -66,8 +66,9 @@
 #define HTTP_MAX_HEADER_BYTES  16384
 
 struct request;
-/* What a handler does with the result of a statement it deferred (http_defer). */
-typedef void (*http_then)(struct request *req, struct db_result *r);
+/* What a handler does with the result of a statement it deferred (http_defer), with the ctx it
+ * gave. */
+typedef void (*http_then)(struct request *req, struct db_result *r, void *ctx);
 /* What runs, on a worker thread, when a suspended request is woken (http_suspend). */
 typedef void (*http_resume)(struct request *req, void *ctx);
 
@@ -157,13 +158,14 @@ void http_stop(unsigned grace_ms);
 unsigned http_port(void);
 
 /* Runs one short statement that reads, outside any transaction, on the database pipeline
- * (dbpipe) and answers with then(req, r) once its result is in, on a worker thread; r is cleared
- * after. Meanwhile the connection is suspended and the worker serves others. The handler returns
- * right after this call, without answering. Without a pipeline, or inside a transaction (a
- * phase's, such as idempotency's, whose answer is stored when the handler returns), the
- * statement runs here and then is called at once. */
+ * (dbpipe) and answers with then(req, r, ctx) once its result is in, on a worker thread; r is
+ * cleared after. Meanwhile the connection is suspended and the worker serves others. The handler
+ * returns right after this call, without answering; then may defer again. sql must live until
+ * then has run (the program's SQL, or text in req->pool); values are copied. Without a pipeline,
+ * or inside a transaction (a phase's, such as idempotency's, whose answer is stored when the
+ * handler returns), the statement runs here and then is called at once. */
 void http_defer(struct request *req, const char *sql, int n, const char *const *values,
-                http_then then);
+                http_then then, void *ctx);
 
 /* Suspends the request's connection, holding no thread, until http_wake(req); then resume(req,
  * ctx) runs on a worker thread and the request goes on where it stopped. Call it before handing

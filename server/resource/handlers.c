@@ -43,8 +43,9 @@ static enum db_status select_row(struct request *req, const struct resource *res
     return db_exec(sql, n, params, r);
 }
 
-static void answer_get(struct request *req, struct db_result *r)
+static void answer_get(struct request *req, struct db_result *r, void *unused)
 {
+    (void)unused;
     const struct resource *res = resource_of(req);
     if (r->status != DB_OK)
         resource_fail(req, res, r, false);
@@ -62,7 +63,7 @@ void resource_get(struct request *req)
     const char *params[3];
     int n;
     const char *sql = row_statement(req, res, resource_item_id(req, res), params, &n);
-    http_defer(req, sql, n, params, answer_get);
+    http_defer(req, sql, n, params, answer_get, NULL);
 }
 
 /* Writes the records fields the body gives; on failure r holds the error. */

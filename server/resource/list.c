@@ -3,12 +3,15 @@
  * resource lists, and resource_list() itself, which checks the whole query first, then reads one
  * page planned by plan.c (or hands over to csv.c). */
 #include "internal.h"
+#include "dbpipe.h"
 #include "token.h"
 #include "validate.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+_Static_assert(MAX_PARAMS <= DBPIPE_MAX_PARAMS, "a page's statement goes through the pipeline");
 
 void list_read_limit(struct request *req, const char *text, long max, long *limit)
 {
@@ -170,68 +173,78 @@ bool list_read_cursor(const char *cursor, const char *sort, int n_sort, json_t *
     return true;
 }
 
+/* What a page's answer needs once its rows are in. */
+struct page {
+    const struct resource *res;
+    struct list_plan plan;
+};
+
+/* On a worker, the page's rows in: the envelope, the rows, the cursor and Link. */
+static void answer_page(struct request *req, struct db_result *r, void *ctx)
+{
+    const struct page *page = ctx;
+    const struct resource *res = page->res;
+    long limit = page->plan.limit;
+    if (r->status != DB_OK) {
+        resource_fail(req, res, r, false);
+        return;
+    }
+    int rows = db_rows(r);
+    bool more = rows > limit;
+    /* Only an empty page asks whether its parent exists, a rare second statement. */
+    if (rows == 0 && !list_parent_found(req, res))
+        return;
+    list_begin(req);
+    for (int i = 0; i < rows && i < limit; i++)
+        resource_render(req, res, r, i);
+    struct buf token = {0};
+    if (more)
+        list_write_cursor(&token, page->plan.canonical, r, (int)limit - 1, res->sql->n_columns,
+                          page->plan.n_sort);
+    list_end_paged(req, more ? token.data : NULL);
+    buf_free(&token);
+    list_cache_header(req, res);
+}
+
 void resource_list(struct request *req)
 {
     const struct resource *res = resource_of(req);
     struct list_query q = {0};
     json_t *cursor_json = NULL;
-    struct db_result r = {0};
-    struct list_plan plan = {.limit = DEFAULT_LIMIT};
+    struct page *page = pool_alloc(&req->pool, sizeof *page);
+    struct list_plan *plan = &page->plan;
+    page->res = res;
+    plan->limit = DEFAULT_LIMIT;
 
-    list_read_limit(req, http_query(req, "limit"), MAX_LIMIT, &plan.limit);
+    list_read_limit(req, http_query(req, "limit"), MAX_LIMIT, &plan->limit);
     const char *delimiter = http_query(req, "delimiter");
     if (delimiter && strcmp(delimiter, "comma") != 0 && strcmp(delimiter, "semicolon") != 0)
         http_invalid(req, "delimiter", "enum", "must be comma or semicolon");
-    plan.n_sort = list_parse_sort(req, res, http_query(req, "sort"), plan.sort, plan.canonical,
-                                  sizeof plan.canonical);
+    plan->n_sort = list_parse_sort(req, res, http_query(req, "sort"), plan->sort, plan->canonical,
+                                   sizeof plan->canonical);
 
     const char *cursor = http_query(req, "cursor");
     const char *after[MAX_SORT + 1];
-    if (cursor && !list_read_cursor(cursor, plan.n_sort > 0 ? plan.canonical : NULL, plan.n_sort,
-                                    &cursor_json, after))
+    if (cursor && !list_read_cursor(cursor, plan->n_sort > 0 ? plan->canonical : NULL,
+                                    plan->n_sort, &cursor_json, after))
         http_invalid(req, "cursor", "format",
                      "is not a cursor this list gave out for this sort order");
     /* Checks the filters (and whether they name anything outside a partner's scope). */
-    if (plan.n_sort > 0)
-        list_page_query(req, res, &plan, cursor && !req->n_invalid ? after : NULL,
-                        req->wants_csv ? CSV_PAGE : plan.limit + 1, &q);
+    if (plan->n_sort > 0)
+        list_page_query(req, res, plan, cursor && !req->n_invalid ? after : NULL,
+                        req->wants_csv ? CSV_PAGE : plan->limit + 1, &q);
     else
         list_add_filters(req, res, &q);
-    if (req->n_invalid) {
+    if (req->n_invalid)
         http_problem_invalid(req);
-        goto done;
-    }
-    if (q.out_of_scope) {
+    else if (q.out_of_scope)
         http_problem(req, 404, "A filter names something this caller cannot see.");
-        goto done;
-    }
-    if (req->wants_csv) {
-        list_answer_csv(req, res, &plan,
+    else if (req->wants_csv)
+        list_answer_csv(req, res, plan,
                         delimiter && strcmp(delimiter, "semicolon") == 0 ? ';' : ',');
-        goto done;
-    }
+    else /* the parameters are copied; the SQL, made for this request, lives in its pool */
+        http_defer(req, pool_strdup(&req->pool, q.sql.data), q.n, q.params, answer_page, page);
 
-    if (db_exec(q.sql.data, q.n, q.params, &r) != DB_OK) {
-        resource_fail(req, res, &r, false);
-        goto done;
-    }
-    int rows = db_rows(&r);
-    bool more = rows > plan.limit;
-    if (rows == 0 && !list_parent_found(req, res))
-        goto done;
-    list_begin(req);
-    for (int i = 0; i < rows && i < plan.limit; i++)
-        resource_render(req, res, &r, i);
-    struct buf token = {0};
-    if (more)
-        list_write_cursor(&token, plan.canonical, &r, (int)plan.limit - 1, res->sql->n_columns,
-                          plan.n_sort);
-    list_end_paged(req, more ? token.data : NULL);
-    buf_free(&token);
-    list_cache_header(req, res);
-
-done:
-    db_clear(&r);
     if (cursor_json)
         json_decref(cursor_json);
     list_query_free(&q);

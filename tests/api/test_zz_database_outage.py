@@ -12,6 +12,7 @@ from test_operations import find, metrics
 from wlclient import assert_problem, assert_status, describe
 
 THREADS = 4  # the session daemon's worker threads (conftest.Daemon)
+AUDIT_WRITERS = 4  # server/audit.h
 
 
 def kept_connections(api, keys):
@@ -55,7 +56,7 @@ def assert_all_up(kept):
     assert not down, f"connections down after /readyz said 200: {down}"
     kinds = sorted(k for k, _ in kept)
     assert kinds.count("worker") == THREADS and kinds.count("jobs") == 1, kinds
-    assert kinds.count("pipeline") >= 1 and kinds.count("audit") == 1, kinds
+    assert kinds.count("pipeline") >= 1 and kinds.count("audit") == AUDIT_WRITERS, kinds
 
 
 def every_worker_answers(api, keys, kept_before, timeout=30):
@@ -138,7 +139,9 @@ def test_database_outage_and_recovery(api, keys, cluster, daemon, municipality):
     assert_status(api.get(f"/v1/municipalities/{municipality['id']}", key=keys.staff), 200)
     audit = [k for k in kept if k[0] == "audit"]
     after = kept_connections(api, keys)
-    assert all(after[k]["statements"] > kept[k]["statements"] for k in audit), (kept, after)
+    # One of the writers committed it (whichever was free).
+    assert sum(after[k]["statements"] for k in audit) > sum(kept[k]["statements"] for k in audit), \
+        (kept, after)
     assert daemon.proc.poll() is None
     assert sum(find(metrics(api, keys)[1], "werklabd_db_errors_total")) > db_errors_before
 
