@@ -296,7 +296,7 @@ static void *run(void *arg)
         if (!queue.head) {
             if (stopping)
                 break; /* everything is written */
-            continue; /* another writer took it */
+            continue;  /* another writer took it */
         }
         /* Whatever has queued up meanwhile goes in this commit. */
         struct list batch = {0};

@@ -2,8 +2,8 @@
  * scope, the {"items","next"} envelope and the Link to the next page), the signed cursors of
  * resource lists, and resource_list() itself, which checks the whole query first, then reads one
  * page planned by plan.c (or hands over to csv.c). */
-#include "internal.h"
 #include "dbpipe.h"
+#include "internal.h"
 #include "token.h"
 #include "validate.h"
 
@@ -225,8 +225,8 @@ void resource_list(struct request *req)
 
     const char *cursor = http_query(req, "cursor");
     const char *after[MAX_SORT + 1];
-    if (cursor && !list_read_cursor(cursor, plan->n_sort > 0 ? plan->canonical : NULL,
-                                    plan->n_sort, &cursor_json, after))
+    if (cursor && !list_read_cursor(cursor, plan->n_sort > 0 ? plan->canonical : NULL, plan->n_sort,
+                                    &cursor_json, after))
         http_invalid(req, "cursor", "format",
                      "is not a cursor this list gave out for this sort order");
     /* Checks the filters (and whether they name anything outside a partner's scope). */
