@@ -93,11 +93,11 @@ static struct pending *pop(struct list *l)
     return p;
 }
 
-enum db_status audit_write(const struct audit_entry *e)
+/* SQL_INSERT_ONE's parameters for e; status is their buffer for the status. */
+static void one_entry(const struct audit_entry *e, char status[16], const char *params[8])
 {
-    char status[16];
-    snprintf(status, sizeof status, "%d", e->status);
-    const char *params[] = {e->key_id[0] ? e->key_id : NULL,
+    snprintf(status, 16, "%d", e->status);
+    const char *values[] = {e->key_id[0] ? e->key_id : NULL,
                             e->action,
                             e->resource,
                             e->resource_id[0] ? e->resource_id : NULL,
@@ -105,10 +105,26 @@ enum db_status audit_write(const struct audit_entry *e)
                             e->request_id[0] ? e->request_id : NULL,
                             e->subject[0] ? e->subject : NULL,
                             e->client[0] ? e->client : NULL};
+    memcpy(params, values, sizeof values);
+}
+
+enum db_status audit_write(const struct audit_entry *e)
+{
+    char status[16];
+    const char *params[8];
+    one_entry(e, status, params);
     struct db_result r;
     enum db_status s = db_exec(SQL_INSERT_ONE, 8, params, &r);
     db_clear(&r);
     return s;
+}
+
+enum db_status audit_write_and_commit(const struct audit_entry *e)
+{
+    char status[16];
+    const char *params[8];
+    one_entry(e, status, params);
+    return db_commit_after(SQL_INSERT_ONE, 8, params);
 }
 
 /* Appends s to a PostgreSQL array literal. */

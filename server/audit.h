@@ -65,6 +65,9 @@ void audit_add(const struct audit_entry *e);
 void audit_submit(const struct audit_entry *e, audit_committed done, void *ctx);
 /* Writes one entry now, on this thread's connection (inside its transaction, if one is open). */
 enum db_status audit_write(const struct audit_entry *e);
+/* Writes one entry into this thread's open transaction and commits it, in one round trip
+ * (db_commit_after()). */
+enum db_status audit_write_and_commit(const struct audit_entry *e);
 /* The writers' connections, as /readyz and /metrics show them (kind "audit", their commits as
  * their statements): AUDIT_WRITERS while the writers run, else 0. Each is made when its writer
  * starts and, when lost, made again within a second by the writer itself, whether or not

@@ -75,11 +75,12 @@ bool http_audit_now(struct request *req, int status, const char *id)
 
 bool http_commit_audited(struct request *req, int status, const char *id)
 {
-    if (!http_audit_now(req, status, id)) {
-        http_problem_unavailable(req);
-        return false;
-    }
-    enum db_status committed = db_commit();
+    struct audit_entry e;
+    bool recorded = audit_entry_of(req, status, &e);
+    if (recorded && id)
+        snprintf(e.resource_id, sizeof e.resource_id, "%s", id);
+    /* The entry and the COMMIT leave together: one round trip ends the write. */
+    enum db_status committed = recorded ? audit_write_and_commit(&e) : db_commit();
     if (committed == DB_RETRY) {
         http_problem(req, 409, "The change collided with another one; try again.");
         return false;

@@ -38,6 +38,9 @@ struct slot {
     /* Under lock. */
     PGconn *pg;
     int depth; /* open transactions: 1 is BEGIN, more are savepoints */
+    /* Depth 1 is open on this side only: its BEGIN goes with the next statement, in the same
+     * round trip (exec_batch), and a transaction that runs nothing sends nothing. */
+    bool begin_pending;
     struct prepared statements;
     /* The owner's. */
     bool held;
@@ -192,6 +195,7 @@ static void drop(struct slot *s)
         db_release(s->pg);
     s->pg = NULL;
     s->depth = 0;
+    s->begin_pending = false;
     prepared_clear(&s->statements);
     atomic_store(&s->up, false);
 }
@@ -618,6 +622,59 @@ static bool prepared_name(struct slot *s, const char *sql, int n, char name[PREP
     return true;
 }
 
+/* Sends in one round trip (libpq's pipeline mode, one Sync): the pending BEGIN, if any; the
+ * statement, prepared as name, or sql unprepared when name is NULL; then `then` (COMMIT, RELEASE
+ * SAVEPOINT), if given. Returns the statement's result, or the first failure's: a BEGIN that
+ * failed, or a `then` that failed after the statement succeeded. *then_ran says whether `then`
+ * was carried out, successfully or not (it is skipped after a failure before it). s is held and
+ * its connection up. */
+static PGresult *exec_batch(struct slot *s, const char *name, const char *sql, int n,
+                            const char *const *values, const char *then, bool *then_ran)
+{
+    PGconn *pg = s->pg;
+    bool begin = s->begin_pending;
+    s->begin_pending = false;
+    *then_ran = false;
+    if (PQenterPipelineMode(pg) != 1)
+        return NULL; /* a lost connection (or a bug): the transaction is lost with it */
+    bool sent = (!begin || PQsendQueryParams(pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0)) &&
+                (name ? PQsendQueryPrepared(pg, name, n, values, NULL, NULL, 0)
+                      : PQsendQueryParams(pg, sql, n, NULL, values, NULL, NULL, 0)) &&
+                (!then || PQsendQueryParams(pg, then, 0, NULL, NULL, NULL, NULL, 0)) &&
+                PQpipelineSync(pg);
+    /* Each command's first result (there is one each), then the Sync's. */
+    PGresult *res[3] = {0};
+    int commands = begin + 1 + (then != NULL);
+    for (int i = 0; sent && i < commands; i++)
+        for (PGresult *r; (r = PQgetResult(pg));) {
+            if (res[i])
+                PQclear(r);
+            else
+                res[i] = r;
+        }
+    PQclear(sent ? PQgetResult(pg) : NULL);
+    if (PQexitPipelineMode(pg) != 1 && PQstatus(pg) == CONNECTION_OK) {
+        /* Every result of what was sent is read, so this is a bug here; a connection left in
+         * pipeline mode would refuse every later statement of the transaction, and replacing
+         * it would run them outside the transaction. */
+        log_event("error", "database: leaving pipeline mode: %s", PQerrorMessage(pg));
+        abort();
+    }
+    PGresult *begun = begin ? res[0] : NULL, *statement = res[begin],
+             *after = then ? res[commands - 1] : NULL;
+    *then_ran = after && PQresultStatus(after) != PGRES_PIPELINE_ABORTED;
+    PGresult *result = statement;
+    if (begun && PQresultStatus(begun) != PGRES_COMMAND_OK)
+        result = begun;
+    else if (after && PQresultStatus(statement) != PGRES_FATAL_ERROR &&
+             PQresultStatus(after) != PGRES_COMMAND_OK)
+        result = after;
+    for (int i = 0; i < commands; i++)
+        if (res[i] != result)
+            PQclear(res[i]);
+    return result;
+}
+
 enum db_status db_exec(const char *sql, int n, const char *const *values, struct db_result *r)
 {
     *r = (struct db_result){.status = DB_UNAVAILABLE};
@@ -630,15 +687,19 @@ enum db_status db_exec(const char *sql, int n, const char *const *values, struct
     }
     char name[PREPARED_NAME];
     PGresult *res;
+    bool unused;
     if (s->command) {
-        res = PQexecParams(pg, sql, n, NULL, values, NULL, NULL, 0); /* runs once: see db.h */
+        /* Runs once: see db.h. */
+        res = s->begin_pending ? exec_batch(s, NULL, sql, n, values, NULL, &unused)
+                               : PQexecParams(pg, sql, n, NULL, values, NULL, NULL, 0);
     } else if (PQtransactionStatus(pg) == PQTRANS_INERROR) {
         /* A failed transaction refuses every statement until its rollback: have PostgreSQL say
          * so, without preparing (or evicting) anything for it. */
         metrics_db_unprepared(METRICS_DB_WORKER);
         res = PQexecParams(pg, sql, n, NULL, values, NULL, NULL, 0);
     } else if (prepared_name(s, sql, n, name, r)) {
-        res = PQexecPrepared(pg, name, n, values, NULL, NULL, 0);
+        res = s->begin_pending ? exec_batch(s, name, NULL, n, values, NULL, &unused)
+                               : PQexecPrepared(pg, name, n, values, NULL, NULL, 0);
     } else {
         let_go(s);
         return r->status;
@@ -676,6 +737,12 @@ static enum db_status simple(struct slot *s, const char *command)
 {
     if (!s->pg || PQstatus(s->pg) != CONNECTION_OK)
         return DB_UNAVAILABLE;
+    char with_begin[80];
+    if (s->begin_pending) { /* a savepoint first thing: one round trip all the same */
+        snprintf(with_begin, sizeof with_begin, "BEGIN; %s", command);
+        command = with_begin;
+        s->begin_pending = false;
+    }
     struct db_result r = {0};
     enum db_status status = db_result_of(&r, PQexec(s->pg, command), s->pg);
     db_clear(&r);
@@ -693,9 +760,13 @@ enum db_status db_begin(void)
             let_go(s);
         return DB_UNAVAILABLE;
     }
-    char sql[32] = "BEGIN";
-    if (s->depth > 0)
-        snprintf(sql, sizeof sql, "SAVEPOINT s%d", s->depth);
+    if (s->depth == 0) { /* BEGIN goes with the first statement */
+        s->depth = 1;
+        s->begin_pending = true;
+        return DB_OK;
+    }
+    char sql[32];
+    snprintf(sql, sizeof sql, "SAVEPOINT s%d", s->depth);
     enum db_status status = simple(s, sql);
     if (status == DB_OK)
         s->depth++;
@@ -717,6 +788,7 @@ static void rollback_level(struct slot *s)
         return;
     }
     s->depth = 0; /* a lost connection takes every level with it */
+    s->begin_pending = false;
     if (alive && PQtransactionStatus(s->pg) != PQTRANS_IDLE)
         simple(s, "ROLLBACK");
     let_go(s);
@@ -737,7 +809,54 @@ enum db_status db_commit(void)
     if (s->depth > 1)
         snprintf(sql, sizeof sql, "RELEASE SAVEPOINT s%d", s->depth - 1);
     s->depth--;
-    enum db_status status = simple(s, sql);
+    enum db_status status = DB_OK;
+    if (s->begin_pending) /* nothing ran: nothing to commit */
+        s->begin_pending = false;
+    else
+        status = simple(s, sql);
+    let_go(s);
+    return status;
+}
+
+enum db_status db_commit_after(const char *sql, int n, const char *const *values)
+{
+    struct slot *s = mine;
+    if (!s || s->depth == 0)
+        return DB_ERROR;
+    if (!s->pg || PQstatus(s->pg) != CONNECTION_OK)
+        return DB_UNAVAILABLE; /* the request's end rolls back */
+    if (PQtransactionStatus(s->pg) == PQTRANS_INERROR) {
+        log_event("error", "database: commit of a failed transaction: rolled back");
+        rollback_level(s);
+        return DB_ERROR;
+    }
+    char then[40] = "COMMIT";
+    if (s->depth > 1)
+        snprintf(then, sizeof then, "RELEASE SAVEPOINT s%d", s->depth - 1);
+    struct db_result r = {0};
+    char name[PREPARED_NAME];
+    bool committed = false;
+    PGresult *res;
+    if (s->command)
+        res = exec_batch(s, NULL, sql, n, values, then, &committed);
+    else if (prepared_name(s, sql, n, name, &r))
+        res = exec_batch(s, name, NULL, n, values, then, &committed);
+    else
+        res = NULL; /* r holds why: the statement cannot be prepared, and the level stays open */
+    if (!res) {
+        enum db_status failed = r.res ? r.status : DB_UNAVAILABLE;
+        db_clear(&r);
+        let_go(s);
+        return failed;
+    }
+    /* A COMMIT carried out ends the level, also when it failed (the transaction is then rolled
+     * back); one skipped after the statement failed leaves it open for the request's end. */
+    if (committed)
+        s->depth--;
+    enum db_status status = db_result_of(&r, res, s->pg);
+    db_clear(&r);
+    if (status == DB_OK)
+        atomic_fetch_add_explicit(&s->succeeded, 1, memory_order_relaxed);
     let_go(s);
     return status;
 }

@@ -76,9 +76,19 @@ void db_clear(struct db_result *r);
  * makes a savepoint, commit releases it and rollback returns to it. db_begin() may fail with
  * DB_UNAVAILABLE; db_rollback() is always safe to call, also after a failed statement or a lost
  * connection. A connection lost inside a transaction stays lost until the transaction's
- * rollback: its statements fail meanwhile, none runs outside the transaction. */
+ * rollback: its statements fail meanwhile, none runs outside the transaction.
+ *
+ * Round trips are what a write waits for, so a transaction costs none of its own: the outermost
+ * BEGIN is sent with the transaction's first statement, in one round trip (libpq's pipeline
+ * mode), and a transaction that ran nothing sends nothing. db_commit_after() sends its last
+ * statement and the COMMIT together. */
 enum db_status db_begin(void);
 enum db_status db_commit(void);
+/* Runs sql (as db_exec() would, its result dropped) and commits the innermost level (or releases
+ * its savepoint), in one round trip. A failure of the statement leaves the level open, for the
+ * request's end to roll back; a COMMIT that fails has ended the transaction. Returns the
+ * statement's failure, else the commit's status (DB_RETRY: a serialization failure). */
+enum db_status db_commit_after(const char *sql, int n, const char *const *values);
 void db_rollback(void);
 /* How many levels are open on this thread's connection: 0 outside a transaction, 1 in one, more
  * with savepoints. The request's end owns cleanup: it compares this with what it was before the

@@ -210,8 +210,8 @@ void http_reply_empty(struct request *req, int status);
  * that it is not queued again. False when the database failed. (The audit policy,
  * audit_policy.c, implements it.) */
 bool http_audit_now(struct request *req, int status, const char *id);
-/* The end of a successful write: its audit entry into the open transaction (http_audit_now),
- * then the commit, then req->audited. False, with 503 answered (409 when the commit collided
+/* The end of a successful write: its audit entry into the open transaction and the commit, sent
+ * together (audit_write_and_commit()), then req->audited. False, with 503 answered (409 when the commit collided
  * with another transaction), when either failed; the request's end then rolls back. */
 bool http_commit_audited(struct request *req, int status, const char *id);
 /* The client's IP address as text. */

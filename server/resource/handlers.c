@@ -151,16 +151,23 @@ static bool write_in_transaction(struct request *req, const struct resource *res
     }
     snprintf(row_id, 37, "%s", db_value(r, 0, 0));
     w->id = row_id;
-    db_clear(r);
-    if (!write_records_fields(res, row_id, w->values, r)) {
-        resource_fail(req, res, r, false);
+    struct db_result records = {0};
+    bool written = write_records_fields(res, row_id, w->values, &records);
+    if (!written)
+        resource_fail(req, res, &records, false);
+    db_clear(&records);
+    if (!written)
         return false;
-    }
     if (res->after_write && !res->after_write(req, res, w))
         return false;
-    /* Read the row again: records and computed fields may have changed with the write. Read
-     * within the caller's reach, it also refuses a new row outside it (a trainer's feedback on
-     * another werklab): 404, as a filter naming that werklab would be. */
+    /* The row RETURNING gave is the answer unless something changed it since (records, a hook)
+     * or the caller's reach must be checked on it: then it is read again. Read within the
+     * caller's reach, it also refuses a new row outside it (a trainer's feedback on another
+     * werklab): 404, as a filter naming that werklab would be. */
+    if (!touched || (!gives_records(res, w->values) && !res->after_write &&
+                     resource_scoped(req, res) == REACH_NONE))
+        return true;
+    db_clear(r);
     if (select_row(req, res, row_id, r) != DB_OK) {
         resource_fail(req, res, r, false);
         return false;

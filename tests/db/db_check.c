@@ -8,6 +8,10 @@
  *   - transactions nest, db_transaction_depth() counts them, db_rollback_to() undoes the levels
  *     above the one asked for and keeps what is below;
  *   - a commit of a failed transaction is an error, not PostgreSQL's silent ROLLBACK;
+ *   - a BEGIN sent with the transaction's first statement opens the transaction for it and
+ *     those after (one transaction id), also when that statement is a savepoint's;
+ *     db_commit_after() commits its statement with the rest, leaves the level open when its
+ *     statement fails, and ends it when the COMMIT itself fails;
  *   - a connection lost inside a transaction runs nothing more (none of its statements runs
  *     outside the transaction) until the rollback, and then comes back;
  *   - connections killed while idle come back by themselves, with no statement run on them;
@@ -225,6 +229,67 @@ static void transactions(void)
     db_clear(&r);
 }
 
+/* The few round trips of a write: BEGIN with the first statement, the last with the COMMIT. */
+static void transactions_in_few_round_trips(void)
+{
+    char v[64], xid[64];
+    struct db_result r;
+    db_exec("CREATE TEMPORARY TABLE t (x int)", 0, NULL, &r);
+    db_clear(&r);
+    db_exec("CREATE TEMPORARY TABLE u (x int UNIQUE DEFERRABLE INITIALLY DEFERRED)", 0, NULL, &r);
+    db_clear(&r);
+
+    db_begin();
+    value_of("SELECT pg_current_xact_id()::text", 0, NULL, xid, sizeof xid);
+    value_of("SELECT pg_current_xact_id()::text", 0, NULL, v, sizeof v);
+    check(xid[0] && strcmp(xid, v) == 0,
+          "the first statement after db_begin() and the next run in one transaction", v);
+    db_exec("INSERT INTO t VALUES (5)", 0, NULL, &r);
+    db_clear(&r);
+    const char *six[] = {"6"};
+    check(db_commit_after("INSERT INTO t VALUES ($1::int)", 1, six) == DB_OK,
+          "db_commit_after() commits", "it did not");
+    check(db_transaction_depth() == 0, "... and ends the transaction", "it did not");
+    value_of("SELECT string_agg(x::text, ',' ORDER BY x) FROM t", 0, NULL, v, sizeof v);
+    check(strcmp(v, "5,6") == 0, "... with its statement and those before it", v);
+
+    db_begin();
+    db_begin();
+    check(db_transaction_depth() == 2, "a savepoint as the first thing: depth 2", "not 2");
+    value_of("SELECT pg_current_xact_id()::text", 0, NULL, xid, sizeof xid);
+    db_rollback();
+    value_of("SELECT pg_current_xact_id()::text", 0, NULL, v, sizeof v);
+    check(xid[0] && strcmp(xid, v) == 0, "... inside the transaction the BEGIN opened", v);
+    db_rollback();
+
+    db_begin();
+    db_exec("INSERT INTO t VALUES (7)", 0, NULL, &r);
+    db_clear(&r);
+    check(db_commit_after("INSERT INTO t VALUES (1 / 0)", 0, NULL) == DB_INVALID_INPUT,
+          "db_commit_after() says its statement failed", "it did not");
+    check(db_transaction_depth() == 1, "... and leaves the transaction open", "it did not");
+    db_rollback();
+    value_of("SELECT string_agg(x::text, ',' ORDER BY x) FROM t", 0, NULL, v, sizeof v);
+    check(strcmp(v, "5,6") == 0, "... which the rollback undoes", v);
+
+    db_begin();
+    db_exec("INSERT INTO t VALUES (8)", 0, NULL, &r);
+    db_clear(&r);
+    check(db_commit_after("INSERT INTO u VALUES (1), (1)", 0, NULL) == DB_UNIQUE,
+          "a COMMIT that fails (a deferred unique key) is db_commit_after()'s status", "it is not");
+    check(db_transaction_depth() == 0, "... and has ended the transaction", "it has not");
+    value_of("SELECT (SELECT count(*) FROM u) || ',' || (SELECT count(*) FROM t WHERE x = 8)", 0,
+             NULL, v, sizeof v);
+    check(strcmp(v, "0,0") == 0, "... with nothing of it kept", v);
+
+    db_begin();
+    check(db_commit() == DB_OK, "a transaction that ran nothing commits", "it did not");
+    check(value_of("SELECT 9", 0, NULL, v, sizeof v) == DB_OK && strcmp(v, "9") == 0,
+          "... and the connection goes on", v);
+    db_exec("DROP TABLE t, u", 0, NULL, &r);
+    db_clear(&r);
+}
+
 static bool all_up(void)
 {
     return up() == connections();
@@ -331,6 +396,7 @@ static void *main_checks(void *unused)
 {
     (void)unused;
     transactions();
+    transactions_in_few_round_trips();
     lost_inside_a_transaction();
     killed_while_idle();
     more_statements_than_slots();
