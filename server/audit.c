@@ -22,6 +22,13 @@ static const char SQL_INSERT_ONE[] =
     "status, request_id, subject, client) VALUES ($1::uuid, $2, $3, $4::uuid, "
     "$5::integer, $6, $7, $8)";
 
+/* The entry of the row a write returns, in the write's own statement (audit_sql_around). */
+static const char SQL_AROUND[] = "WITH w (written_id) AS (%s), a AS (INSERT INTO audit_log "
+                                 "(key_id, action, resource, resource_id, status, "
+                                 "request_id, subject, client) SELECT $%d::uuid, $%d, $%d, "
+                                 "w.written_id, $%d::integer, $%d, $%d, $%d "
+                                 "FROM w) SELECT * FROM w";
+
 /* One multi-row INSERT for a batch: nine arrays, unnested side by side, in the order the
  * requests were answered, with the times they were answered. */
 #define AUDIT_COLUMNS 9
@@ -106,6 +113,28 @@ static void one_entry(const struct audit_entry *e, char status[16], const char *
                             e->subject[0] ? e->subject : NULL,
                             e->client[0] ? e->client : NULL};
     memcpy(params, values, sizeof values);
+}
+
+char *audit_sql_around(const char *write, int first)
+{
+    struct buf b = {0};
+    int n = first;
+    buf_printf(&b, SQL_AROUND, write, n, n + 1, n + 2, n + 3, n + 4, n + 5, n + 6);
+    return buf_detach(&b);
+}
+
+void audit_entry_values(const struct audit_entry *e, char status[16],
+                        const char *values[AUDIT_ENTRY_VALUES])
+{
+    snprintf(status, 16, "%d", e->status);
+    const char *of_entry[AUDIT_ENTRY_VALUES] = {e->key_id[0] ? e->key_id : NULL,
+                                                e->action,
+                                                e->resource,
+                                                status,
+                                                e->request_id[0] ? e->request_id : NULL,
+                                                e->subject[0] ? e->subject : NULL,
+                                                e->client[0] ? e->client : NULL};
+    memcpy(values, of_entry, sizeof of_entry);
 }
 
 enum db_status audit_write(const struct audit_entry *e)

@@ -68,6 +68,18 @@ enum db_status audit_write(const struct audit_entry *e);
 /* Writes one entry into this thread's open transaction and commits it, in one round trip
  * (db_commit_after()). */
 enum db_status audit_write_and_commit(const struct audit_entry *e);
+
+/* A write and its entry in one statement, so that a write of one statement needs no transaction
+ * of its own: the SQL of a statement that runs `write` (an INSERT or UPDATE ... RETURNING whose
+ * first column is the row's id) and records an entry for the row it returns — none when it
+ * returns none — and returns that row. The entry's values are parameters $first to
+ * $first + AUDIT_ENTRY_VALUES - 1, from audit_entry_values(); its resource id is the row's.
+ * Made at startup; the caller owns the string. */
+#define AUDIT_ENTRY_VALUES 7
+char *audit_sql_around(const char *write, int first);
+/* e's values for audit_sql_around()'s parameters; status is the buffer for the status's text. */
+void audit_entry_values(const struct audit_entry *e, char status[16],
+                        const char *values[AUDIT_ENTRY_VALUES]);
 /* The writers' connections, as /readyz and /metrics show them (kind "audit", their commits as
  * their statements): AUDIT_WRITERS while the writers run, else 0. Each is made when its writer
  * starts and, when lost, made again within a second by the writer itself, whether or not

@@ -21,8 +21,7 @@ static void acted_on(const struct request *req, char *id)
         snprintf(id, 37, "%s", slash + 1);
 }
 
-/* Fills e for req answered with status; false when the audit log does not record it. */
-static bool audit_entry_of(const struct request *req, int status, struct audit_entry *e)
+bool http_audit_entry(const struct request *req, int status, struct audit_entry *e)
 {
     static const struct {
         enum http_method method;
@@ -66,7 +65,7 @@ static bool audit_entry_of(const struct request *req, int status, struct audit_e
 bool http_audit_now(struct request *req, int status, const char *id)
 {
     struct audit_entry e;
-    if (!audit_entry_of(req, status, &e))
+    if (!http_audit_entry(req, status, &e))
         return true;
     if (id)
         snprintf(e.resource_id, sizeof e.resource_id, "%s", id);
@@ -76,7 +75,7 @@ bool http_audit_now(struct request *req, int status, const char *id)
 bool http_commit_audited(struct request *req, int status, const char *id)
 {
     struct audit_entry e;
-    bool recorded = audit_entry_of(req, status, &e);
+    bool recorded = http_audit_entry(req, status, &e);
     if (recorded && id)
         snprintf(e.resource_id, sizeof e.resource_id, "%s", id);
     /* The entry and the COMMIT leave together: one round trip ends the write. */
@@ -137,7 +136,7 @@ static bool hold_until_recorded(struct request *req)
         req->audited = false;
     struct audit_entry e;
     if (req->audited || req->status < 200 || req->status > 299 ||
-        !audit_entry_of(req, req->status, &e))
+        !http_audit_entry(req, req->status, &e))
         return true;
     struct held *h = pool_alloc(&req->pool, sizeof *h);
     h->req = req;
@@ -154,7 +153,7 @@ static bool hold_until_recorded(struct request *req)
 static void queue_unrecorded(struct request *req, int status)
 {
     struct audit_entry e;
-    if (!req->audited && audit_entry_of(req, status, &e))
+    if (!req->audited && http_audit_entry(req, status, &e))
         audit_add(&e);
 }
 

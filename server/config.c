@@ -32,8 +32,12 @@ static const struct option options[] = {
     {"threads", "WERKLAB_THREADS", OPT_UINT, AT(threads), "4", CONFIG_SERVE, 1, 256,
      "worker threads, each with its own database connection"},
     {"db-pipelines", "WERKLAB_DB_PIPELINES", OPT_UINT, AT(db_pipelines), "1", CONFIG_SERVE, 0, 16,
-     "database connections in pipeline mode that serve reads of one object by id; 0: none, the "
-     "worker threads read them"},
+     "database connections in pipeline mode that serve reads of one object by id and list pages; "
+     "0: none, the worker threads read them"},
+    {"db-write-pipelines", "WERKLAB_DB_WRITE_PIPELINES", OPT_UINT, AT(db_write_pipelines), "4",
+     CONFIG_SERVE, 0, 16,
+     "database connections in pipeline mode that commit writes of one statement side by side; 0: "
+     "none, the worker threads write them"},
     {"cors-origins", "WERKLAB_CORS_ORIGINS", OPT_STRING, AT(cors_origins), "", CONFIG_SERVE, 0, 0,
      "comma-separated browser origins allowed to call the API"},
     {"body-limit", "WERKLAB_BODY_LIMIT", OPT_UINT, AT(body_limit), "1048576", CONFIG_SERVE, 1024,

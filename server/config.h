@@ -24,6 +24,7 @@ struct config {
     unsigned listen_port;
     unsigned threads;
     unsigned db_pipelines;
+    unsigned db_write_pipelines;
     char *cors_origins; /* comma-separated, as given */
     unsigned body_limit;
     unsigned statement_timeout_ms;

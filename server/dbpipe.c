@@ -26,6 +26,8 @@ struct job {
     int n;
     int attempts;
     bool resent; /* aborted once by another's failure: now sent in a segment of its own */
+    bool write;  /* a write: a segment of its own, answered once that segment's Sync is in */
+    PGresult *committing; /* a write's result, until its Sync says it is committed */
     /* In the batch being sent: the prepared statement it runs as, and whether this batch
      * prepares it. */
     struct prepared_statement *statement;
@@ -54,7 +56,8 @@ struct job_list {
 
 struct pipe {
     pthread_t thread;
-    int wake; /* eventfd: something was queued, or it is time to stop */
+    bool writes; /* takes writes (dbpipe_submit_write), not reads */
+    int wake;    /* eventfd: something was queued, or it is time to stop */
     pthread_mutex_t lock;
     struct job_list queued; /* under lock */
     bool stopping;          /* under lock */
@@ -70,16 +73,18 @@ struct pipe {
     unsigned n_doomed;
     struct sent sent[IN_FLIGHT]; /* a ring */
     unsigned first, count;
+    struct job_list committing; /* writes whose statement succeeded, until their Sync is in */
 
     /* Read by anyone (/metrics, /readyz). */
     atomic_bool up, tried;
     atomic_ulong made, succeeded; /* statements run successfully */
 };
 
-static struct pipe *pipes[DBPIPE_MAX_CONNECTIONS];
-static unsigned n_pipes;
-static atomic_uint next_pipe;
-static atomic_bool running;
+/* The pipes for reads, then those for writes. */
+static struct pipe *pipes[2 * DBPIPE_MAX_CONNECTIONS];
+static unsigned n_pipes, n_readers;
+static atomic_uint next_pipe, next_writer;
+static atomic_bool reads_on, writes_on; /* pipes for reads, for writes, are running */
 
 static void list_push(struct job_list *l, struct job *j)
 {
@@ -125,6 +130,7 @@ static void list_append(struct job_list *to, struct job_list *from)
 /* Hands the job its result (res may be NULL: then status says why) and frees it. */
 static enum db_status answer(struct job *j, enum db_status status, PGresult *res, PGconn *pg)
 {
+    PQclear(j->committing); /* a write's result that never saw its commit */
     struct db_result r = {.status = status};
     if (res)
         db_result_of(&r, res, pg);
@@ -159,6 +165,8 @@ static void drop_connection(struct pipe *p, const char *why)
             answer(s->job, DB_UNAVAILABLE, NULL, NULL);
     }
     p->first = 0;
+    /* Whether these committed is unknown, as for any commit whose answer was lost. */
+    answer_all(&p->committing, DB_UNAVAILABLE);
     answer_all(&p->pending, DB_UNAVAILABLE);
     db_release(p->pg);
     p->pg = NULL;
@@ -275,8 +283,10 @@ static void send_pending(struct pipe *p)
         }
         push_sent(p, (struct sent){.kind = SENT_QUERY, .job = j});
         /* So that a failure among statements sent again aborts nothing else: no statement is
-         * sent more than twice however many fail. */
-        if (j->resent && !send_sync(p))
+         * sent more than twice however many fail. A write is alone in its segment (a write
+         * pipe carries nothing else, and a Sync ends the preparations before it): its commit is
+         * its own, and nothing else's failure rolls it back. */
+        if ((j->resent || j->write) && !send_sync(p))
             return;
     }
     if (jobs > 0 && send_sync(p))
@@ -324,6 +334,9 @@ static void finish(struct pipe *p, struct sent *s, struct job_list *again)
         metrics_db_pipeline_resent();
     } else if (!s->res) {
         answer(s->job, DB_ERROR, NULL, NULL);
+    } else if (s->job->write && (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK)) {
+        s->job->committing = s->res; /* answered when its Sync is in: then it is committed */
+        list_push(&p->committing, s->job);
     } else if (answer(s->job, DB_OK, s->res, p->pg) == DB_OK) {
         atomic_fetch_add_explicit(&p->succeeded, 1, memory_order_relaxed);
     }
@@ -346,7 +359,24 @@ static void receive(struct pipe *p)
             /* A Sync's result stands alone: no NULL follows it. */
             if (!res)
                 break;
+            if (PQresultStatus(res) != PGRES_PIPELINE_SYNC) {
+                /* The commit at the Sync failed (a deferred constraint): the write before it
+                 * gets the error; the Sync's own result follows. */
+                struct job *j = list_pop(&p->committing); /* one at most: it is alone */
+                if (j)
+                    answer(j, DB_OK, res, p->pg); /* classified as the error it is */
+                else
+                    PQclear(res);
+                continue;
+            }
             PQclear(res);
+            /* The writes before it are committed now. */
+            for (struct job *j; (j = list_pop(&p->committing));) {
+                PGresult *committed = j->committing;
+                j->committing = NULL;
+                if (answer(j, DB_OK, committed, p->pg) == DB_OK)
+                    atomic_fetch_add_explicit(&p->succeeded, 1, memory_order_relaxed);
+            }
         } else if (res) {
             if (s->res)
                 PQclear(res);
@@ -419,12 +449,17 @@ static void *run(void *arg)
     return NULL;
 }
 
-int dbpipe_start(unsigned connections)
+int dbpipe_start(unsigned readers, unsigned writers)
 {
-    if (connections > DBPIPE_MAX_CONNECTIONS)
-        connections = DBPIPE_MAX_CONNECTIONS;
+    if (readers > DBPIPE_MAX_CONNECTIONS)
+        readers = DBPIPE_MAX_CONNECTIONS;
+    if (writers > DBPIPE_MAX_CONNECTIONS)
+        writers = DBPIPE_MAX_CONNECTIONS;
+    n_readers = readers;
+    unsigned connections = readers + writers;
     for (n_pipes = 0; n_pipes < connections; n_pipes++) {
         struct pipe *p = xcalloc(1, sizeof *p);
+        p->writes = n_pipes >= readers;
         p->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         pthread_mutex_init(&p->lock, NULL);
         if (p->wake < 0 || pthread_create(&p->thread, NULL, run, p) != 0) {
@@ -437,7 +472,8 @@ int dbpipe_start(unsigned connections)
         }
         pipes[n_pipes] = p;
     }
-    atomic_store(&running, connections > 0);
+    atomic_store(&reads_on, readers > 0);
+    atomic_store(&writes_on, writers > 0);
     /* Until each has tried to connect once, so that /readyz is true from the first request. */
     for (unsigned tried = 0, waited = 0; tried < n_pipes && waited < 2500; waited += 5) {
         tried = 0;
@@ -455,8 +491,8 @@ size_t dbpipe_connections(struct metrics_connection *out, size_t max)
     for (; n < n_pipes && n < max; n++) {
         struct pipe *p = pipes[n];
         out[n] = (struct metrics_connection){
-            .kind = "pipeline",
-            .slot = (unsigned)n,
+            .kind = p->writes ? "writes" : "pipeline",
+            .slot = (unsigned)(p->writes ? n - n_readers : n),
             .up = atomic_load(&p->up),
             .made = atomic_load(&p->made),
             .statements = atomic_load(&p->succeeded),
@@ -467,7 +503,12 @@ size_t dbpipe_connections(struct metrics_connection *out, size_t max)
 
 bool dbpipe_running(void)
 {
-    return atomic_load(&running);
+    return atomic_load(&reads_on);
+}
+
+bool dbpipe_writing(void)
+{
+    return atomic_load(&writes_on);
 }
 
 static void wake(struct pipe *p)
@@ -481,7 +522,8 @@ static void wake(struct pipe *p)
  * still submit while they stop, and then finds its pipe stopping. */
 void dbpipe_stop(void)
 {
-    atomic_store(&running, false);
+    atomic_store(&reads_on, false);
+    atomic_store(&writes_on, false);
     for (unsigned i = 0; i < n_pipes; i++) {
         struct pipe *p = pipes[i];
         pthread_mutex_lock(&p->lock);
@@ -495,7 +537,8 @@ void dbpipe_stop(void)
     }
 }
 
-void dbpipe_submit(const char *sql, int n, const char *const *values, dbpipe_done done, void *ctx)
+static void submit(const char *sql, int n, const char *const *values, bool write, dbpipe_done done,
+                   void *ctx)
 {
     if (n > DBPIPE_MAX_PARAMS) {
         log_event("error", "database pipeline: %d parameters, at most %d", n, DBPIPE_MAX_PARAMS);
@@ -505,7 +548,7 @@ void dbpipe_submit(const char *sql, int n, const char *const *values, dbpipe_don
     for (int i = 0; i < n; i++)
         size += values[i] ? strlen(values[i]) + 1 : 0;
     struct job *j = xcalloc(1, sizeof *j + size);
-    *j = (struct job){.sql = sql, .n = n, .done = done, .ctx = ctx};
+    *j = (struct job){.sql = sql, .n = n, .write = write, .done = done, .ctx = ctx};
     char *text = j->text;
     for (int i = 0; i < n; i++) {
         if (!values[i])
@@ -515,11 +558,13 @@ void dbpipe_submit(const char *sql, int n, const char *const *values, dbpipe_don
         j->values[i] = text;
         text += len;
     }
-    if (!atomic_load(&running)) {
+    if (!atomic_load(write ? &writes_on : &reads_on)) {
         answer(j, DB_UNAVAILABLE, NULL, NULL);
         return;
     }
-    struct pipe *p = pipes[atomic_fetch_add(&next_pipe, 1) % n_pipes];
+    struct pipe *p =
+        write ? pipes[n_readers + atomic_fetch_add(&next_writer, 1) % (n_pipes - n_readers)]
+              : pipes[atomic_fetch_add(&next_pipe, 1) % n_readers];
     pthread_mutex_lock(&p->lock);
     bool accepted = !p->stopping;
     bool was_empty = !p->queued.head;
@@ -530,4 +575,15 @@ void dbpipe_submit(const char *sql, int n, const char *const *values, dbpipe_don
         answer(j, DB_UNAVAILABLE, NULL, NULL);
     else if (was_empty)
         wake(p); /* a queue that was not empty has a wake-up on its way already */
+}
+
+void dbpipe_submit(const char *sql, int n, const char *const *values, dbpipe_done done, void *ctx)
+{
+    submit(sql, n, values, false, done, ctx);
+}
+
+void dbpipe_submit_write(const char *sql, int n, const char *const *values, dbpipe_done done,
+                         void *ctx)
+{
+    submit(sql, n, values, true, done, ctx);
 }

@@ -10,9 +10,10 @@
  * Statements are prepared on first use on each connection, as in db, and the least recently used
  * are deallocated when a connection holds too many (prepared.h). Between two Syncs the
  * statements of a batch share an implicit transaction, and one that fails aborts the rest of
- * its batch: those are sent again in the next one. So this is for single statements that read
- * (no transaction of the caller's, no effect to be rolled back); a slow statement delays the
- * ones behind it on its connection, so it is for short ones too.
+ * its batch: those are sent again in the next one. So dbpipe_submit() is for single statements
+ * that read (no transaction of the caller's, no effect to be rolled back); a slow statement
+ * delays the ones behind it on its connection, so it is for short ones too. A write that is one
+ * statement goes to pipes of its own (dbpipe_submit_write()), each alone in its segment.
  *
  * A connection that fails fails what it had in hand with DB_UNAVAILABLE and is made again by its
  * thread as soon as the back-off allows, whether or not statements wait for it; meanwhile
@@ -25,19 +26,21 @@
 
 #include <stdbool.h>
 
-#define DBPIPE_MAX_PARAMS      48 /* a list page's statement takes this many */
+#define DBPIPE_MAX_PARAMS      64 /* a list page's statement, a write with its audit entry */
 #define DBPIPE_MAX_CONNECTIONS 16
 
 /* Called on a pipeline thread (or, after dbpipe_stop(), on the caller's) with the result; r is
  * the callee's to db_clear(). */
 typedef void (*dbpipe_done)(void *ctx, struct db_result *r);
 
-/* Starts `connections` pipeline threads (after db_configure()), and waits until each has tried
- * to connect once (at most the connect timeout). 0 starts none. Returns 0, or -1 with a message
- * logged. */
-int dbpipe_start(unsigned connections);
-/* True between dbpipe_start() with connections and dbpipe_stop(). */
+/* Starts pipeline threads (after db_configure()): `readers` for reads, `writers` for writes
+ * (each at most DBPIPE_MAX_CONNECTIONS), and waits until each has tried to connect once (at most
+ * the connect timeout). Returns 0, or -1 with a message logged. */
+int dbpipe_start(unsigned readers, unsigned writers);
+/* True between dbpipe_start() with readers and dbpipe_stop(). */
 bool dbpipe_running(void);
+/* True between dbpipe_start() with writers and dbpipe_stop(). */
+bool dbpipe_writing(void);
 /* The pipes' connections now, into out (at most max); returns how many were written. */
 size_t dbpipe_connections(struct metrics_connection *out, size_t max);
 /* Answers what is queued or under way with DB_UNAVAILABLE, closes the connections and ends the
@@ -48,5 +51,14 @@ void dbpipe_stop(void);
  * is not copied: it must live until done has run (the program's SQL lives forever). done runs
  * exactly once. */
 void dbpipe_submit(const char *sql, int n, const char *const *values, dbpipe_done done, void *ctx);
+
+/* As dbpipe_submit(), for one statement that writes and is its own transaction: it is sent on a
+ * pipe for writes in a segment of its own (its Sync commits it), so that no other statement's
+ * failure rolls it back and a commit's WAL flush never holds reads up; done gets its result once
+ * the Sync is in, that is once it is committed (DB_UNAVAILABLE when the connection was lost
+ * before: committed or not, as for any commit whose answer is lost). Several pipes for writes
+ * commit side by side, and PostgreSQL flushes their commits together. */
+void dbpipe_submit_write(const char *sql, int n, const char *const *values, dbpipe_done done,
+                         void *ctx);
 
 #endif

@@ -578,13 +578,13 @@ static void answer_deferred(struct request *req, void *ctx)
         phase_after(req);
 }
 
-void http_defer(struct request *req, const char *sql, int n, const char *const *values,
-                http_then then, void *ctx)
+static void defer(struct request *req, bool write, const char *sql, int n,
+                  const char *const *values, http_then then, void *ctx)
 {
     struct deferred *d = NULL;
     /* Inside a transaction the statement must see it, and the request must stay on this
      * thread, whose connection holds it. */
-    if (dbpipe_running() && db_transaction_depth() == 0) {
+    if ((write ? dbpipe_writing() : dbpipe_running()) && db_transaction_depth() == 0) {
         d = pool_alloc(&req->pool, sizeof *d);
         *d = (struct deferred){.req = req, .then = then, .ctx = ctx};
         pool_on_free(&req->pool, deferred_clear, d); /* a result never answered */
@@ -596,7 +596,22 @@ void http_defer(struct request *req, const char *sql, int n, const char *const *
         db_clear(&r);
         return;
     }
-    dbpipe_submit(sql, n, values, on_deferred_result, d);
+    if (write)
+        dbpipe_submit_write(sql, n, values, on_deferred_result, d);
+    else
+        dbpipe_submit(sql, n, values, on_deferred_result, d);
+}
+
+void http_defer(struct request *req, const char *sql, int n, const char *const *values,
+                http_then then, void *ctx)
+{
+    defer(req, false, sql, n, values, then, ctx);
+}
+
+void http_defer_write(struct request *req, const char *sql, int n, const char *const *values,
+                      http_then then, void *ctx)
+{
+    defer(req, true, sql, n, values, then, ctx);
 }
 
 /* ---- libmicrohttpd callbacks ---- */
@@ -818,7 +833,7 @@ int http_start(const struct config *config)
         log_event("error", "listen: '%s' is not an IPv4 or IPv6 address", host);
         return -1;
     }
-    if (dbpipe_start(cfg->db_pipelines) < 0)
+    if (dbpipe_start(cfg->db_pipelines, cfg->db_write_pipelines) < 0)
         return -1;
     if (audit_start() < 0) {
         dbpipe_stop();

@@ -166,6 +166,12 @@ unsigned http_port(void);
  * handler returns), the statement runs here and then is called at once. */
 void http_defer(struct request *req, const char *sql, int n, const char *const *values,
                 http_then then, void *ctx);
+/* The same for a write that is one statement and its own transaction (its audit entry made in
+ * the statement: audit_sql_around()): on the pipes for writes (dbpipe_submit_write()), then once
+ * it is committed. Without them, or inside a transaction, it runs here (committed at once
+ * outside a transaction, as any statement). */
+void http_defer_write(struct request *req, const char *sql, int n, const char *const *values,
+                      http_then then, void *ctx);
 
 /* Suspends the request's connection, holding no thread, until http_wake(req); then resume(req,
  * ctx) runs on a worker thread and the request goes on where it stopped. Call it before handing
@@ -204,6 +210,10 @@ void http_reply_text(struct request *req, int status, const char *content_type, 
                      size_t len);
 void http_reply_empty(struct request *req, int status);
 
+/* The audit entry of this request answered with status, into e; false when the audit log does
+ * not record it. For a write whose statement records its own entry (audit_sql_around()). */
+struct audit_entry;
+bool http_audit_entry(const struct request *req, int status, struct audit_entry *e);
 /* Writes the audit entry of this request, answered with status, into the open transaction
  * (id: the row acted on, when the path does not name it). A write recorded this way is in the
  * audit log exactly when its effect is committed; once it is, the caller sets req->audited so
@@ -211,8 +221,9 @@ void http_reply_empty(struct request *req, int status);
  * audit_policy.c, implements it.) */
 bool http_audit_now(struct request *req, int status, const char *id);
 /* The end of a successful write: its audit entry into the open transaction and the commit, sent
- * together (audit_write_and_commit()), then req->audited. False, with 503 answered (409 when the commit collided
- * with another transaction), when either failed; the request's end then rolls back. */
+ * together (audit_write_and_commit()), then req->audited. False, with 503 answered (409 when the
+ * commit collided with another transaction), when either failed; the request's end then rolls back.
+ */
 bool http_commit_audited(struct request *req, int status, const char *id);
 /* The client's IP address as text. */
 void http_client_address(struct request *req, char *out, size_t len);

@@ -1,6 +1,7 @@
 /* handlers: the standard item handlers (get, create, patch, delete) with their transactions,
  * and resource_guard for what belongs to a row. A create or patch is one transaction: the row,
  * its records, the resource's hooks and the audit entry commit together or not at all. */
+#include "audit.h"
 #include "internal.h"
 
 #include <stdio.h>
@@ -91,22 +92,19 @@ static bool gives_records(const struct resource *res, const struct resource_valu
     return false;
 }
 
-/* Runs the INSERT or UPDATE of a write into r. *touched is false when a patch changes nothing
- * (then the row is only read, and its version stays). */
-static enum db_status write_statement(struct request *req, const struct resource *res,
-                                      struct resource_write *w, const char *version,
-                                      struct db_result *r, bool *touched)
+/* The parameters of a write's INSERT or UPDATE (res->sql->insert_params or update_params of
+ * them) into params, the mask in mask; false when a patch changes nothing. */
+static bool write_params(struct request *req, const struct resource *res,
+                         const struct resource_write *w, const char *version, const char **params,
+                         char mask[RESOURCE_MAX_FIELDS + 1])
 {
     const struct resource_sql *s = res->sql;
-    struct resource_values *v = w->values;
-    const char *params[4 + RESOURCE_MAX_FIELDS];
+    const struct resource_values *v = w->values;
     if (w->create) {
         for (int i = 0; i < s->n_stored; i++)
             params[i] = v->value[s->stored[i]];
-        *touched = true;
-        return db_exec(s->insert, s->n_stored, params, r);
+        return true;
     }
-    char mask[RESOURCE_MAX_FIELDS + 1];
     bool any = gives_records(res, v);
     for (int i = 0; i < s->n_updatable; i++) {
         mask[i] = v->given[s->updatable[i]] ? '1' : '0';
@@ -117,13 +115,78 @@ static enum db_status write_statement(struct request *req, const struct resource
     params[0] = w->id;
     params[1] = version;
     params[2] = mask;
-    int n = 3 + s->n_updatable;
     if (resource_parent_id(req, res))
-        params[n++] = resource_parent_id(req, res);
-    *touched = any;
-    if (any)
-        return db_exec(s->update, n, params, r);
+        params[3 + s->n_updatable] = resource_parent_id(req, res);
+    return any;
+}
+
+/* Runs the INSERT or UPDATE of a write into r. *touched is false when a patch changes nothing
+ * (then the row is only read, and its version stays). */
+static enum db_status write_statement(struct request *req, const struct resource *res,
+                                      struct resource_write *w, const char *version,
+                                      struct db_result *r, bool *touched)
+{
+    const struct resource_sql *s = res->sql;
+    const char *params[4 + RESOURCE_MAX_FIELDS];
+    char mask[RESOURCE_MAX_FIELDS + 1];
+    *touched = write_params(req, res, w, version, params, mask);
+    if (w->create)
+        return db_exec(s->insert, s->insert_params, params, r);
+    if (*touched)
+        return db_exec(s->update, s->update_params, params, r);
     return select_row(req, res, w->id, r); /* nothing to change: answer the current state */
+}
+
+/* A write answered from its one statement's result. */
+struct one_statement {
+    bool create;
+    const char *id; /* what a patch names */
+};
+
+static void answer_written(struct request *req, struct db_result *r, void *ctx)
+{
+    const struct resource *res = resource_of(req);
+    const struct one_statement *write = ctx;
+    if (r->status != DB_OK) {
+        resource_fail(req, res, r, false);
+    } else if (db_rows(r) == 0) {
+        resource_answer_missing(req, res, write->id); /* 404, or 412 for a stale If-Match */
+    } else {
+        req->audited = true; /* by the statement itself */
+        resource_answer_row(req, res, r, write->create ? 201 : 200);
+    }
+}
+
+/* Most writes are one statement: the row, its change-feed entry (a trigger) and its audit entry
+ * (audit_sql_around()) in one INSERT or UPDATE, its own transaction. Such a write is committed
+ * on the pipes for writes while the worker serves others, and answered once it is committed:
+ * one round trip, and no worker waits for the WAL flush. Not for a resource with more to do in
+ * the transaction (records, hooks), a caller whose reach must be checked first, a patch that
+ * changes nothing, or a request inside a transaction of its own (an idempotent one's): those
+ * run in a transaction on the worker (write_in_transaction). True when it took the write. */
+static bool write_in_one_statement(struct request *req, const struct resource *res,
+                                   const struct resource_write *w, const char *version)
+{
+    if (res->before_write || res->after_write || gives_records(res, w->values) ||
+        resource_scoped(req, res) != REACH_NONE || db_transaction_depth() > 0)
+        return false;
+    const struct resource_sql *s = res->sql;
+    const char *params[4 + RESOURCE_MAX_FIELDS + AUDIT_ENTRY_VALUES];
+    char mask[RESOURCE_MAX_FIELDS + 1];
+    if (!write_params(req, res, w, version, params, mask))
+        return false;
+    int n = w->create ? s->insert_params : s->update_params;
+    struct audit_entry e;
+    char status[16];
+    if (!http_audit_entry(req, w->create ? 201 : 200, &e))
+        return false;
+    audit_entry_values(&e, status, params + n);
+    struct one_statement *write = pool_alloc(&req->pool, sizeof *write);
+    *write = (struct one_statement){.create = w->create, .id = w->id};
+    /* The mask and the values are copied when the statement is queued. */
+    http_defer_write(req, w->create ? s->insert_audited : s->update_audited, n + AUDIT_ENTRY_VALUES,
+                     params, answer_written, write);
+    return true;
 }
 
 /* The body of a create or patch inside its transaction: hooks, the row, its records, the row
@@ -201,6 +264,8 @@ static void write_row(struct request *req, bool create)
     int status = create ? 201 : 200;
     if (version && !*version)
         resource_answer_missing(req, res, w.id);
+    else if (write_in_one_statement(req, res, &w, version))
+        ; /* answered once committed */
     else if (db_begin() != DB_OK)
         http_problem_unavailable(req);
     else if (write_in_transaction(req, res, &w, version, &r, row_id) &&

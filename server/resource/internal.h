@@ -36,6 +36,10 @@ struct resource_sql {
     int n_columns; /* id, the fields, version, created_at, updated_at */
     /* Statements; with a parent, each also checks the parent column against the path. */
     char *get, *insert, *update, *remove, *probe, *parent_exists;
+    /* insert and update with the audit entry of the row they return, in one statement
+     * (audit_sql_around()): the entry's values follow the statement's own parameters. */
+    char *insert_audited, *update_audited;
+    int insert_params, update_params; /* the statement's own parameters */
     /* get within each kind of reach: $1 id [, $2 parent], then the reach's parameter */
     char *get_scoped[REACH_KINDS];
     /* resource_guard's: [1 + kind of reach, 0 unlimited][writing],

@@ -1,6 +1,7 @@
 /* registry: a resource's description checked and turned into SQL once, at startup, its routes
  * registered, and the registry of every resource (for constraint rules and resource_named).
  * Everything here aborts on a description that is wrong: a bug, found before serving. */
+#include "audit.h"
 #include "internal.h"
 
 #include <stdio.h>
@@ -127,6 +128,8 @@ static void build_sql(struct resource *res)
         buf_printf(&b, "%s$%d::%s", i ? ", " : "", i + 1, cast_of(res->fields[s->stored[i]].type));
     buf_printf(&b, ") RETURNING %s", s->select_list);
     s->insert = buf_detach(&b);
+    s->insert_params = s->n_stored;
+    s->insert_audited = audit_sql_around(s->insert, s->insert_params + 1);
 
     /* update: $1 id, $2 the version If-Match names (NULL: any), $3 a mask of '0'/'1' saying
      * which updatable fields the patch sets, $4... their values [, then the parent]. */
@@ -143,6 +146,8 @@ static void build_sql(struct resource *res)
         buf_printf(&b, " AND %s = $%d", parent_column, s->n_updatable + 4);
     buf_printf(&b, " RETURNING %s", s->select_list);
     s->update = buf_detach(&b);
+    s->update_params = s->n_updatable + 3 + (parent_column ? 1 : 0);
+    s->update_audited = audit_sql_around(s->update, s->update_params + 1);
 
     /* remove: $1 id, $2 version [, $3 parent] */
     buf_printf(&b,

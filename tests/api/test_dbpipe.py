@@ -135,3 +135,69 @@ def test_sigterm_with_reads_waiting_on_the_pipeline(werklabd, log_dir, keys, mun
         assert set(answered) <= {200, 503}, sorted(set(answered))
     finally:
         d.terminate(timeout=5)
+
+
+def statements_of(api, keys, kind):
+    samples = metrics(api, keys)[1]
+    return sum(find(samples, "werklabd_db_connection_statements_total", connection=kind))
+
+
+def test_lists_and_writes_go_through_the_pipes(api, keys, municipality):
+    """A list page is read on the pipeline; a create and a patch of one statement are committed
+    on the pipes for writes, each with its audit entry in the same statement."""
+    reads, writes = statements_of(api, keys, "pipeline"), statements_of(api, keys, "writes")
+    for _ in range(3):
+        assert_status(api.get("/v1/municipalities?limit=5", key=keys.staff), 200)
+    body = {"municipalityId": municipality["id"], "name": f"Pijp {time.monotonic_ns()}",
+            "kind": "residentInitiative"}
+    r = api.post("/v1/initiatives", body, key=keys.staff)
+    created = assert_status(r, 201)
+    assert r.headers["Location"].endswith(created["id"]), describe(r)
+    patched = assert_status(api.patch(f"/v1/initiatives/{created['id']}", {"description": "anders"},
+                                      key=keys.staff, headers={"If-Match": r.headers["ETag"]}), 200)
+    assert patched["version"] == created["version"] + 1 and patched["description"] == "anders"
+    assert statements_of(api, keys, "pipeline") - reads >= 3
+    assert statements_of(api, keys, "writes") - writes >= 2
+    entries = assert_status(api.get(f"/v1/audit-log?resourceId={created['id']}", key=keys.admin),
+                            200)["items"]
+    assert sorted((e["action"], e["status"], e["resource"]) for e in entries) == [
+        ("create", 201, "/v1/initiatives"), ("update", 200, "/v1/initiatives/{id}")], entries
+
+
+def test_a_stale_write_on_the_pipes_for_writes(api, keys, municipality):
+    """A patch naming an old version, or a missing row, changes nothing and is not recorded as a
+    success: 412 with the current ETag, 404."""
+    body = {"municipalityId": municipality["id"], "name": f"Oud {time.monotonic_ns()}",
+            "kind": "residentInitiative"}
+    r = api.post("/v1/initiatives", body, key=keys.staff)
+    created = assert_status(r, 201)
+    assert_status(api.patch(f"/v1/initiatives/{created['id']}", {"description": "een"},
+                            key=keys.staff, headers={"If-Match": r.headers["ETag"]}), 200)
+    stale = api.patch(f"/v1/initiatives/{created['id']}", {"description": "twee"},
+                      key=keys.staff, headers={"If-Match": r.headers["ETag"]})
+    assert stale.status == 412, describe(stale)
+    assert stale.headers["ETag"] != r.headers["ETag"], describe(stale)
+    missing = api.patch("/v1/initiatives/00000000-0000-4000-8000-000000000000",
+                        {"description": "drie"}, key=keys.staff)
+    assert missing.status == 404, describe(missing)
+    now = assert_status(api.get(f"/v1/initiatives/{created['id']}", key=keys.staff), 200)
+    assert now["description"] == "een"
+    entries = assert_status(api.get(f"/v1/audit-log?resourceId={created['id']}", key=keys.admin),
+                            200)["items"]
+    assert sorted(e["status"] for e in entries if e["action"] == "update") in ([200], [200, 412]), \
+        entries
+
+
+def test_without_the_pipes_for_writes_the_workers_write(werklabd, log_dir, keys, municipality):
+    d = Daemon(werklabd, log_dir, name="no-write-pipes", extra_args=("--db-write-pipelines", "0"))
+    try:
+        d.wait_ready()
+        body = {"municipalityId": municipality["id"], "name": f"Zonder {time.monotonic_ns()}",
+                "kind": "residentInitiative"}
+        created = assert_status(d.api.post("/v1/initiatives", body, key=keys.staff), 201)
+        assert statements_of(d.api, keys, "writes") == 0
+        entries = assert_status(d.api.get(f"/v1/audit-log?resourceId={created['id']}",
+                                          key=keys.admin), 200)["items"]
+        assert [(e["action"], e["status"]) for e in entries] == [("create", 201)], entries
+    finally:
+        d.terminate(timeout=5)

@@ -12,6 +12,9 @@
  *   - a statement over statement_timeout is DB_UNAVAILABLE and the pipe goes on;
  *   - a connection killed under it: what it had is answered, and it connects again;
  *   - a connection killed while idle: it connects again by itself, with no statement to send;
+ *   - writes (dbpipe_submit_write) from several threads: each is answered once it is committed
+ *     (another connection sees it from within the answer), a failing one fails alone and rolls
+ *     back no other, and reads on the pipes for reads go on meanwhile;
  *   - stopping answers everything exactly once, and submitting after the stop answers at once. */
 #include "db.h"
 #include "dbpipe.h"
@@ -331,6 +334,115 @@ static void killed_while_idle(const char *url)
     check(now[0] && strcmp(now, pid) != 0, "... and the next statement runs on a new backend", now);
 }
 
+/* ---- writes ---- */
+
+#define WRITES   600
+#define CLASHING 10 /* every 10th write repeats a value taken: a unique violation */
+
+static PGconn *observer; /* another connection, which sees only what is committed */
+static atomic_int seen_before_answer, checked_in_answer; /* of the first 50 answers */
+
+static void on_written(void *ctx, struct db_result *r)
+{
+    if (r->status == DB_OK && db_rows(r) == 1 && atoi(db_value(r, 0, 0)) < 50) {
+        atomic_fetch_add(&checked_in_answer, 1);
+        const char *values[] = {db_value(r, 0, 0)};
+        PGresult *res = PQexecParams(observer, "SELECT count(*) FROM written WHERE x = $1::int", 1,
+                                     NULL, values, NULL, NULL, 0);
+        if (PQresultStatus(res) == PGRES_TUPLES_OK && strcmp(PQgetvalue(res, 0, 0), "1") == 0)
+            atomic_fetch_add(&seen_before_answer, 1);
+        PQclear(res);
+    }
+    on_done(ctx, r);
+}
+
+static void submit_write(int i)
+{
+    char text[16];
+    snprintf(text, sizeof text, "%d", i % CLASHING == CLASHING - 1 ? i - 1 : i);
+    const char *values[] = {text};
+    dbpipe_submit_write("INSERT INTO written VALUES ($1::int) RETURNING x", 1, values, on_written,
+                        &outcomes[i]);
+}
+
+static void *write_submitter(void *arg)
+{
+    /* Each thread writes a value and the one that repeats it in order: the repeat clashes. */
+    for (int i = (int)(long)arg * CLASHING; i < WRITES; i += THREADS * CLASHING)
+        for (int k = i; k < i + CLASHING; k++)
+            submit_write(k);
+    return NULL;
+}
+
+static void writes(const char *url)
+{
+    char err[256];
+    observer = db_connect_once(url, err, sizeof err);
+    check(observer != NULL, "a connection to watch the writes from", err);
+    if (!observer)
+        return;
+    PGresult *made = PQexec(observer, "CREATE TABLE written (x int PRIMARY KEY);"
+                                      "CREATE TABLE deferred (x int UNIQUE DEFERRABLE "
+                                      "INITIALLY DEFERRED)");
+    check(PQresultStatus(made) == PGRES_COMMAND_OK, "tables to write to", PQerrorMessage(observer));
+    PQclear(made);
+    reset(1);
+    dbpipe_submit_write("INSERT INTO written VALUES (-1)", 0, NULL, on_done, &outcomes[0]);
+    check(wait_answers(1, 10) && outcomes[0].status == DB_OK, "a write without a result",
+          "it failed");
+    reset(WRITES + 100);
+    pthread_t threads[THREADS];
+    for (long t = 0; t < THREADS; t++)
+        pthread_create(&threads[t], NULL, write_submitter, (void *)t);
+    for (int i = WRITES; i < WRITES + 100; i++) { /* reads meanwhile, on the pipes for reads */
+        char text[16];
+        snprintf(text, sizeof text, "%d", i);
+        const char *values[] = {text};
+        dbpipe_submit("SELECT $1::int * 2", 1, values, on_done, &outcomes[i]);
+    }
+    for (int t = 0; t < THREADS; t++)
+        pthread_join(threads[t], NULL);
+    check(wait_answers(WRITES + 100, 30), "every write and read is answered", "timed out");
+    int wrong = 0, clashed = 0, once = 0;
+    for (int i = 0; i < WRITES; i++) {
+        once += atomic_load(&outcomes[i].calls) == 1;
+        if (i % CLASHING == CLASHING - 1)
+            clashed += outcomes[i].status == DB_UNIQUE;
+        else
+            wrong += outcomes[i].status != DB_OK || atoi(outcomes[i].value) != i;
+    }
+    for (int i = WRITES; i < WRITES + 100; i++)
+        wrong += outcomes[i].status != DB_OK || atoi(outcomes[i].value) != 2 * i;
+    check(once == WRITES, "... each exactly once", "some twice or never");
+    check(wrong == 0, "each write that does not clash succeeds, and the reads", "some did not");
+    check(clashed == WRITES / CLASHING, "each clashing write fails alone, as a unique violation",
+          "some did not");
+    check(atomic_load(&checked_in_answer) == 50 - 50 / CLASHING &&
+              atomic_load(&seen_before_answer) == atomic_load(&checked_in_answer),
+          "a write is committed when it is answered: another connection sees it",
+          "it did not, yet");
+    PGresult *res = PQexec(observer, "SELECT count(*) FROM written");
+    char expected[16];
+    snprintf(expected, sizeof expected, "%d", 1 + WRITES - WRITES / CLASHING);
+    check(PQresultStatus(res) == PGRES_TUPLES_OK && strcmp(PQgetvalue(res, 0, 0), expected) == 0,
+          "no failure rolled back another's write: every success is in the table",
+          PQresultStatus(res) == PGRES_TUPLES_OK ? PQgetvalue(res, 0, 0) : "no count");
+    PQclear(res);
+    /* A statement that succeeds and a commit that fails: the write failed. */
+    reset(1);
+    dbpipe_submit_write("INSERT INTO deferred VALUES (1), (1) RETURNING x", 0, NULL, on_done,
+                        &outcomes[0]);
+    check(wait_answers(1, 10) && outcomes[0].status == DB_UNIQUE,
+          "a write whose commit fails (a deferred unique key) is answered with that failure",
+          "it is not");
+    reset(1);
+    dbpipe_submit("SELECT count(*)::text FROM deferred", 0, NULL, on_done, &outcomes[0]);
+    check(wait_answers(1, 10) && strcmp(outcomes[0].value, "0") == 0,
+          "... and nothing of it is kept", outcomes[0].value);
+    PQclear(PQexec(observer, "DROP TABLE written, deferred"));
+    db_close_once(observer);
+}
+
 static void stopping(void)
 {
     reset(200);
@@ -357,7 +469,7 @@ int main(int argc, char **argv)
         return 2;
     }
     db_configure(argv[1], 1000);
-    if (dbpipe_start(1) != 0 || !dbpipe_running()) {
+    if (dbpipe_start(1, 1) != 0 || !dbpipe_running()) {
         printf("not ok 1 - the pipeline starts\n");
         return 1;
     }
@@ -367,6 +479,7 @@ int main(int argc, char **argv)
     timeout();
     killed_connection(argv[1]);
     killed_while_idle(argv[1]);
+    writes(argv[1]);
     stopping();
     return tap_done();
 }
