@@ -175,6 +175,12 @@ void list_query_free(struct list_query *q);
 /* An empty list under a parent that does not exist is a wrong path: answers 404 (or the
  * database's failure) and returns false. */
 bool list_parent_found(struct request *req, const struct resource *res);
+/* The same in two steps, for a caller that defers the statement: the statement that finds the
+ * parent, with its parameters (NULL without a parent: nothing to find), and the answer from its
+ * result (true: found; else 404 or the failure answered). */
+const char *list_parent_query(struct request *req, const struct resource *res,
+                              const char *params[2], int *n);
+bool list_parent_answer(struct request *req, const struct resource *res, struct db_result *r);
 
 /* ---- list.c ---- */
 

@@ -179,10 +179,21 @@ struct page {
     struct list_plan plan;
 };
 
+/* An empty page under a parent: an empty list where the parent is, else 404. */
+static void answer_empty_page(struct request *req, struct db_result *r, void *ctx)
+{
+    const struct page *page = ctx;
+    if (!list_parent_answer(req, page->res, r))
+        return;
+    list_begin(req);
+    list_end_paged(req, NULL);
+    list_cache_header(req, page->res);
+}
+
 /* On a worker, the page's rows in: the envelope, the rows, the cursor and Link. */
 static void answer_page(struct request *req, struct db_result *r, void *ctx)
 {
-    const struct page *page = ctx;
+    struct page *page = ctx;
     const struct resource *res = page->res;
     long limit = page->plan.limit;
     if (r->status != DB_OK) {
@@ -191,9 +202,14 @@ static void answer_page(struct request *req, struct db_result *r, void *ctx)
     }
     int rows = db_rows(r);
     bool more = rows > limit;
-    /* Only an empty page asks whether its parent exists, a rare second statement. */
-    if (rows == 0 && !list_parent_found(req, res))
+    /* Only an empty page asks whether its parent exists, a second statement, deferred too. */
+    const char *params[2];
+    int n;
+    const char *parent = rows == 0 ? list_parent_query(req, res, params, &n) : NULL;
+    if (parent) {
+        http_defer(req, parent, n, params, answer_empty_page, page);
         return;
+    }
     list_begin(req);
     for (int i = 0; i < rows && i < limit; i++)
         resource_render(req, res, r, i);

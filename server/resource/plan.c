@@ -313,26 +313,42 @@ void list_page_query(struct request *req, const struct resource *res, const stru
         merge_split(q, p, rows);
 }
 
-bool list_parent_found(struct request *req, const struct resource *res)
+const char *list_parent_query(struct request *req, const struct resource *res,
+                              const char *params[2], int *n)
 {
     const char *parent = resource_parent_id(req, res);
     if (!parent)
-        return true;
+        return NULL;
     /* The parent is found as its own resource reaches it: a trainer's list of participants of
      * another werklab is 404, not an empty list. */
     const struct resource *of = res->sql->parent_resource;
-    const char *reach;
     enum reach kind = resource_scoped(req, of);
-    list_reach(req, &reach);
-    struct db_result exists;
-    const char *p[] = {parent, reach};
-    enum db_status st = kind == REACH_NONE ? db_exec(res->sql->parent_exists, 1, p, &exists)
-                                           : db_exec(of->sql->guard[kind + 1][0], 2, p, &exists);
-    bool found = st == DB_OK && db_rows(&exists) == 1;
-    if (st != DB_OK)
-        resource_fail(req, res, &exists, false);
+    params[0] = parent;
+    list_reach(req, &params[1]);
+    *n = kind == REACH_NONE ? 1 : 2;
+    return kind == REACH_NONE ? res->sql->parent_exists : of->sql->guard[kind + 1][0];
+}
+
+bool list_parent_answer(struct request *req, const struct resource *res, struct db_result *r)
+{
+    bool found = r->status == DB_OK && db_rows(r) == 1;
+    if (r->status != DB_OK)
+        resource_fail(req, res, r, false);
     else if (!found)
         http_problem(req, 404, "There is nothing at %s.", req->path);
+    return found;
+}
+
+bool list_parent_found(struct request *req, const struct resource *res)
+{
+    const char *params[2];
+    int n;
+    const char *sql = list_parent_query(req, res, params, &n);
+    if (!sql)
+        return true;
+    struct db_result exists;
+    db_exec(sql, n, params, &exists);
+    bool found = list_parent_answer(req, res, &exists);
     db_clear(&exists);
     return found;
 }
