@@ -59,6 +59,8 @@ static void check_time(struct request *req, const char *key)
         http_invalid(req, key, "format", "must be an RFC 3339 timestamp");
 }
 
+static void answer_page(struct request *req, struct db_result *result, void *page_limit);
+
 static void audit_log(struct request *req)
 {
     long limit = DEFAULT_LIMIT;
@@ -111,12 +113,19 @@ static void audit_log(struct request *req)
                             rows,
                             after_at,
                             subject};
-    struct db_result r;
-    if (db_exec(SQL_AUDIT_PAGE, 10, params, &r) != DB_OK) {
-        http_problem_database(req, r.status);
-        db_clear(&r);
+    long *page_limit = pool_alloc(&req->pool, sizeof *page_limit);
+    *page_limit = limit;
+    http_defer(req, SQL_AUDIT_PAGE, 10, params, answer_page, page_limit);
+}
+
+static void answer_page(struct request *req, struct db_result *result, void *page_limit)
+{
+    long limit = *(const long *)page_limit;
+    if (result->status != DB_OK) {
+        http_problem_database(req, result->status);
         return;
     }
+    const struct db_result r = *result;
     struct jsonw *w = &req->w;
     list_begin(req);
     int n = db_rows(&r) < limit ? db_rows(&r) : (int)limit;
@@ -131,7 +140,6 @@ static void audit_log(struct request *req)
     }
     list_end_paged(req, db_rows(&r) > limit ? token.data : NULL);
     buf_free(&token);
-    db_clear(&r);
 }
 
 static const char *const keys[] = {"keyId", "subject", "resource", "resourceId", "action",

@@ -131,52 +131,50 @@ static void next_link(struct buf *b, const char *txid, const char *seq, const ch
     buf_free(&token);
 }
 
-static void changes(struct request *req)
-{
-    const char *after = http_query(req, "after"), *limit_text = http_query(req, "limit");
-    long limit = DEFAULT_LIMIT;
-    list_read_limit(req, limit_text, MAX_LIMIT, &limit);
-    char txid[24] = "0", seq[24] = "0";
-    struct buf payload = {0};
-    if (after && (!token_unsign(after, &payload) ||
-                  !parse_position(payload.data, txid, sizeof txid, seq, sizeof seq)))
-        http_invalid(req, "after", "format", "is not a position this feed gave out");
-    buf_free(&payload);
-    if (req->n_invalid) {
-        http_problem_invalid(req);
-        return;
-    }
+/* A read of the feed between its two statements. */
+struct reading {
+    bool after;
+    char txid[24], seq[24];
+    long limit;
+    const char *limit_text;
+};
 
-    /* Where the feed begins now; a position before it has been pruned away. */
-    struct db_result r;
-    const char *horizon_params[] = {txid, seq};
-    if (db_exec(SQL_HORIZON, 2, horizon_params, &r) != DB_OK || db_rows(&r) != 1) {
-        http_problem_database(req, r.status == DB_OK ? DB_ERROR : r.status);
-        db_clear(&r);
+static void answer_feed(struct request *req, struct db_result *r, void *ctx);
+
+/* Where the feed begins now is in: a position before it has been pruned away (410); else the
+ * page from the position (or from the beginning). */
+static void read_feed(struct request *req, struct db_result *r, void *ctx)
+{
+    struct reading *at = ctx;
+    if (r->status != DB_OK || db_rows(r) != 1) {
+        http_problem_database(req, r->status == DB_OK ? DB_ERROR : r->status);
         return;
     }
-    if (!after) {
-        snprintf(txid, sizeof txid, "%s", db_value(&r, 0, 0));
-        snprintf(seq, sizeof seq, "%s", db_value(&r, 0, 1));
-    } else if (db_value(&r, 0, 2)[0] == 't') {
-        db_clear(&r);
+    if (!at->after) {
+        snprintf(at->txid, sizeof at->txid, "%s", db_value(r, 0, 0));
+        snprintf(at->seq, sizeof at->seq, "%s", db_value(r, 0, 1));
+    } else if (db_value(r, 0, 2)[0] == 't') {
         http_problem(req, 410,
                      "This position is older than the oldest change kept: read the resources "
                      "again, then follow the feed from its beginning (GET /v1/changes).");
         return;
     }
-    db_clear(&r);
-
     /* Partner keys limited to municipalities follow only those. */
-    const char *scope = list_scope(req);
     char limit_param[16];
-    snprintf(limit_param, sizeof limit_param, "%ld", limit);
-    const char *params[] = {txid, seq, req->who.role == ROLE_PARTNER ? PARTNER_TYPES : NULL, scope,
-                            limit_param};
-    if (db_exec(SQL_FEED, 5, params, &r) != DB_OK) {
-        http_problem_database(req, r.status);
-        goto done;
+    snprintf(limit_param, sizeof limit_param, "%ld", at->limit);
+    const char *params[] = {at->txid, at->seq, req->who.role == ROLE_PARTNER ? PARTNER_TYPES : NULL,
+                            list_scope(req), limit_param};
+    http_defer(req, SQL_FEED, 5, params, answer_feed, at);
+}
+
+static void answer_feed(struct request *req, struct db_result *result, void *ctx)
+{
+    const struct reading *at = ctx;
+    if (result->status != DB_OK) {
+        http_problem_database(req, result->status);
+        return;
     }
+    const struct db_result r = *result;
     struct jsonw *w = &req->w;
     list_begin(req);
     for (int i = 0; i < db_rows(&r); i++) {
@@ -196,12 +194,37 @@ static void changes(struct request *req)
     /* `next` is always given, and only with the feed's own keys: a reader polls it as is. */
     int last = db_rows(&r) - 1;
     struct buf next = {0};
-    next_link(&next, last >= 0 ? db_value(&r, last, 1) : txid,
-              last >= 0 ? db_value(&r, last, 0) : seq, limit_text);
+    next_link(&next, last >= 0 ? db_value(&r, last, 1) : at->txid,
+              last >= 0 ? db_value(&r, last, 0) : at->seq, at->limit_text);
     list_end(req, next.data);
     buf_free(&next);
-done:
-    db_clear(&r);
+}
+
+/* Two statements on the pipeline, one after the other, as two requests would: where the feed
+ * begins, then the page. Neither needs the other's snapshot: the page holds back whatever is
+ * not older than every running transaction at its own snapshot. */
+static void changes(struct request *req)
+{
+    struct reading *at = pool_alloc(&req->pool, sizeof *at);
+    const char *after = http_query(req, "after");
+    *at = (struct reading){.after = after != NULL,
+                           .txid = "0",
+                           .seq = "0",
+                           .limit = DEFAULT_LIMIT,
+                           .limit_text = http_query(req, "limit")};
+    list_read_limit(req, at->limit_text, MAX_LIMIT, &at->limit);
+    struct buf payload = {0};
+    if (after &&
+        (!token_unsign(after, &payload) ||
+         !parse_position(payload.data, at->txid, sizeof at->txid, at->seq, sizeof at->seq)))
+        http_invalid(req, "after", "format", "is not a position this feed gave out");
+    buf_free(&payload);
+    if (req->n_invalid) {
+        http_problem_invalid(req);
+        return;
+    }
+    const char *horizon_params[] = {at->txid, at->seq};
+    http_defer(req, SQL_HORIZON, 2, horizon_params, read_feed, at);
 }
 
 static unsigned retention_s;

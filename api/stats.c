@@ -40,6 +40,8 @@ static char *figures[REACH_KINDS + 1];
 static const char *const statuses[] = {"inquiry", "intake",    "planned",
                                        "running", "completed", "cancelled"};
 
+static void answer_stats(struct request *req, struct db_result *r, void *unused);
+
 static void stats(struct request *req)
 {
     const char *year = http_query(req, "year"), *province = http_query(req, "province");
@@ -60,13 +62,17 @@ static void stats(struct request *req)
     const char *reach;
     enum reach kind = list_reach(req, &reach);
     const char *params[] = {year, province, reach};
-    struct db_result r;
-    enum db_status st = db_exec(figures[kind + 1], kind == REACH_NONE ? 2 : 3, params, &r);
-    if (st != DB_OK) {
-        http_problem_database(req, r.status);
-        db_clear(&r);
+    http_defer(req, figures[kind + 1], kind == REACH_NONE ? 2 : 3, params, answer_stats, NULL);
+}
+
+static void answer_stats(struct request *req, struct db_result *result, void *unused)
+{
+    (void)unused;
+    if (result->status != DB_OK) {
+        http_problem_database(req, result->status);
         return;
     }
+    const struct db_result r = *result;
     struct jsonw *w = &req->w;
     list_begin(req);
     for (int i = 0; i < db_rows(&r); i++) {
@@ -94,7 +100,6 @@ static void stats(struct request *req)
         jsonw_object_end(w);
     }
     list_end(req, NULL);
-    db_clear(&r);
 }
 
 static const char *const stats_keys[] = {"year", "province", NULL};

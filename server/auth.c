@@ -258,8 +258,8 @@ static enum auth_result check_token(const char *token, const uint8_t *digest,
     return result;
 }
 
-static enum auth_result check(const char *authorization, struct auth_identity *who,
-                              struct pool *pool, const char **reason)
+static enum auth_result begin(const char *authorization, struct auth_identity *who,
+                              struct pool *pool, const char **reason, struct auth_lookup *lookup)
 {
     *who = (struct auth_identity){.role = ROLE_PUBLIC};
     *reason = "not a valid key";
@@ -284,29 +284,35 @@ static enum auth_result check(const char *authorization, struct auth_identity *w
     }
     if (!well_formed(key))
         return AUTH_REFUSED;
+    _Static_assert(sizeof lookup->digest == CRYPTO_SHA256_LEN, "a SHA-256");
+    memcpy(lookup->digest, digest, sizeof digest);
+    memcpy(lookup->hex, "\\x", 2);
+    crypto_hex(digest, sizeof digest, lookup->hex + 2);
+    lookup->params[0] = lookup->hex;
+    lookup->sql = SQL_LOOKUP_KEY;
+    return AUTH_LOOKUP;
+}
 
-    char hex[2 + 2 * CRYPTO_SHA256_LEN + 1] = "\\x";
-    crypto_hex(digest, sizeof digest, hex + 2);
-    const char *params[] = {hex};
-    struct db_result r;
-    enum db_status s = db_exec(SQL_LOOKUP_KEY, 1, params, &r);
+static enum auth_result looked_up(const struct auth_lookup *lookup, struct db_result *r,
+                                  struct auth_identity *who, struct pool *pool, const char **reason)
+{
+    *reason = "not a valid key";
     enum auth_result result = AUTH_REFUSED;
-    if (s != DB_OK) {
+    if (r->status != DB_OK) {
         result = AUTH_UNAVAILABLE;
         *reason = "the database could not be asked";
-    } else if (db_rows(&r) == 1) {
-        who->role = auth_role_parse(db_value(&r, 0, 1));
-        snprintf(who->key_id, sizeof who->key_id, "%s", db_value(&r, 0, 0));
-        parse_municipalities(db_value(&r, 0, 3), who, pool);
-        who->require_if_match = db_value(&r, 0, 4)[0] == 't';
-        who->rate_limit = atoi(db_value(&r, 0, 5));
-        who->limited = db_value(&r, 0, 6)[0] == 't';
+    } else if (db_rows(r) == 1) {
+        who->role = auth_role_parse(db_value(r, 0, 1));
+        snprintf(who->key_id, sizeof who->key_id, "%s", db_value(r, 0, 0));
+        parse_municipalities(db_value(r, 0, 3), who, pool);
+        who->require_if_match = db_value(r, 0, 4)[0] == 't';
+        who->rate_limit = atoi(db_value(r, 0, 5));
+        who->limited = db_value(r, 0, 6)[0] == 't';
         if (who->role) {
-            to_cache(digest, who, strtoll(db_value(&r, 0, 2), NULL, 10));
+            to_cache(lookup->digest, who, strtoll(db_value(r, 0, 2), NULL, 10));
             result = AUTH_OK;
         }
     }
-    db_clear(&r);
     if (result != AUTH_OK) {
         struct auth_identity anonymous = {.role = ROLE_PUBLIC};
         *who = anonymous;
@@ -314,12 +320,37 @@ static enum auth_result check(const char *authorization, struct auth_identity *w
     return result;
 }
 
+/* The log line says authRefused only when something was refused. */
+static enum auth_result without_reason_unless_refused(enum auth_result result, const char **reason)
+{
+    if (result == AUTH_OK || result == AUTH_NONE || result == AUTH_LOOKUP)
+        *reason = NULL;
+    return result;
+}
+
+enum auth_result auth_begin(const char *authorization, struct auth_identity *who, struct pool *pool,
+                            const char **reason, struct auth_lookup *lookup)
+{
+    return without_reason_unless_refused(begin(authorization, who, pool, reason, lookup), reason);
+}
+
+enum auth_result auth_looked_up(const struct auth_lookup *lookup, struct db_result *r,
+                                struct auth_identity *who, struct pool *pool, const char **reason)
+{
+    return without_reason_unless_refused(looked_up(lookup, r, who, pool, reason), reason);
+}
+
 enum auth_result auth_check(const char *authorization, struct auth_identity *who, struct pool *pool,
                             const char **reason)
 {
-    enum auth_result result = check(authorization, who, pool, reason);
-    if (result == AUTH_OK || result == AUTH_NONE)
-        *reason = NULL; /* the log line says authRefused only when something was refused */
+    struct auth_lookup lookup;
+    enum auth_result result = auth_begin(authorization, who, pool, reason, &lookup);
+    if (result != AUTH_LOOKUP)
+        return result;
+    struct db_result r;
+    db_exec(lookup.sql, 1, lookup.params, &r);
+    result = auth_looked_up(&lookup, &r, who, pool, reason);
+    db_clear(&r);
     return result;
 }
 

@@ -60,6 +60,17 @@ enum auth_result {
     AUTH_FORBIDDEN,   /* a valid token that gives no role, or a trainer with no trainer record */
     AUTH_UNAVAILABLE, /* the database could not be asked */
     AUTH_NO_KEYS,     /* a token, but the issuer's keys could never be fetched: 503, retry */
+    AUTH_LOOKUP,      /* auth_begin() only: a key to look up in the database (auth_lookup) */
+};
+
+struct db_result;
+
+/* A key to look up: the statement and its parameter, and what the answer is kept under. */
+struct auth_lookup {
+    const char *sql;
+    const char *params[1];
+    char hex[2 + 2 * 32 + 1];
+    unsigned char digest[32];
 };
 
 void auth_configure(unsigned key_cache_ms);
@@ -68,6 +79,16 @@ void auth_configure(unsigned key_cache_ms);
  * *reason says why, for the log (a static string; never the key or token itself). */
 enum auth_result auth_check(const char *authorization, struct auth_identity *who, struct pool *pool,
                             const char **reason);
+/* The same in two steps, so that the caller can run the key's statement elsewhere (on the
+ * database pipeline, holding no thread): auth_begin() does all that needs no database — the
+ * cache, tokens, the key's form — and answers AUTH_LOOKUP, with *lookup filled, when a key must
+ * be looked up; the caller runs lookup->sql with lookup->params (one) and hands the result to
+ * auth_looked_up(), which answers as auth_check() would. (A token seen for the first time may
+ * still ask the database on this thread: its trainer and municipalities, once per token.) */
+enum auth_result auth_begin(const char *authorization, struct auth_identity *who, struct pool *pool,
+                            const char **reason, struct auth_lookup *lookup);
+enum auth_result auth_looked_up(const struct auth_lookup *lookup, struct db_result *r,
+                                struct auth_identity *who, struct pool *pool, const char **reason);
 /* Forgets a key at once (after revocation). */
 void auth_forget(const char *key_id);
 

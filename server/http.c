@@ -392,6 +392,13 @@ static void end_transactions(struct request *req)
     }
 }
 
+static void dispatch_as(struct request *req, enum auth_result result);
+
+static void dispatch_looked_up(struct request *req, struct db_result *r, void *lookup)
+{
+    dispatch_as(req, auth_looked_up(lookup, r, &req->who, &req->pool, &req->auth_refusal));
+}
+
 static void dispatch(struct request *req)
 {
     if (req->target_refused == 414) {
@@ -432,8 +439,21 @@ static void dispatch(struct request *req)
     if (!framing_take_query(req))
         return;
 
-    switch (
-        auth_check(http_header(req, "Authorization"), &req->who, &req->pool, &req->auth_refusal)) {
+    /* A key not in the cache is looked up on the pipeline, the request suspended meanwhile. */
+    struct auth_lookup *lookup = pool_alloc(&req->pool, sizeof *lookup);
+    enum auth_result result = auth_begin(http_header(req, "Authorization"), &req->who, &req->pool,
+                                         &req->auth_refusal, lookup);
+    if (result == AUTH_LOOKUP)
+        http_defer(req, lookup->sql, 1, lookup->params, dispatch_looked_up, lookup);
+    else
+        dispatch_as(req, result);
+}
+
+/* The rest of dispatch, once the caller is known. */
+static void dispatch_as(struct request *req, enum auth_result result)
+{
+    switch (result) {
+    case AUTH_LOOKUP: /* auth_begin() only */
     case AUTH_UNAVAILABLE: http_problem_unavailable(req); return;
     case AUTH_NO_KEYS:
         http_problem(req, 503,

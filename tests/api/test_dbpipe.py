@@ -14,7 +14,7 @@ import pytest
 
 from conftest import BINARY, Daemon
 from test_operations import find, metrics
-from wlclient import Api, assert_status, describe
+from wlclient import Api, assert_problem, assert_status, describe
 
 CHECK = os.path.join(os.path.dirname(BINARY), "tests", "db", "dbpipe_check")
 
@@ -201,3 +201,17 @@ def test_without_the_pipes_for_writes_the_workers_write(werklabd, log_dir, keys,
         assert [(e["action"], e["status"]) for e in entries] == [("create", 201)], entries
     finally:
         d.terminate(timeout=5)
+
+
+def test_a_key_is_looked_up_on_the_pipeline(api, keys, municipality):
+    """A key not in the cache is looked up on the pipeline, the request suspended meanwhile: a
+    read by id with a new key touches no worker's connection."""
+    made = assert_status(api.post("/v1/api-keys", {"name": "pijp", "role": "staff"},
+                                  key=keys.admin), 201)
+    workers, reads = statements_of(api, keys, "worker"), statements_of(api, keys, "pipeline")
+    assert_status(api.get(f"/v1/municipalities/{municipality['id']}", key=made["key"]), 200)
+    assert_problem(api.get(f"/v1/municipalities/{municipality['id']}",
+                           key="wlk_" + "0" * 64), 401)
+    assert statements_of(api, keys, "pipeline") - reads >= 3  # two lookups, one read
+    # The two /metrics reads above are the admin's (cached); nothing else ran on the workers.
+    assert statements_of(api, keys, "worker") == workers
