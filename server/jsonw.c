@@ -1,5 +1,6 @@
 #include "jsonw.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -94,37 +95,85 @@ static size_t utf8_sequence(const unsigned char *s, size_t len)
     return n;
 }
 
+/* The bytes a string cannot carry as they are: the controls, '"' and '\\', and every byte from
+ * 0x80 (the start or the middle of a UTF-8 sequence, which utf8_sequence checks). */
+static bool special_byte(unsigned char c)
+{
+    return c < 0x20 || c == '"' || c == '\\' || c >= 0x80;
+}
+
+/* Of 8 bytes loaded as one word: nonzero when one of them is special. No false alarms: a byte
+ * that is not special never borrows in the subtractions, so the least significant special byte
+ * sets its top bit exactly (bytes above it may be marked by its borrow). */
+static uint64_t special_in_word(uint64_t v)
+{
+    const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+    return (v | (v - ones * 0x20) | ((v ^ ones * '"') - ones) | ((v ^ ones * '\\') - ones)) & high;
+}
+
+/* The first special byte at or after p, or end. Most text is long runs of plain ASCII: they are
+ * passed over 8 bytes at a time and copied with one append. */
+static const unsigned char *plain_end(const unsigned char *p, const unsigned char *end)
+{
+    while (end - p >= 8) {
+        uint64_t v;
+        memcpy(&v, p, sizeof v);
+        uint64_t special = special_in_word(v);
+        if (special) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            /* The least significant byte is the first in memory. */
+            return p + __builtin_ctzll(special) / 8;
+#else
+            while (!special_byte(*p))
+                p++;
+            return p;
+#endif
+        }
+        p += 8;
+    }
+    while (p < end && !special_byte(*p))
+        p++;
+    return p;
+}
+
 void jsonw_escape(struct buf *b, const char *s, size_t len)
 {
-    size_t run = 0; /* start of the stretch that needs no escaping */
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    const unsigned char *run = p; /* start of the stretch that needs no escaping */
+    for (;;) {
+        p = plain_end(p, end);
+        if (p == end)
+            break;
+        unsigned char c = *p;
         if (c >= 0x80) {
             /* Text from a URL is bytes, not necessarily UTF-8: keep the JSON valid. */
-            size_t n = utf8_sequence((const unsigned char *)s + i, len - i);
+            size_t n = utf8_sequence(p, (size_t)(end - p));
             if (n > 0) {
-                i += n - 1;
+                p += n;
                 continue;
             }
-            buf_append(b, s + run, i - run);
+            buf_append(b, run, (size_t)(p - run));
             buf_append(b, "\\ufffd", 6);
-            run = i + 1;
+            run = ++p;
             continue;
         }
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        buf_append(b, s + run, i - run);
-        run = i + 1;
+        buf_append(b, run, (size_t)(p - run));
+        run = ++p;
         switch (c) {
         case '"': buf_append(b, "\\\"", 2); break;
         case '\\': buf_append(b, "\\\\", 2); break;
         case '\n': buf_append(b, "\\n", 2); break;
         case '\r': buf_append(b, "\\r", 2); break;
         case '\t': buf_append(b, "\\t", 2); break;
-        default: buf_printf(b, "\\u%04x", c); break;
+        default: {
+            char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            buf_append(b, u, sizeof u);
+            break;
+        }
         }
     }
-    buf_append(b, s + run, len - run);
+    buf_append(b, run, (size_t)(end - run));
 }
 
 void jsonw_key(struct jsonw *w, const char *key)
@@ -141,6 +190,30 @@ void jsonw_key(struct jsonw *w, const char *key)
     buf_putc(w->out, '"');
     jsonw_escape(w->out, key, strlen(key));
     buf_append(w->out, "\":", 2);
+    w->key_written = true;
+}
+
+void jsonw_name_init(struct jsonw_name *n, const char *key)
+{
+    struct buf b = {0};
+    buf_append(&b, ",\"", 2);
+    jsonw_escape(&b, key, strlen(key));
+    buf_append(&b, "\":", 2);
+    n->len = b.len;
+    n->text = buf_detach(&b);
+}
+
+void jsonw_key_name(struct jsonw *w, const struct jsonw_name *n)
+{
+    if (w->failed)
+        return;
+    if (w->depth == 0 || !w->is_object[w->depth - 1] || w->key_written) {
+        w->failed = true;
+        return;
+    }
+    size_t skip = !w->has_items[w->depth - 1]; /* no comma before the first member */
+    w->has_items[w->depth - 1] = true;
+    buf_append(w->out, n->text + skip, n->len - skip);
     w->key_written = true;
 }
 
@@ -184,6 +257,13 @@ void jsonw_raw(struct jsonw *w, const char *json)
     if (!before_value(w))
         return;
     buf_puts(w->out, json);
+}
+
+void jsonw_rawn(struct jsonw *w, const char *json, size_t len)
+{
+    if (!before_value(w))
+        return;
+    buf_append(w->out, json, len);
 }
 
 void jsonw_kv_string(struct jsonw *w, const char *key, const char *s)
