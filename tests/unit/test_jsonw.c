@@ -451,7 +451,8 @@ static void test_escape_at_every_position(void **state)
                 check_escape("two special bytes", in, len);
             }
     /* The bytes next to the ones that need escaping pass: DEL, space, '!', '#', '[', ']'. */
-    check_escape("neighbours", "\x7f !#[]~\x7f !#[]~\x7f", 17);
+    static const char neighbours[] = "\x7f !#[]~\x7f !#[]~\x7f !#[]~";
+    check_escape("neighbours", neighbours, sizeof neighbours - 1);
 }
 
 /* Valid UTF-8 sequences of 2, 3 and 4 bytes (U+2028 and U+2029 among them, which JSON allows
