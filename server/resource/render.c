@@ -165,6 +165,16 @@ static uint64_t hidden_fields(const struct request *req, const struct resource *
     return hidden;
 }
 
+/* The value in a column of the result (NULL for SQL NULL) and its length. A NULL has length 0:
+ * only then is it asked whether the value is one. */
+static const char *value(const PGresult *pg, int row, int col, size_t *len)
+{
+    *len = (size_t)PQgetlength(pg, row, col);
+    if (*len == 0 && PQgetisnull(pg, row, col))
+        return NULL;
+    return PQgetvalue(pg, row, col);
+}
+
 /* Writes field i's value from column col of the row (NULL: SQL NULL), noting when personal data
  * leaves the server (for the audit). */
 static void write_field(struct request *req, const struct resource *res, size_t i,
@@ -172,8 +182,8 @@ static void write_field(struct request *req, const struct resource *res, size_t 
 {
     const struct field *f = &res->fields[i];
     struct jsonw *w = &req->w;
-    bool null = PQgetisnull(pg, row, col);
-    const char *v = null ? NULL : PQgetvalue(pg, row, col);
+    size_t len;
+    const char *v = value(pg, row, col, &len);
     if (v && (f->flags & FIELD_PERSONAL))
         req->personal_shown = true;
     if (f->type == FIELD_RECORDS) {
@@ -185,21 +195,23 @@ static void write_field(struct request *req, const struct resource *res, size_t 
         return;
     }
     switch (f->type) {
-    case FIELD_INT: jsonw_rawn(w, v, (size_t)PQgetlength(pg, row, col)); break;
+    case FIELD_INT: jsonw_rawn(w, v, len); break;
     case FIELD_BOOL: jsonw_bool(w, v[0] == 't'); break;
-    case FIELD_TIMESTAMP: write_timestamp(w, v, (size_t)PQgetlength(pg, row, col)); break;
+    case FIELD_TIMESTAMP: write_timestamp(w, v, len); break;
     case FIELD_ENUM_ARRAY: write_array(w, v); break;
-    default: jsonw_stringn(w, v, (size_t)PQgetlength(pg, row, col)); break;
+    default: jsonw_stringn(w, v, len); break;
     }
 }
 
 /* A timestamp of the row's own (createdAt, updatedAt): null or converted. */
 static void write_meta_timestamp(struct jsonw *w, const PGresult *pg, int row, int col)
 {
-    if (PQgetisnull(pg, row, col))
+    size_t len;
+    const char *v = value(pg, row, col, &len);
+    if (!v)
         jsonw_null(w);
     else
-        write_timestamp(w, PQgetvalue(pg, row, col), (size_t)PQgetlength(pg, row, col));
+        write_timestamp(w, v, len);
 }
 
 void resource_render(struct request *req, const struct resource *res, const struct db_result *r,
@@ -220,10 +232,11 @@ void resource_render_members(struct request *req, const struct resource *res,
     const PGresult *pg = r->res;
     struct jsonw *w = &req->w;
     const int base = 1; /* column of fields[0] */
-    const char *id = db_value(r, row, 0);
+    size_t len;
+    const char *id = value(pg, row, 0, &len);
     jsonw_key_name(w, &id_name);
     if (id)
-        jsonw_stringn(w, id, (size_t)PQgetlength(pg, row, 0));
+        jsonw_stringn(w, id, len);
     else
         jsonw_null(w);
     uint64_t hidden = hidden_fields(req, res, id);
@@ -242,7 +255,7 @@ void resource_render_members(struct request *req, const struct resource *res,
         if (members & ~hidden) {
             bool any_value = false;
             for (size_t k = i; k < end && !any_value; k++)
-                any_value = !PQgetisnull(pg, row, base + (int)k);
+                any_value = value(pg, row, base + (int)k, &len) != NULL;
             jsonw_key_name(w, &plan->group[i]);
             if (!any_value) {
                 jsonw_null(w);
@@ -263,10 +276,11 @@ void resource_render_members(struct request *req, const struct resource *res,
     if (res->no_meta)
         return;
     jsonw_key_name(w, &version);
-    if (PQgetisnull(pg, row, tail))
+    const char *v = value(pg, row, tail, &len);
+    if (!v)
         jsonw_null(w);
     else
-        jsonw_rawn(w, PQgetvalue(pg, row, tail), (size_t)PQgetlength(pg, row, tail));
+        jsonw_rawn(w, v, len);
     jsonw_key_name(w, &created_at);
     write_meta_timestamp(w, pg, row, tail + 1);
     jsonw_key_name(w, &updated_at);
