@@ -39,7 +39,7 @@ char *xstrndup(const char *s, size_t n)
     return p;
 }
 
-static void reserve(struct buf *b, size_t extra)
+void buf_reserve(struct buf *b, size_t extra)
 {
     if (b->len + extra + 1 <= b->cap)
         return;
@@ -53,25 +53,9 @@ static void reserve(struct buf *b, size_t extra)
     b->cap = cap;
 }
 
-void buf_append(struct buf *b, const void *data, size_t len)
-{
-    reserve(b, len);
-    if (len)
-        memcpy(b->data + b->len, data, len);
-    b->len += len;
-    b->data[b->len] = '\0';
-}
-
 void buf_puts(struct buf *b, const char *s)
 {
     buf_append(b, s, strlen(s));
-}
-
-void buf_putc(struct buf *b, char c)
-{
-    reserve(b, 1);
-    b->data[b->len++] = c;
-    b->data[b->len] = '\0';
 }
 
 void buf_printf(struct buf *b, const char *fmt, ...)
@@ -87,7 +71,7 @@ void buf_printf(struct buf *b, const char *fmt, ...)
         buf_append(b, small, (size_t)n);
         return;
     }
-    reserve(b, (size_t)n);
+    buf_reserve(b, (size_t)n);
     va_start(ap, fmt);
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
@@ -121,7 +105,7 @@ void buf_free(struct buf *b)
 char *buf_detach(struct buf *b)
 {
     if (!b->data)
-        reserve(b, 0), b->data[0] = '\0';
+        buf_reserve(b, 0), b->data[0] = '\0';
     char *p = b->data;
     *b = (struct buf){0};
     return p;

@@ -31,6 +31,26 @@ void jsonw_object_end(struct jsonw *w);
 void jsonw_array_begin(struct jsonw *w);
 void jsonw_array_end(struct jsonw *w);
 void jsonw_key(struct jsonw *w, const char *key);
+
+/* A member name known before the requests that write it (a resource's field, a literal), kept
+ * as the text it is written as, `,"name":`, escaped once: writing it is then one copy, where
+ * jsonw_key() measures and escapes the name every time. The comma is written only where one is
+ * due. */
+struct jsonw_name {
+    const char *text;
+    size_t len; /* of text, the comma included */
+};
+/* The name of a literal that needs no escaping (ASCII letters and digits): JSONW_NAME("id") is
+ * {",\"id\":", 6}. */
+#define JSONW_NAME(literal)                                                                        \
+    {                                                                                              \
+        ",\"" literal "\":", sizeof(literal) + 3                                                   \
+    }
+/* Makes the name of key in memory of its own, kept for the life of the process (names are made
+ * at startup). */
+void jsonw_name_init(struct jsonw_name *n, const char *key);
+/* As jsonw_key(), with a name made before. */
+void jsonw_key_name(struct jsonw *w, const struct jsonw_name *n);
 void jsonw_string(struct jsonw *w, const char *s);
 void jsonw_stringn(struct jsonw *w, const char *s, size_t len);
 void jsonw_int(struct jsonw *w, long long v);
@@ -38,6 +58,7 @@ void jsonw_bool(struct jsonw *w, bool v);
 void jsonw_null(struct jsonw *w);
 /* A value written as is: a number or literal PostgreSQL already rendered, or a JSON fragment. */
 void jsonw_raw(struct jsonw *w, const char *json);
+void jsonw_rawn(struct jsonw *w, const char *json, size_t len);
 /* Shorthands for "key": value. A NULL string writes null. */
 void jsonw_kv_string(struct jsonw *w, const char *key, const char *s);
 void jsonw_kv_int(struct jsonw *w, const char *key, long long v);

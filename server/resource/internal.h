@@ -22,6 +22,7 @@
 #include <regex.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define MAX_SORT      RESOURCE_SORT_MAX /* sort keys a list takes at once */
 #define MAX_PARAMS    48                /* parameters of one list statement */
@@ -29,6 +30,21 @@
 #define DEFAULT_LIMIT RESOURCE_LIMIT_DEFAULT
 #define MAX_LIMIT     RESOURCE_LIMIT_MAX
 #define CSV_PAGE      500 /* rows read at a time while CSV streams */
+
+#define RENDER_ROLES 5 /* the bits of enum role (auth.h) */
+
+/* How rows of a resource are written, worked out at registration (resource_render_prepare) so
+ * that a row costs no lookups, measuring or escaping of names. */
+struct resource_render_plan {
+    struct jsonw_name member[RESOURCE_MAX_FIELDS]; /* field's name in its object: "email" */
+    struct jsonw_name group[RESOURCE_MAX_FIELDS];  /* at a nested object's first field: "contact" */
+    size_t group_end[RESOURCE_MAX_FIELDS];         /* there: past its last field; 0 elsewhere */
+    struct jsonw_name *records[RESOURCE_MAX_FIELDS]; /* FIELD_RECORDS: its members' names */
+    /* Per role (by its bit's number): the fields hidden in every row, one bit each, and those
+     * hidden but in the row of the caller's own trainer record (resource_hidden). */
+    uint64_t hidden[RENDER_ROLES];
+    uint64_t hidden_from_others[RENDER_ROLES];
+};
 
 /* What resource_register() builds from a description. */
 struct resource_sql {
@@ -64,6 +80,7 @@ struct resource_sql {
     const char *list_keys[RESOURCE_MAX_FILTERS + 5];
     char item_path[128];
     struct route routes[5];
+    struct resource_render_plan render;
 };
 
 /* ---- registry.c ---- */
@@ -87,6 +104,9 @@ bool resource_check_value(struct request *req, const struct resource *res, size_
                           json_t *value, struct resource_values *v, const char **out);
 
 /* ---- render.c ---- */
+
+/* Fills res->sql->render from the description (at registration). */
+void resource_render_prepare(const struct resource *res);
 
 /* True when f is left out for this caller: personal and internal data for a partner key; for a
  * trainer internal data, and personal data but of what belongs to their werklabs (a resource

@@ -212,6 +212,7 @@ static void build_sql(struct resource *res)
             die(res, "a sort key names the personal field it orders by; this one is not personal");
     for (const struct field_ref *ref = res->field_refs; ref && ref->name; ref++)
         *ref->index = resource_field(res, ref->name);
+    resource_render_prepare(res);
 }
 
 void resource_register(struct resource *res)

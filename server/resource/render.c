@@ -1,30 +1,37 @@
 /* render: rows of a resource (selected with its select list) as JSON, leaving out what the
  * caller may not see (resource_hidden) and noting when personal data leaves the server (for the
- * audit), and the answers made of rendered rows. */
+ * audit), and the answers made of rendered rows. What does not change from row to row (names as
+ * JSON, nested objects, which fields each role is kept from) is worked out once, at
+ * registration (resource_render_prepare), so that a row costs little more than its values. */
 #include "internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* "2025-03-01 09:30:00.123+00" (UTC, ISO) → "2025-03-01T09:30:00.123Z" */
-void resource_write_timestamp(struct jsonw *w, const char *pg)
+/* "2025-03-01 09:30:00.123+00" (UTC, ISO) → "2025-03-01T09:30:00.123Z": PostgreSQL's text
+ * without the offset, T for the space, Z added. Anything else is written as it came. */
+static void write_timestamp(struct jsonw *w, const char *pg, size_t len)
 {
-    if (!pg) {
-        jsonw_null(w);
-        return;
-    }
     char out[40];
-    size_t n = strcspn(pg, "+");
+    const char *plus = memchr(pg, '+', len);
+    size_t n = plus ? (size_t)(plus - pg) : len;
     if (n >= sizeof out - 1 || n < 19) {
-        jsonw_string(w, pg);
+        jsonw_stringn(w, pg, len);
         return;
     }
     memcpy(out, pg, n);
     out[10] = 'T';
     out[n] = 'Z';
-    out[n + 1] = '\0';
-    jsonw_string(w, out);
+    jsonw_stringn(w, out, n + 1);
+}
+
+void resource_write_timestamp(struct jsonw *w, const char *pg)
+{
+    if (!pg)
+        jsonw_null(w);
+    else
+        write_timestamp(w, pg, strlen(pg));
 }
 
 /* {a,b,"c d"} → ["a","b","c d"] (enum members never need more than this). */
@@ -46,15 +53,16 @@ static void write_array(struct jsonw *w, const char *pg)
     jsonw_array_end(w);
 }
 
-/* "a b;c d" → [{"m1":"a","m2":"b"},{"m1":"c","m2":"d"}] */
-static void write_records(struct jsonw *w, const struct record_member *members, const char *text)
+/* "a b;c d" → [{"m1":"a","m2":"b"},{"m1":"c","m2":"d"}]; names: the members' (plan->records). */
+static void write_records(struct jsonw *w, const struct record_member *members,
+                          const struct jsonw_name *names, const char *text)
 {
     jsonw_array_begin(w);
     for (const char *p = text; *p;) {
         jsonw_object_begin(w);
-        for (const struct record_member *m = members; m->name; m++) {
+        for (size_t m = 0; members[m].name; m++) {
             size_t n = strcspn(p, " ;");
-            jsonw_key(w, m->name);
+            jsonw_key_name(w, &names[m]);
             jsonw_stringn(w, p, n);
             p += n;
             if (*p == ' ')
@@ -68,39 +76,34 @@ static void write_records(struct jsonw *w, const struct record_member *members, 
     jsonw_array_end(w);
 }
 
-static void write_value(struct jsonw *w, const struct field *f, const char *v)
+/* Who sees a field: everyone, nobody of a role, or (a trainer's own record) only its owner. */
+enum visibility {
+    SHOWN,
+    HIDDEN,
+    HIDDEN_FROM_OTHERS, /* shown in the row whose id is the caller's trainer id */
+};
+
+static enum visibility visibility(unsigned role, const struct resource *res, const struct field *f)
 {
-    if (f->type == FIELD_RECORDS) {
-        write_records(w, f->members, v ? v : "");
-        return;
-    }
-    if (!v) {
-        jsonw_null(w);
-        return;
-    }
-    switch (f->type) {
-    case FIELD_INT: jsonw_raw(w, v); break;
-    case FIELD_BOOL: jsonw_bool(w, v[0] == 't'); break;
-    case FIELD_TIMESTAMP: resource_write_timestamp(w, v); break;
-    case FIELD_ENUM_ARRAY: write_array(w, v); break;
-    default: jsonw_string(w, v); break;
-    }
+    if (role == ROLE_PARTNER)
+        return f->flags & (FIELD_PERSONAL | FIELD_INTERNAL) ? HIDDEN : SHOWN;
+    if (role != ROLE_TRAINER)
+        return SHOWN;
+    if (f->flags & FIELD_INTERNAL)
+        return HIDDEN;
+    if (!(f->flags & FIELD_PERSONAL) || res->scope[REACH_WERKLAB])
+        return SHOWN; /* a trainer takes attendance: they see who is in their werklabs */
+    return res->trainer_self ? HIDDEN_FROM_OTHERS : HIDDEN;
 }
 
 bool resource_hidden(const struct request *req, const struct resource *res, const struct field *f,
                      const char *id)
 {
-    if (req->who.role == ROLE_PARTNER)
-        return f->flags & (FIELD_PERSONAL | FIELD_INTERNAL);
-    if (req->who.role != ROLE_TRAINER)
-        return false;
-    if (f->flags & FIELD_INTERNAL)
-        return true;
-    if (!(f->flags & FIELD_PERSONAL) || res->scope[REACH_WERKLAB])
-        return false; /* a trainer takes attendance: they see who is in their werklabs */
-    if (!res->trainer_self)
-        return true;
-    return id && strcmp(id, req->who.trainer_id) != 0;
+    switch (visibility(req->who.role, res, f)) {
+    case SHOWN: return false;
+    case HIDDEN: return true;
+    default: return id && strcmp(id, req->who.trainer_id) != 0;
+    }
 }
 
 bool resource_hidden_somewhere(const struct request *req, const struct resource *res,
@@ -111,12 +114,106 @@ bool resource_hidden_somewhere(const struct request *req, const struct resource 
     return resource_hidden(req, res, f, NULL);
 }
 
-/* Writes one field's value, noting when personal data leaves the server (for the audit). */
-static void write_field(struct request *req, const struct field *f, const char *v)
+_Static_assert(RESOURCE_MAX_FIELDS < 64, "a field is a bit of a uint64_t");
+
+void resource_render_prepare(const struct resource *res)
 {
+    struct resource_render_plan *plan = &res->sql->render;
+    for (size_t i = 0; i < res->n_fields; i++) {
+        const struct field *f = &res->fields[i];
+        size_t g = resource_group_len(f->name);
+        jsonw_name_init(&plan->member[i], g ? f->name + g + 1 : f->name);
+        if (g && (i == 0 || !resource_same_group(f->name, res->fields[i - 1].name))) {
+            char group[64];
+            snprintf(group, sizeof group, "%.*s", (int)g, f->name);
+            jsonw_name_init(&plan->group[i], group);
+            size_t end = i;
+            while (end < res->n_fields && resource_same_group(f->name, res->fields[end].name))
+                end++;
+            plan->group_end[i] = end;
+        }
+        if (f->type == FIELD_RECORDS) {
+            size_t n = 0;
+            while (f->members[n].name)
+                n++;
+            plan->records[i] = xcalloc(n + 1, sizeof *plan->records[i]);
+            for (size_t m = 0; m < n; m++)
+                jsonw_name_init(&plan->records[i][m], f->members[m].name);
+        }
+        for (int r = 0; r < RENDER_ROLES; r++) {
+            enum visibility v = visibility(1u << r, res, f);
+            plan->hidden[r] |= (uint64_t)(v == HIDDEN) << i;
+            plan->hidden_from_others[r] |= (uint64_t)(v == HIDDEN_FROM_OTHERS) << i;
+        }
+    }
+}
+
+/* The fields of res hidden from this caller in the row with this id, one bit each: the masks
+ * of the caller's role, made at registration (resource_hidden for a role that has none). */
+static uint64_t hidden_fields(const struct request *req, const struct resource *res, const char *id)
+{
+    const struct resource_render_plan *plan = &res->sql->render;
+    unsigned role = req->who.role;
+    if (role == 0 || (role & (role - 1)) != 0 || role >= 1u << RENDER_ROLES) {
+        uint64_t hidden = 0;
+        for (size_t i = 0; i < res->n_fields; i++)
+            hidden |= (uint64_t)resource_hidden(req, res, &res->fields[i], id) << i;
+        return hidden;
+    }
+    int r = __builtin_ctz(role);
+    uint64_t hidden = plan->hidden[r];
+    if (plan->hidden_from_others[r] && id && strcmp(id, req->who.trainer_id) != 0)
+        hidden |= plan->hidden_from_others[r];
+    return hidden;
+}
+
+/* The value in a column of the result (NULL for SQL NULL) and its length. A NULL has length 0:
+ * only then is it asked whether the value is one. */
+static const char *value(const PGresult *pg, int row, int col, size_t *len)
+{
+    *len = (size_t)PQgetlength(pg, row, col);
+    if (*len == 0 && PQgetisnull(pg, row, col))
+        return NULL;
+    return PQgetvalue(pg, row, col);
+}
+
+/* Writes field i's value from column col of the row (NULL: SQL NULL), noting when personal data
+ * leaves the server (for the audit). */
+static void write_field(struct request *req, const struct resource *res, size_t i,
+                        const PGresult *pg, int row, int col)
+{
+    const struct field *f = &res->fields[i];
+    struct jsonw *w = &req->w;
+    size_t len;
+    const char *v = value(pg, row, col, &len);
     if (v && (f->flags & FIELD_PERSONAL))
         req->personal_shown = true;
-    write_value(&req->w, f, v);
+    if (f->type == FIELD_RECORDS) {
+        write_records(w, f->members, res->sql->render.records[i], v ? v : "");
+        return;
+    }
+    if (!v) {
+        jsonw_null(w);
+        return;
+    }
+    switch (f->type) {
+    case FIELD_INT: jsonw_rawn(w, v, len); break;
+    case FIELD_BOOL: jsonw_bool(w, v[0] == 't'); break;
+    case FIELD_TIMESTAMP: write_timestamp(w, v, len); break;
+    case FIELD_ENUM_ARRAY: write_array(w, v); break;
+    default: jsonw_stringn(w, v, len); break;
+    }
+}
+
+/* A timestamp of the row's own (createdAt, updatedAt): null or converted. */
+static void write_meta_timestamp(struct jsonw *w, const PGresult *pg, int row, int col)
+{
+    size_t len;
+    const char *v = value(pg, row, col, &len);
+    if (!v)
+        jsonw_null(w);
+    else
+        write_timestamp(w, v, len);
 }
 
 void resource_render(struct request *req, const struct resource *res, const struct db_result *r,
@@ -130,42 +227,47 @@ void resource_render(struct request *req, const struct resource *res, const stru
 void resource_render_members(struct request *req, const struct resource *res,
                              const struct db_result *r, int row)
 {
-    static const struct field timestamp = {.type = FIELD_TIMESTAMP};
+    static const struct jsonw_name id_name = JSONW_NAME("id"), version = JSONW_NAME("version"),
+                                   created_at = JSONW_NAME("createdAt"),
+                                   updated_at = JSONW_NAME("updatedAt");
+    const struct resource_render_plan *plan = &res->sql->render;
+    const PGresult *pg = r->res;
     struct jsonw *w = &req->w;
-    int base = 1; /* column of fields[0] */
-    const char *id = db_value(r, row, 0);
-    jsonw_kv_string(w, "id", id);
+    const int base = 1; /* column of fields[0] */
+    size_t len;
+    const char *id = value(pg, row, 0, &len);
+    jsonw_key_name(w, &id_name);
+    if (id)
+        jsonw_stringn(w, id, len);
+    else
+        jsonw_null(w);
+    uint64_t hidden = hidden_fields(req, res, id);
     for (size_t i = 0; i < res->n_fields;) {
-        const struct field *f = &res->fields[i];
-        size_t g = resource_group_len(f->name);
-        if (!g) {
-            if (!resource_hidden(req, res, f, id)) {
-                jsonw_key(w, f->name);
-                write_field(req, f, db_value(r, row, base + (int)i));
+        size_t end = plan->group_end[i];
+        if (!end) {
+            if (!(hidden >> i & 1)) {
+                jsonw_key_name(w, &plan->member[i]);
+                write_field(req, res, i, pg, row, base + (int)i);
             }
             i++;
             continue;
         }
-        size_t end = i;
-        bool any_value = false, any_visible = false;
-        while (end < res->n_fields && resource_same_group(f->name, res->fields[end].name)) {
-            any_value |= db_value(r, row, base + (int)end) != NULL;
-            any_visible |= !resource_hidden(req, res, &res->fields[end], id);
-            end++;
-        }
-        if (any_visible) {
-            char key[64];
-            snprintf(key, sizeof key, "%.*s", (int)g, f->name);
-            jsonw_key(w, key);
+        /* A nested object: left out when all its fields are hidden, null when all are null. */
+        uint64_t members = (((uint64_t)1 << (end - i)) - 1) << i;
+        if (members & ~hidden) {
+            bool any_value = false;
+            for (size_t k = i; k < end && !any_value; k++)
+                any_value = value(pg, row, base + (int)k, &len) != NULL;
+            jsonw_key_name(w, &plan->group[i]);
             if (!any_value) {
                 jsonw_null(w);
             } else {
                 jsonw_object_begin(w);
                 for (size_t k = i; k < end; k++) {
-                    if (resource_hidden(req, res, &res->fields[k], id))
+                    if (hidden >> k & 1)
                         continue;
-                    jsonw_key(w, res->fields[k].name + g + 1);
-                    write_field(req, &res->fields[k], db_value(r, row, base + (int)k));
+                    jsonw_key_name(w, &plan->member[k]);
+                    write_field(req, res, k, pg, row, base + (int)k);
                 }
                 jsonw_object_end(w);
             }
@@ -175,12 +277,16 @@ void resource_render_members(struct request *req, const struct resource *res,
     int tail = base + (int)res->n_fields;
     if (res->no_meta)
         return;
-    jsonw_key(w, "version");
-    jsonw_raw(w, db_value(r, row, tail));
-    jsonw_key(w, "createdAt");
-    write_value(w, &timestamp, db_value(r, row, tail + 1));
-    jsonw_key(w, "updatedAt");
-    write_value(w, &timestamp, db_value(r, row, tail + 2));
+    jsonw_key_name(w, &version);
+    const char *v = value(pg, row, tail, &len);
+    if (!v)
+        jsonw_null(w);
+    else
+        jsonw_rawn(w, v, len);
+    jsonw_key_name(w, &created_at);
+    write_meta_timestamp(w, pg, row, tail + 1);
+    jsonw_key_name(w, &updated_at);
+    write_meta_timestamp(w, pg, row, tail + 2);
 }
 
 void resource_answer_row(struct request *req, const struct resource *res, const struct db_result *r,

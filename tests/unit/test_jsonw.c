@@ -367,6 +367,232 @@ static void test_escape_invalid_leads(void **state)
     }
 }
 
+/* The escaping as it was written first, one byte at a time: the reference the word-at-a-time
+ * scan must agree with, byte for byte. */
+static size_t reference_utf8_sequence(const unsigned char *s, size_t len)
+{
+    size_t n = s[0] >= 0xf0 && s[0] <= 0xf4   ? 4
+               : s[0] >= 0xe0 && s[0] <= 0xef ? 3
+               : s[0] >= 0xc2 && s[0] <= 0xdf ? 2
+                                              : 0;
+    if (n == 0 || n > len)
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0) ||
+        (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))
+        return 0;
+    return n;
+}
+
+static void reference_escape(struct buf *b, const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x80) {
+            size_t n = reference_utf8_sequence((const unsigned char *)s + i, len - i);
+            if (n > 0) {
+                buf_append(b, s + i, n);
+                i += n - 1;
+            } else {
+                buf_append(b, "\\ufffd", 6);
+            }
+        } else if (c == '"') {
+            buf_append(b, "\\\"", 2);
+        } else if (c == '\\') {
+            buf_append(b, "\\\\", 2);
+        } else if (c == '\n') {
+            buf_append(b, "\\n", 2);
+        } else if (c == '\r') {
+            buf_append(b, "\\r", 2);
+        } else if (c == '\t') {
+            buf_append(b, "\\t", 2);
+        } else if (c < 0x20) {
+            buf_printf(b, "\\u%04x", c);
+        } else {
+            buf_putc(b, (char)c);
+        }
+    }
+}
+
+/* Escapes in into the end of what b held, and checks it against the reference. */
+static void check_escape(const char *what, const char *in, size_t len)
+{
+    struct buf got = {0}, want = {0};
+    buf_puts(&got, "<");
+    buf_puts(&want, "<");
+    jsonw_escape(&got, in, len);
+    reference_escape(&want, in, len);
+    if (got.len != want.len || memcmp(got.data, want.data, got.len) != 0)
+        fail_msg("%s (%zu bytes): wrote '%s', want '%s'", what, len, got.data, want.data);
+    assert_int_equal(got.data[got.len], '\0');
+    buf_free(&got);
+    buf_free(&want);
+}
+
+/* Every byte that needs escaping, alone in plain text at every place of strings of every length
+ * around the 8-byte words the scan reads: at the start, inside and at the end of a word, and in
+ * the bytes after the last whole word. */
+static void test_escape_at_every_position(void **state)
+{
+    (void)state;
+    static const unsigned char specials[] = {0x00, 0x01, 0x08, '\t', '\n', '\r', 0x1f, '"', '\\',
+                                             0x80, 0xbf, 0xc0, 0xc2, 0xe2, 0xf4, 0xf5, 0xff};
+    char in[40];
+    for (size_t len = 1; len <= sizeof in; len++)
+        for (size_t at = 0; at < len; at++)
+            for (size_t k = 0; k < sizeof specials; k++) {
+                for (size_t i = 0; i < len; i++)
+                    in[i] = (char)('a' + i % 26);
+                in[at] = (char)specials[k];
+                check_escape("one special byte", in, len);
+                in[len - 1] = '"'; /* and a second one at the end */
+                check_escape("two special bytes", in, len);
+            }
+    /* The bytes next to the ones that need escaping pass: DEL, space, '!', '#', '[', ']'. */
+    static const char neighbours[] = "\x7f !#[]~\x7f !#[]~\x7f !#[]~";
+    check_escape("neighbours", neighbours, sizeof neighbours - 1);
+}
+
+/* Valid UTF-8 sequences of 2, 3 and 4 bytes (U+2028 and U+2029 among them, which JSON allows
+ * as they are and which are not escaped) pass whole, also across a word's end; cut off by the
+ * end of the string, they are replaced. */
+static void test_escape_utf8_across_words(void **state)
+{
+    (void)state;
+    static const char *const sequences[] = {"\xc3\xa2",     "\xe2\x82\xac",     "\xe2\x80\xa8",
+                                            "\xe2\x80\xa9", "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf"};
+    char in[40];
+    for (size_t s = 0; s < sizeof sequences / sizeof *sequences; s++) {
+        size_t n = strlen(sequences[s]);
+        for (size_t at = 0; at + n <= 24; at++) {
+            memset(in, 'x', sizeof in);
+            memcpy(in + at, sequences[s], n);
+            check_escape("a sequence", in, 24);
+            check_escape("a cut sequence", in, at + n - 1);
+        }
+    }
+    struct buf b = {0};
+    jsonw_escape(&b, "a\xe2\x80\xa8z\xe2\x80\xa9", 8);
+    assert_string_equal(b.data, "a\xe2\x80\xa8z\xe2\x80\xa9");
+    buf_free(&b);
+}
+
+/* Random strings over an alphabet heavy with what needs escaping and with parts of UTF-8
+ * sequences, of every length up to a few words: as the reference. */
+static void test_escape_random(void **state)
+{
+    (void)state;
+    static const unsigned char alphabet[] = {'a',  'b',  ' ',  '0',  '"',  '\\', '\n', 0x01,
+                                             0x1f, 0x7f, 0x80, 0xa0, 0xbf, 0xc3, 0xe0, 0xe2,
+                                             0xed, 0xf0, 0xf4, 0xff, 0x9f, 0x8f, 'z',  '~'};
+    uint32_t seed = 12345;
+    char in[200];
+    for (int round = 0; round < 20000; round++) {
+        seed = seed * 1103515245u + 12345u;
+        size_t len = (seed >> 8) % sizeof in;
+        for (size_t i = 0; i < len; i++) {
+            seed = seed * 1103515245u + 12345u;
+            unsigned r = seed >> 16;
+            /* mostly plain letters, so that runs of all lengths occur */
+            in[i] = r % 4 ? (char)('a' + r % 26) : (char)alphabet[(r >> 4) % sizeof alphabet];
+        }
+        check_escape("random", in, len);
+    }
+}
+
+/* A long string: the plain runs are copied whole, the escapes at both ends and in the middle
+ * land where they belong. */
+static void test_escape_long(void **state)
+{
+    (void)state;
+    size_t len = 1 << 20;
+    char *in = malloc(len);
+    assert_non_null(in);
+    for (size_t i = 0; i < len; i++)
+        in[i] = (char)('a' + i % 26);
+    in[0] = '"';
+    in[len / 2 + 3] = '\n';
+    in[len - 2] = 'x';
+    in[len - 1] = '\\';
+    check_escape("long", in, len);
+    struct buf b = {0};
+    jsonw_escape(&b, in, len);
+    assert_int_equal(b.len, len + 3);
+    assert_memory_equal(b.data, "\\\"bcd", 5);
+    assert_memory_equal(b.data + b.len - 3, "x\\\\", 3);
+    buf_free(&b);
+    free(in);
+}
+
+/* Names made before: JSONW_NAME for literals and jsonw_name_init (which escapes) write what
+ * jsonw_key writes, with the comma only where one is due, and the same checks. */
+static void test_names(void **state)
+{
+    (void)state;
+    static const struct jsonw_name id = JSONW_NAME("id"), at = JSONW_NAME("createdAt");
+    assert_int_equal(id.len, strlen(id.text));
+    assert_string_equal(id.text, ",\"id\":");
+    assert_int_equal(at.len, strlen(at.text));
+    static struct jsonw_name odd, plain; /* kept, as names are for the life of the process */
+    jsonw_name_init(&odd, "k\"\n\x02\xff");
+    jsonw_name_init(&plain, "email");
+    assert_string_equal(odd.text, ",\"k\\\"\\n\\u0002\\ufffd\":");
+    assert_int_equal(odd.len, strlen(odd.text));
+
+    struct buf a = {0}, b = {0};
+    struct jsonw wa, wb;
+    jsonw_init(&wa, &a);
+    jsonw_init(&wb, &b);
+    jsonw_object_begin(&wa);
+    jsonw_object_begin(&wb);
+    jsonw_key_name(&wa, &id);
+    jsonw_key(&wb, "id");
+    jsonw_int(&wa, 1);
+    jsonw_int(&wb, 1);
+    jsonw_key_name(&wa, &odd);
+    jsonw_key(&wb, "k\"\n\x02\xff");
+    jsonw_object_begin(&wa);
+    jsonw_object_begin(&wb);
+    jsonw_key_name(&wa, &plain);
+    jsonw_key(&wb, "email");
+    jsonw_rawn(&wa, "12345", 2);
+    jsonw_raw(&wb, "12");
+    jsonw_key_name(&wa, &at);
+    jsonw_key(&wb, "createdAt");
+    jsonw_null(&wa);
+    jsonw_null(&wb);
+    jsonw_object_end(&wa);
+    jsonw_object_end(&wb);
+    jsonw_object_end(&wa);
+    jsonw_object_end(&wb);
+    assert_true(jsonw_finished(&wa));
+    assert_string_equal(a.data, b.data);
+    assert_string_equal(a.data,
+                        "{\"id\":1,\"k\\\"\\n\\u0002\\ufffd\":{\"email\":12,\"createdAt\":null}}");
+
+    /* Misuse: in an array, at the top, twice in a row. */
+    buf_reset(&a);
+    jsonw_init(&wa, &a);
+    jsonw_key_name(&wa, &id);
+    assert_true(wa.failed);
+    jsonw_init(&wa, &a);
+    jsonw_array_begin(&wa);
+    jsonw_key_name(&wa, &id);
+    assert_true(wa.failed);
+    assert_string_equal(a.data, "[");
+    buf_reset(&a);
+    jsonw_init(&wa, &a);
+    jsonw_object_begin(&wa);
+    jsonw_key_name(&wa, &id);
+    jsonw_key_name(&wa, &id);
+    assert_true(wa.failed);
+    assert_string_equal(a.data, "{\"id\":");
+    buf_free(&a);
+    buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -377,6 +603,11 @@ int main(void)
         cmocka_unit_test(test_escape),
         cmocka_unit_test(test_escape_all_bytes),
         cmocka_unit_test(test_escape_invalid_leads),
+        cmocka_unit_test(test_escape_at_every_position),
+        cmocka_unit_test(test_escape_utf8_across_words),
+        cmocka_unit_test(test_escape_random),
+        cmocka_unit_test(test_escape_long),
+        cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests_name("jsonw", tests, NULL, NULL);
 }
