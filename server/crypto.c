@@ -1,6 +1,8 @@
 #include "crypto.h"
 
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,24 +19,42 @@ static void require(int ok, const char *what)
     }
 }
 
+/* The algorithms fetched from the provider once: EVP_sha256() and EVP_Q_mac() look them up again
+ * on every call, which cost more than hashing a key or signing a cursor. */
+static EVP_MD *sha256;
+static EVP_MAC *hmac;
+static pthread_once_t fetched = PTHREAD_ONCE_INIT;
+
+static void fetch(void)
+{
+    sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    require(sha256 && hmac, "fetching SHA-256 and HMAC");
+}
+
 void crypto_sha256(const void *data, size_t len, uint8_t out[CRYPTO_SHA256_LEN])
 {
+    pthread_once(&fetched, fetch);
     unsigned int n = 0;
-    require(EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) == 1 && n == CRYPTO_SHA256_LEN,
-            "SHA-256");
+    require(EVP_Digest(data, len, out, &n, sha256, NULL) == 1 && n == CRYPTO_SHA256_LEN, "SHA-256");
 }
 
 void crypto_hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,
                         uint8_t out[CRYPTO_SHA256_LEN])
 {
+    pthread_once(&fetched, fetch);
     /* An empty key is a valid HMAC key (RFC 2104 pads it with zeros); OpenSSL wants a non-NULL
      * pointer for it. */
     static const uint8_t no_key[1];
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
+                           OSSL_PARAM_construct_end()};
+    EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(hmac);
     size_t n = 0;
-    require(EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key_len ? key : no_key, key_len, data,
-                      len, out, CRYPTO_SHA256_LEN, &n) != NULL &&
-                n == CRYPTO_SHA256_LEN,
+    require(ctx && EVP_MAC_init(ctx, key_len ? key : no_key, key_len, params) == 1 &&
+                EVP_MAC_update(ctx, data, len) == 1 &&
+                EVP_MAC_final(ctx, out, &n, CRYPTO_SHA256_LEN) == 1 && n == CRYPTO_SHA256_LEN,
             "HMAC-SHA-256");
+    EVP_MAC_CTX_free(ctx);
 }
 
 bool crypto_equal(const void *a, const void *b, size_t len)
