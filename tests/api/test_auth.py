@@ -8,7 +8,7 @@ import pytest
 
 from domain import make_trainer
 from openapi_fields import load_document
-from wlclient import TIMESTAMP_RE, assert_problem, assert_status, describe, wait_for
+from wlclient import TIMESTAMP_RE, assert_problem, assert_status, describe, parse_time, wait_for
 
 ROLES = [None, "partner", "staff", "admin", "trainer"]
 PUBLIC = {None, "partner", "staff", "admin", "trainer"}
@@ -263,7 +263,7 @@ def test_last_used_at_is_recorded(api, keys):
         return k if k["lastUsedAt"] else None
     k = wait_for(used, timeout=5, what="lastUsedAt")
     assert TIMESTAMP_RE.match(k["lastUsedAt"]), k
-    assert k["lastUsedAt"] >= k["createdAt"], k
+    assert parse_time(k["lastUsedAt"]) >= parse_time(k["createdAt"]), k
 
 
 # ------------------------------------------------------------------ key in a query string

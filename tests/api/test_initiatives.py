@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from domain import make_initiative, make_session, make_werklab
-from wlclient import TIMESTAMP_RE, UUID_RE, assert_problem, assert_status, describe
+from wlclient import TIMESTAMP_RE, UUID_RE, assert_problem, assert_status, describe, parse_time
 
 FIELDS = {"id", "municipalityId", "name", "kind", "legalForm", "kvkNumber", "themes",
           "neighbourhood", "description", "website", "lsaMember", "rightToChallenge", "contact",
@@ -258,7 +258,7 @@ def test_patch_merges_and_bumps_version(api, keys, municipality):
     assert r.header("ETag") == '"2"'
     assert i1 == dict(i0, contact=dict(i0["contact"], phone="010 123 4567"), version=2,
                       updatedAt=i1["updatedAt"])
-    assert i1["updatedAt"] >= i0["updatedAt"]
+    assert parse_time(i1["updatedAt"]) >= parse_time(i0["updatedAt"])
 
     i2 = assert_status(api.patch(url(i0), {"themes": ["housing"], "description": None,
                                            "lsaMember": False}, key=keys.admin), 200)

@@ -5,6 +5,7 @@ Standard library only. `Api` speaks HTTP through a fresh http.client connection 
 http.client will not make (chunked uploads, control characters, keep-alive checks by hand).
 """
 
+import datetime
 import http.client
 import json
 import re
@@ -24,6 +25,12 @@ SECURITY_HEADERS = {
 API_VERSION = "1.0.0"
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
+
+
+def parse_time(text):
+    """An API timestamp as a time. Compare these, never the text: a fraction's trailing zeros
+    are left out (".78Z" is .780), so an earlier time's text can sort after a later one's."""
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
 KEY_RE = re.compile(r"^wlk_[0-9a-f]{64}$")
 PROVINCES = ["Groningen", "Fryslân", "Drenthe", "Overijssel", "Flevoland", "Gelderland", "Utrecht",
              "Noord-Holland", "Zuid-Holland", "Zeeland", "Noord-Brabant", "Limburg"]
