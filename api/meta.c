@@ -35,7 +35,7 @@ static void healthz(struct request *req)
     http_reply(req, 200);
 }
 
-#define MAX_KEPT (DB_MAX_SLOTS + 2 * DBPIPE_MAX_CONNECTIONS + AUDIT_WRITERS)
+#define MAX_KEPT (DB_MAX_SLOTS + 2 * DBPIPE_MAX_CONNECTIONS + AUDIT_MAX_WRITERS)
 
 /* The connections the server keeps open: the threads', the pipeline's and the audit writer's. */
 static size_t kept_connections(struct metrics_connection *out)

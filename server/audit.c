@@ -70,7 +70,7 @@ struct writer {
     atomic_ulong made, commits;
 };
 
-static struct writer writers[AUDIT_WRITERS];
+static struct writer writers[AUDIT_MAX_WRITERS];
 static unsigned n_writers;
 
 /* After w->pg changed: is it up? */
@@ -368,8 +368,12 @@ static void *run(void *arg)
     return NULL;
 }
 
-int audit_start(void)
+int audit_start(unsigned n)
 {
+    if (n < 1)
+        n = 1;
+    if (n > AUDIT_MAX_WRITERS)
+        n = AUDIT_MAX_WRITERS;
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -377,14 +381,14 @@ int audit_start(void)
     pthread_condattr_destroy(&attr);
     pthread_mutex_lock(&lock);
     stopping = false;
-    for (n_writers = 0; n_writers < AUDIT_WRITERS; n_writers++) {
+    for (n_writers = 0; n_writers < n; n_writers++) {
         struct writer *w = &writers[n_writers];
         *w = (struct writer){.slot = n_writers};
         if (pthread_create(&w->thread, NULL, run, w) != 0)
             break;
         running++;
     }
-    bool started = n_writers == AUDIT_WRITERS;
+    bool started = n_writers == n;
     pthread_mutex_unlock(&lock);
     if (!started) {
         log_event("error", "audit: cannot start the writers: %s", strerror(errno));

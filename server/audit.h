@@ -16,14 +16,15 @@
  *     moment; while the database is down they are kept (up to AUDIT_BACKLOG, then the oldest
  *     are dropped with an error logged) and written when it is back.
  *
- * The writers are AUDIT_WRITERS threads, each with a connection of its own, sharing one queue. A
- * free writer takes everything queued and commits it as one multi-row INSERT (one transaction,
- * one WAL flush): under load one commit holds the entries of many concurrent requests — group
- * commit — and an entry arriving while the others commit is taken at once by a free writer
- * rather than waiting for their commits to end. Nobody who adds an entry ever waits for room: the
- * queue is a list, and the only thing that waits is a suspended connection. Without running
- * writers (before audit_start(), after audit_stop(), in commands) entries are written at once on
- * the caller's connection. */
+ * The writers are threads (--audit-writers, default 1), each with a connection of its own,
+ * sharing one queue. A free writer takes everything queued and commits it as one multi-row INSERT
+ * (one transaction, one WAL flush): under load one commit holds the entries of many concurrent
+ * requests — group commit. With more writers an entry arriving while one commits is taken at once
+ * by another; on two cores that cost more than it saved (smaller batches, so more commits, and
+ * inserts contending for the same index pages: bench/README.md), hence one by default. Nobody who
+ * adds an entry ever waits for room: the queue is a list, and the only thing that waits is a
+ * suspended connection. Without running writers (before audit_start(), after audit_stop(), in
+ * commands) entries are written at once on the caller's connection. */
 #ifndef WERKLAB_AUDIT_H
 #define WERKLAB_AUDIT_H
 
@@ -33,8 +34,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define AUDIT_BACKLOG 100000 /* asynchronous entries kept while the database is down */
-#define AUDIT_WRITERS 4      /* writer threads, each a connection */
+#define AUDIT_BACKLOG     100000 /* asynchronous entries kept while the database is down */
+#define AUDIT_MAX_WRITERS 16     /* writer threads, each a connection */
 
 struct audit_entry {
     char key_id[37];      /* "" for no key */
@@ -52,8 +53,9 @@ struct audit_entry {
  * once per audit_submit(). */
 typedef void (*audit_committed)(void *ctx, bool committed);
 
-/* Starts the writer threads (after db_configure()); 0, or -1 with a message logged. */
-int audit_start(void);
+/* Starts n writer threads (1 to AUDIT_MAX_WRITERS, after db_configure()); 0, or -1 with a
+ * message logged. */
+int audit_start(unsigned n);
 /* Writes what is queued (one last attempt) and ends the writers. Entries added later are written
  * at once on the caller's connection. */
 void audit_stop(void);
@@ -81,7 +83,7 @@ char *audit_sql_around(const char *write, int first);
 void audit_entry_values(const struct audit_entry *e, char status[16],
                         const char *values[AUDIT_ENTRY_VALUES]);
 /* The writers' connections, as /readyz and /metrics show them (kind "audit", their commits as
- * their statements): AUDIT_WRITERS while the writers run, else 0. Each is made when its writer
+ * their statements): one per writer while the writers run, else 0. Each is made when its writer
  * starts and, when lost, made again within a second by the writer itself, whether or not
  * entries arrive. */
 size_t audit_connections(struct metrics_connection *out, size_t max);

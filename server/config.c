@@ -38,6 +38,10 @@ static const struct option options[] = {
      CONFIG_SERVE, 0, 16,
      "database connections in pipeline mode that commit writes of one statement side by side; 0: "
      "none, the worker threads write them"},
+    {"audit-writers", "WERKLAB_AUDIT_WRITERS", OPT_UINT, AT(audit_writers), "1", CONFIG_SERVE, 1,
+     16,
+     "database connections that commit the audit entries of reads of personal data, side by "
+     "side"},
     {"cors-origins", "WERKLAB_CORS_ORIGINS", OPT_STRING, AT(cors_origins), "", CONFIG_SERVE, 0, 0,
      "comma-separated browser origins allowed to call the API"},
     {"body-limit", "WERKLAB_BODY_LIMIT", OPT_UINT, AT(body_limit), "1048576", CONFIG_SERVE, 1024,

@@ -25,6 +25,7 @@ struct config {
     unsigned threads;
     unsigned db_pipelines;
     unsigned db_write_pipelines;
+    unsigned audit_writers;
     char *cors_origins; /* comma-separated, as given */
     unsigned body_limit;
     unsigned statement_timeout_ms;

@@ -855,7 +855,7 @@ int http_start(const struct config *config)
     }
     if (dbpipe_start(cfg->db_pipelines, cfg->db_write_pipelines) < 0)
         return -1;
-    if (audit_start() < 0) {
+    if (audit_start(cfg->audit_writers) < 0) {
         dbpipe_stop();
         return -1;
     }
