@@ -18,9 +18,8 @@
 
 /* One entry, in the caller's transaction (audit_write). */
 static const char SQL_INSERT_ONE[] =
-    "INSERT INTO audit_log (key_id, action, resource, resource_id, "
-    "status, request_id, subject, client) VALUES ($1::uuid, $2, $3, $4::uuid, "
-    "$5::integer, $6, $7, $8)";
+    "INSERT INTO audit_log (key_id, action, resource, status, request_id, subject, client, "
+    "resource_id) VALUES ($1::uuid, $2, $3, $4::integer, $5, $6, $7, $8::uuid)";
 
 /* The entry of the row a write returns, in the write's own statement (audit_sql_around). */
 static const char SQL_AROUND[] = "WITH w (written_id) AS (%s), a AS (INSERT INTO audit_log "
@@ -100,19 +99,14 @@ static struct pending *pop(struct list *l)
     return p;
 }
 
-/* SQL_INSERT_ONE's parameters for e; status is their buffer for the status. */
+/* SQL_INSERT_ONE's parameters for e: the entry's values as a write's statement takes them
+ * (audit_entry_values), then the resource id; status is the buffer for the status's text. */
+_Static_assert(AUDIT_ENTRY_VALUES + 1 == 8,
+               "SQL_INSERT_ONE takes the entry's values and the resource id");
 static void one_entry(const struct audit_entry *e, char status[16], const char *params[8])
 {
-    snprintf(status, 16, "%d", e->status);
-    const char *values[] = {e->key_id[0] ? e->key_id : NULL,
-                            e->action,
-                            e->resource,
-                            e->resource_id[0] ? e->resource_id : NULL,
-                            status,
-                            e->request_id[0] ? e->request_id : NULL,
-                            e->subject[0] ? e->subject : NULL,
-                            e->client[0] ? e->client : NULL};
-    memcpy(params, values, sizeof values);
+    audit_entry_values(e, status, params);
+    params[AUDIT_ENTRY_VALUES] = e->resource_id[0] ? e->resource_id : NULL;
 }
 
 char *audit_sql_around(const char *write, int first)

@@ -675,6 +675,26 @@ static PGresult *exec_batch(struct slot *s, const char *name, const char *sql, i
     return result;
 }
 
+/* Runs sql on s (held, its connection up): unprepared on a command's connection (each runs once:
+ * see db.h), else prepared; in one round trip with the pending BEGIN before it and `then` after
+ * it when there are any (exec_batch). NULL, with r holding why, when it cannot be prepared. */
+static PGresult *run(struct slot *s, const char *sql, int n, const char *const *values,
+                     const char *then, bool *then_ran, struct db_result *r)
+{
+    char name[PREPARED_NAME];
+    const char *prepared = NULL;
+    if (!s->command) {
+        if (!prepared_name(s, sql, n, name, r))
+            return NULL;
+        prepared = name;
+    }
+    if (s->begin_pending || then)
+        return exec_batch(s, prepared, prepared ? NULL : sql, n, values, then, then_ran);
+    *then_ran = false;
+    return prepared ? PQexecPrepared(s->pg, prepared, n, values, NULL, NULL, 0)
+                    : PQexecParams(s->pg, sql, n, NULL, values, NULL, NULL, 0);
+}
+
 enum db_status db_exec(const char *sql, int n, const char *const *values, struct db_result *r)
 {
     *r = (struct db_result){.status = DB_UNAVAILABLE};
@@ -685,23 +705,15 @@ enum db_status db_exec(const char *sql, int n, const char *const *values, struct
             let_go(s);
         return DB_UNAVAILABLE;
     }
-    char name[PREPARED_NAME];
     PGresult *res;
     bool unused;
-    if (s->command) {
-        /* Runs once: see db.h. */
-        res = s->begin_pending ? exec_batch(s, NULL, sql, n, values, NULL, &unused)
-                               : PQexecParams(pg, sql, n, NULL, values, NULL, NULL, 0);
-    } else if (PQtransactionStatus(pg) == PQTRANS_INERROR) {
+    if (!s->command && PQtransactionStatus(pg) == PQTRANS_INERROR) {
         /* A failed transaction refuses every statement until its rollback: have PostgreSQL say
          * so, without preparing (or evicting) anything for it. */
         metrics_db_unprepared(METRICS_DB_WORKER);
         res = PQexecParams(pg, sql, n, NULL, values, NULL, NULL, 0);
-    } else if (prepared_name(s, sql, n, name, r)) {
-        res = s->begin_pending ? exec_batch(s, name, NULL, n, values, NULL, &unused)
-                               : PQexecPrepared(pg, name, n, values, NULL, NULL, 0);
-    } else {
-        let_go(s);
+    } else if (!(res = run(s, sql, n, values, NULL, &unused, r)) && r->res) {
+        let_go(s); /* it could not be prepared: r says why */
         return r->status;
     }
     enum db_status status = db_result_of(r, res, pg);
@@ -794,20 +806,35 @@ static void rollback_level(struct slot *s)
     let_go(s);
 }
 
+/* A commit of a failed transaction is refused, and the level rolled back: PostgreSQL would answer
+ * COMMIT with a ROLLBACK that looks like success. */
+static bool failed_commit(struct slot *s)
+{
+    if (!s->pg || PQtransactionStatus(s->pg) != PQTRANS_INERROR)
+        return false;
+    log_event("error", "database: commit of a failed transaction: rolled back");
+    rollback_level(s);
+    return true;
+}
+
+/* What ends the innermost level of s: COMMIT, or the release of its savepoint. */
+static void commit_command(const struct slot *s, char sql[40])
+{
+    if (s->depth > 1)
+        snprintf(sql, 40, "RELEASE SAVEPOINT s%d", s->depth - 1);
+    else
+        strcpy(sql, "COMMIT");
+}
+
 enum db_status db_commit(void)
 {
     struct slot *s = mine;
     if (!s || s->depth == 0)
         return DB_ERROR;
-    if (s->pg && PQtransactionStatus(s->pg) == PQTRANS_INERROR) {
-        /* PostgreSQL would answer COMMIT with a ROLLBACK that looks like success. */
-        log_event("error", "database: commit of a failed transaction: rolled back");
-        rollback_level(s);
+    if (failed_commit(s))
         return DB_ERROR;
-    }
-    char sql[40] = "COMMIT";
-    if (s->depth > 1)
-        snprintf(sql, sizeof sql, "RELEASE SAVEPOINT s%d", s->depth - 1);
+    char sql[40];
+    commit_command(s, sql);
     s->depth--;
     enum db_status status = DB_OK;
     if (s->begin_pending) /* nothing ran: nothing to commit */
@@ -825,25 +852,14 @@ enum db_status db_commit_after(const char *sql, int n, const char *const *values
         return DB_ERROR;
     if (!s->pg || PQstatus(s->pg) != CONNECTION_OK)
         return DB_UNAVAILABLE; /* the request's end rolls back */
-    if (PQtransactionStatus(s->pg) == PQTRANS_INERROR) {
-        log_event("error", "database: commit of a failed transaction: rolled back");
-        rollback_level(s);
+    if (failed_commit(s))
         return DB_ERROR;
-    }
-    char then[40] = "COMMIT";
-    if (s->depth > 1)
-        snprintf(then, sizeof then, "RELEASE SAVEPOINT s%d", s->depth - 1);
+    char then[40];
+    commit_command(s, then);
     struct db_result r = {0};
-    char name[PREPARED_NAME];
     bool committed = false;
-    PGresult *res;
-    if (s->command)
-        res = exec_batch(s, NULL, sql, n, values, then, &committed);
-    else if (prepared_name(s, sql, n, name, &r))
-        res = exec_batch(s, name, NULL, n, values, then, &committed);
-    else
-        res = NULL; /* r holds why: the statement cannot be prepared, and the level stays open */
-    if (!res) {
+    PGresult *res = run(s, sql, n, values, then, &committed, &r);
+    if (!res) { /* r holds why when it could not be prepared; the level stays open */
         enum db_status failed = r.res ? r.status : DB_UNAVAILABLE;
         db_clear(&r);
         let_go(s);
