@@ -274,6 +274,7 @@ static void send_pending(struct pipe *p)
         if (!send_sync(p))
             return;
     }
+    bool open = false; /* statements sent since the last Sync */
     for (unsigned i = 0; i < jobs; i++) {
         struct job *j = list_pop(&p->pending);
         if (!PQsendQueryPrepared(p->pg, j->name, j->n, j->values, NULL, NULL, 0)) {
@@ -282,14 +283,19 @@ static void send_pending(struct pipe *p)
             return;
         }
         push_sent(p, (struct sent){.kind = SENT_QUERY, .job = j});
+        open = true;
         /* So that a failure among statements sent again aborts nothing else: no statement is
          * sent more than twice however many fail. A write is alone in its segment (a write
          * pipe carries nothing else, and a Sync ends the preparations before it): its commit is
          * its own, and nothing else's failure rolls it back. */
-        if ((j->resent || j->write) && !send_sync(p))
-            return;
+        if (j->resent || j->write) {
+            if (!send_sync(p))
+                return;
+            open = false;
+        }
     }
-    if (jobs > 0 && send_sync(p))
+    /* A batch whose last statement had its own Sync needs no other. */
+    if (jobs > 0 && (!open || send_sync(p)))
         metrics_db_pipeline_batch(jobs);
 }
 
