@@ -8,7 +8,8 @@ import uuid
 import pytest
 
 from domain import make_initiative, make_session, make_werklab
-from wlclient import TIMESTAMP_RE, UUID_RE, assert_problem, assert_status, describe, parse_time
+from wlclient import (TIMESTAMP_RE, UUID_RE, assert_problem, assert_status, describe, parse_time,
+                      as_ordered)
 
 FIELDS = {"id", "municipalityId", "name", "kind", "legalForm", "kvkNumber", "themes",
           "neighbourhood", "description", "website", "lsaMember", "rightToChallenge", "contact",
@@ -489,7 +490,7 @@ def test_sort_keys(api, keys, municipality, sort_key, desc):
     for i in (made[2], made[0], made[3], made[1]):
         assert_status(api.patch(url(i), {"description": "bijgewerkt"}, key=keys.admin), 200)
     now = {i["id"]: get(api, keys, i) for i in made}
-    want = sorted(now.values(), key=lambda i: (i[sort_key], i["id"]), reverse=desc)
+    want = sorted(now.values(), key=lambda i: (as_ordered(i[sort_key]), i["id"]), reverse=desc)
     sort = ("-" if desc else "") + sort_key
     got = listed(api, keys, {"municipalityId": m, "sort": sort})
     assert ids(got) == ids(want), [g[sort_key] for g in got]

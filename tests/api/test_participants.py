@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from domain import advance, get_werklab, make_participant, make_session, make_werklab
-from wlclient import TIMESTAMP_RE, UUID_RE, assert_problem, assert_status, describe
+from wlclient import TIMESTAMP_RE, UUID_RE, assert_problem, assert_status, describe, as_ordered
 
 FIELDS = {"id", "werklabId", "name", "email", "jobTitle", "department", "role", "version",
           "createdAt", "updatedAt"}
@@ -429,7 +429,7 @@ def test_sort_keys(api, keys, werklab, sort_key, desc):
     for p in (made[2], made[0], made[3], made[1]):
         assert_status(api.patch(url(p), {"department": "bijgewerkt"}, key=keys.admin), 200)
     now = [get(api, keys, p) for p in made]
-    want = sorted(now, key=lambda p: (p[sort_key], p["id"]), reverse=desc)
+    want = sorted(now, key=lambda p: (as_ordered(p[sort_key]), p["id"]), reverse=desc)
     sort = ("-" if desc else "") + sort_key
     assert ids(listed(api, keys, werklab, {"sort": sort})) == ids(want)
     paged, _ = api.list_all(coll(werklab), keys.admin, {"sort": sort}, limit=1)

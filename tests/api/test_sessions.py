@@ -9,7 +9,7 @@ import pytest
 
 from domain import (advance, get_werklab, make_initiative, make_participant, make_session,
                     make_werklab)
-from wlclient import TIMESTAMP_RE, UUID_RE, assert_problem, assert_status, describe
+from wlclient import TIMESTAMP_RE, UUID_RE, assert_problem, assert_status, describe, as_ordered
 
 FIELDS = {"id", "werklabId", "sequence", "kind", "title", "description", "startsAt", "endsAt",
           "location", "initiatives", "version", "createdAt", "updatedAt"}
@@ -613,7 +613,7 @@ def test_sort_keys(api, keys, werklab, sort_key, desc):
     for s in (made[1], made[3], made[0], made[2]):
         assert_status(api.patch(url(s), {"description": "bijgewerkt"}, key=keys.admin), 200)
     now = [get(api, keys, s) for s in made]
-    want = sorted(now, key=lambda s: (s[sort_key], s["id"]), reverse=desc)
+    want = sorted(now, key=lambda s: (as_ordered(s[sort_key]), s["id"]), reverse=desc)
     sort = ("-" if desc else "") + sort_key
     assert ids(of_werklab(api, keys, werklab, {"sort": sort})) == ids(want)
     paged, _ = api.list_all("/v1/sessions", keys.admin, {"werklabId": werklab["id"], "sort": sort},

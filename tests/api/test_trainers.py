@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from domain import advance, assign_trainer, make_trainer, make_werklab
-from wlclient import TIMESTAMP_RE, UUID_RE, assert_problem, assert_status, describe
+from wlclient import TIMESTAMP_RE, UUID_RE, assert_problem, assert_status, describe, as_ordered
 
 FIELDS = {"id", "name", "email", "phone", "expertise", "bio", "subject", "version", "createdAt",
           "updatedAt"}
@@ -261,7 +261,7 @@ def test_sort_keys(api, keys, sort_key, desc):
     for t in (made[2], made[0], made[3], made[1]):
         assert_status(api.patch(url(t), {"bio": "bijgewerkt"}, key=keys.admin), 200)
     now = [get(api, keys, t) for t in made]
-    want = sorted(now, key=lambda t: (t[sort_key], t["id"]), reverse=desc)
+    want = sorted(now, key=lambda t: (as_ordered(t[sort_key]), t["id"]), reverse=desc)
     sort = ("-" if desc else "") + sort_key
     assert ids(tagged(api, keys, tag, sort=sort)) == ids(want)
     paged, _ = api.list_all("/v1/trainers", keys.admin, {"q": tag, "sort": sort}, limit=1)

@@ -10,7 +10,7 @@ import pytest
 
 from domain import (advance, assign_trainer, get_werklab, make_initiative, make_participant,
                     make_session, make_trainer, make_werklab, prepare)
-from wlclient import TIMESTAMP_RE, UUID_RE, assert_problem, assert_status, describe, parse_time
+from wlclient import TIMESTAMP_RE, UUID_RE, assert_problem, assert_status, describe, as_ordered
 
 FIELDS = {"id", "municipalityId", "title", "status", "intake", "capacity", "trainers",
           "participantCount", "quote", "sharedVision", "startsOn", "endsOn", "version",
@@ -902,11 +902,7 @@ def sortable(api, keys, municipality):
 def sort_value(w, key):
     if key == "startsOn":
         return w["startsOn"] or "9999-12-31"
-    if key in ("createdAt", "updatedAt"):
-        # As times, not text: PostgreSQL drops a fraction's trailing zeros (".78Z" is .780),
-        # so the text of an earlier time can sort after a later one's (".78Z" > ".782664Z").
-        return parse_time(w[key])
-    return w[key]
+    return as_ordered(w[key])
 
 
 @pytest.mark.parametrize("desc", [False, True], ids=["asc", "desc"])

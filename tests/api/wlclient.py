@@ -31,6 +31,12 @@ def parse_time(text):
     """An API timestamp as a time. Compare these, never the text: a fraction's trailing zeros
     are left out (".78Z" is .780), so an earlier time's text can sort after a later one's."""
     return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def as_ordered(value):
+    """A field's value as the API sorts it: a timestamp as a time (parse_time), anything else as
+    it is."""
+    return parse_time(value) if isinstance(value, str) and TIMESTAMP_RE.match(value) else value
 KEY_RE = re.compile(r"^wlk_[0-9a-f]{64}$")
 PROVINCES = ["Groningen", "Fryslân", "Drenthe", "Overijssel", "Flevoland", "Gelderland", "Utrecht",
              "Noord-Holland", "Zuid-Holland", "Zeeland", "Noord-Brabant", "Limburg"]
