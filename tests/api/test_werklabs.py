@@ -10,7 +10,8 @@ import pytest
 
 from domain import (advance, assign_trainer, get_werklab, make_initiative, make_participant,
                     make_session, make_trainer, make_werklab, prepare)
-from wlclient import TIMESTAMP_RE, UUID_RE, assert_problem, assert_status, describe, as_ordered
+from wlclient import (TIMESTAMP_RE, UUID_RE, as_ordered, assert_problem, assert_status, describe,
+                      parse_time)
 
 FIELDS = {"id", "municipalityId", "title", "status", "intake", "capacity", "trainers",
           "participantCount", "quote", "sharedVision", "startsOn", "endsOn", "version",
@@ -653,7 +654,7 @@ def test_assign_and_unassign(api, keys, municipality):
     assert assignments(api, keys, w0, key=keys.partner) == body
     w1 = get(api, keys, w0)
     assert w1["trainers"] == [{"trainerId": a["id"], "role": MO}]
-    assert w1["version"] == w0["version"] + 1 and w1["updatedAt"] >= w0["updatedAt"]
+    assert w1["version"] == w0["version"] + 1 and parse_time(w1["updatedAt"]) >= parse_time(w0["updatedAt"])
 
     b = make_trainer(api, keys.admin, expertise=[RI, MO])
     body = assert_status(put_trainer(api, keys, w0, RI, {"trainerId": b["id"]}), 200)
@@ -679,7 +680,7 @@ def test_assigning_a_filled_role_replaces_the_trainer(api, keys, municipality):
     v1 = get(api, keys, w)["version"]
     body = assert_status(put_trainer(api, keys, w, MO, {"trainerId": b["id"]}), 200)
     assert len(body["items"]) == 1 and body["items"][0]["trainerId"] == b["id"]
-    assert body["items"][0]["assignedAt"] >= first["assignedAt"]
+    assert parse_time(body["items"][0]["assignedAt"]) >= parse_time(first["assignedAt"])
     w2 = get(api, keys, w)
     assert w2["trainers"] == [{"trainerId": b["id"], "role": MO}] and w2["version"] == v1 + 1
     # a is free again
