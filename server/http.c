@@ -35,6 +35,7 @@ static const struct config *cfg;
 static atomic_int in_flight;
 static atomic_int suspended; /* connections waiting for the pipeline or the audit log */
 static atomic_bool stopping; /* no more suspending: libmicrohttpd is about to stop */
+static atomic_bool refusing; /* shutting down: a new connection is closed once accepted */
 
 static const char expose_headers[] =
     "API-Version, ETag, Link, Location, Retry-After, X-Request-Id, RateLimit-Limit, "
@@ -825,6 +826,19 @@ static void on_mhd_error(void *cls, const char *fmt, va_list ap)
     log_event("warning", "http: %s", text);
 }
 
+/* New connections are turned away here rather than with MHD_quiesce_daemon(): with a thread
+ * pool and epoll, libmicrohttpd 0.9.75 (and its current master) removes the listening socket
+ * from each worker's epoll set in the calling thread while the worker may be removing it too, and
+ * aborts the process when it loses that race ("Failed to remove listen FD from epoll set"). A
+ * connection closed at once also tells a proxy in front to try another instance, where one left
+ * in the listen backlog would wait until the daemon stops. */
+static enum MHD_Result accept_unless_shutting_down(void *cls, const struct sockaddr *addr,
+                                                   socklen_t addrlen)
+{
+    (void)cls, (void)addr, (void)addrlen;
+    return atomic_load(&refusing) ? MHD_NO : MHD_YES;
+}
+
 int http_start(const struct config *config)
 {
     cfg = config;
@@ -861,7 +875,7 @@ int http_start(const struct config *config)
     }
     conns_init(cfg->connection_limit, cfg->per_ip_connection_limit, request_abandoned);
     daemon_handle = MHD_start_daemon(
-        flags, (uint16_t)cfg->listen_port, NULL, NULL, on_request, NULL,
+        flags, (uint16_t)cfg->listen_port, accept_unless_shutting_down, NULL, on_request, NULL,
         /* First: the options before it would report through the default logger. */
         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL, MHD_OPTION_SOCK_ADDR, sa,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
@@ -888,7 +902,7 @@ void http_stop(unsigned grace_ms)
 {
     if (!daemon_handle)
         return;
-    MHD_quiesce_daemon(daemon_handle);
+    atomic_store(&refusing, true);
     for (unsigned waited = 0; atomic_load(&in_flight) > 0 && waited < grace_ms; waited += 10)
         usleep(10000);
     /* libmicrohttpd must not be stopped with connections suspended: the pipeline answers what

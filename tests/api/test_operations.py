@@ -183,6 +183,37 @@ def test_sigterm_finishes_a_request_in_flight(second_daemon, keys, fresh_code):
     assert [l for l in d.log_lines() if l.get("requestId") == "in-flight"]
 
 
+def test_sigterm_closes_new_connections_while_finishing(second_daemon, keys, fresh_code):
+    """While a request in flight is finished, a new connection is closed at once without an
+    answer (a proxy in front then tries another instance), rather than left waiting in the
+    listen backlog until the daemon stops; the request in flight is still answered."""
+    d = second_daemon
+    body = json.dumps({"code": fresh_code, "name": "Tijdens het stoppen"}).encode()
+    with d.api.raw(timeout=15) as c:
+        c.send(raw_request("POST", "/v1/municipalities", {
+            "Authorization": f"Bearer {keys.admin}", "Content-Type": "application/json",
+            "Content-Length": str(len(body)), "X-Request-Id": "finishing"}))
+        c.send(body[:10])
+        time.sleep(0.3)  # the server has the headers and part of the body
+        d.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        while not any(l.get("message", "").startswith("SIGTERM") for l in d.log_lines()):
+            assert time.monotonic() < deadline, d.log_text()[-3000:]
+            time.sleep(0.01)
+        with d.api.raw(timeout=10) as late:
+            try:
+                late.send(raw_request("GET", "/healthz"))
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            assert not late._fill(), f"a new connection was answered: {late.buf[:200]!r}"
+        assert d.proc.poll() is None, "exited with a request in flight"
+        c.send(body[10:])
+        r = c.response("POST", "/v1/municipalities")
+    assert r.status == 201, describe(r)
+    code = d.terminate(timeout=15)
+    assert code == 0, f"exit code {code}\n{d.log_text()[-3000:]}"
+
+
 def test_sigterm_stops_accepting(second_daemon):
     d = second_daemon
     assert d.terminate(timeout=15) == 0, d.log_text()[-3000:]
