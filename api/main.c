@@ -14,6 +14,7 @@
 #include "migrate.h"
 #include "netguard.h"
 #include "oidc.h"
+#include "replicas.h"
 #include "resource.h"
 #include "retention.h"
 #include "router.h"
@@ -118,6 +119,11 @@ static int serve(const struct config *cfg)
     }
     if (configure_oidc(cfg) < 0)
         return 2;
+    if (replicas_configure(cfg->database_url, cfg->read_database_urls, cfg->max_replica_lag_ms, err,
+                           sizeof err) < 0) {
+        fprintf(stderr, "werklabd: %s\n", err);
+        return 2;
+    }
     if (!cfg->no_migrate && migrate_with(cfg) < 0)
         return 1;
     if (load_cursor_key(cfg) < 0)
@@ -140,6 +146,11 @@ static int serve(const struct config *cfg)
     signal(SIGPIPE, SIG_IGN);
 
     db_start(cfg->threads + 1); /* a connection for each worker thread and the jobs thread */
+    db_track_commit_positions(replicas_count() > 0);
+    if (replicas_start() < 0) {
+        db_stop();
+        return 1;
+    }
     retention_configure(cfg->retain_inquiries_days, cfg->retain_participants_days,
                         cfg->retain_audit_days);
     jobs_add("retention", cfg->prune_interval_s * 1000, retention_run);
@@ -148,12 +159,14 @@ static int serve(const struct config *cfg)
     /* Before the first request: a token finds the key file read, or the fetcher under way. */
     if (oidc_start() < 0 || http_start(cfg) < 0) {
         oidc_stop();
+        replicas_stop();
         jobs_stop();
         db_stop();
         return 1;
     }
     if (cfg->webhook_sender && webhooks_start(cfg) < 0) {
         http_stop(0);
+        replicas_stop();
         oidc_stop();
         jobs_stop();
         db_stop();
@@ -166,6 +179,7 @@ static int serve(const struct config *cfg)
               sig == SIGTERM ? "SIGTERM" : "SIGINT");
     webhooks_stop(); /* first: it reads objects through the server */
     http_stop(SHUTDOWN_GRACE_MS);
+    replicas_stop();
     oidc_stop();
     jobs_stop();
     db_stop();

@@ -11,6 +11,7 @@
 #include "http.h"
 #include "metrics.h"
 #include "migrate.h"
+#include "replicas.h"
 
 #include <string.h>
 
@@ -35,7 +36,8 @@ static void healthz(struct request *req)
     http_reply(req, 200);
 }
 
-#define MAX_KEPT (DB_MAX_SLOTS + 2 * DBPIPE_MAX_CONNECTIONS + AUDIT_MAX_WRITERS)
+#define MAX_KEPT                                                                                   \
+    (DB_MAX_SLOTS + (REPLICAS_MAX + 2) * DBPIPE_MAX_CONNECTIONS + AUDIT_MAX_WRITERS + 8)
 
 /* The connections the server keeps open: the threads', the pipeline's and the audit writer's. */
 static size_t kept_connections(struct metrics_connection *out)
@@ -45,10 +47,14 @@ static size_t kept_connections(struct metrics_connection *out)
     return n + audit_connections(out + n, MAX_KEPT - n);
 }
 
-/* "2 of 4 worker, 1 of 1 pipeline" for the kinds with connections down; "" when none is. */
+/* "2 of 4 worker, 1 of 1 pipeline" for the kinds with connections down; "" when none is. A
+ * replica's connections are left out: a replica down is a read served by the primary, which
+ * /readyz reports apart. */
 static void describe_down(const struct metrics_connection *kept, size_t n, struct buf *out)
 {
     for (size_t i = 0; i < n; i++) {
+        if (strncmp(kept[i].kind, "replica-", 8) == 0)
+            continue;
         bool first_of_kind = true;
         for (size_t k = 0; k < i && first_of_kind; k++)
             first_of_kind = strcmp(kept[k].kind, kept[i].kind) != 0;
@@ -67,34 +73,41 @@ static void describe_down(const struct metrics_connection *kept, size_t n, struc
 }
 
 /* Ready means: every connection the server keeps is up, and the database's schema is exactly
- * the one this binary expects. A connection down is named by kind and count. */
+ * the one this binary expects. A connection down is named by kind and count. With read replicas
+ * an instance whose primary is down still serves reads: it stays ready, "degraded", while a
+ * replica can serve them, and the answer lists each database's state. */
 static void readyz(struct request *req)
 {
     struct metrics_connection *kept = xcalloc(MAX_KEPT, sizeof *kept);
     struct buf down = {0};
     describe_down(kept, kept_connections(kept), &down);
     free(kept);
-    if (down.len) {
-        http_problem(req, 503, "Database connections are down: %s.", down.data);
-        http_set_header(req, "Retry-After", "1");
-        buf_free(&down);
-        return;
-    }
-    struct db_result r;
-    enum db_status s = db_exec(migrate_state_sql, 0, NULL, &r);
-    if (s == DB_UNAVAILABLE) {
-        http_problem_unavailable(req);
-    } else if (s != DB_OK || db_rows(&r) != 1 || !db_value(&r, 0, 0) ||
-               strcmp(db_value(&r, 0, 0), migrate_expected()) != 0) {
+    struct db_result r = {0};
+    enum db_status s = down.len ? DB_UNAVAILABLE : db_exec(migrate_state_sql, 0, NULL, &r);
+    bool schema_ok = s == DB_OK && db_rows(&r) == 1 && db_value(&r, 0, 0) &&
+                     strcmp(db_value(&r, 0, 0), migrate_expected()) == 0;
+    db_clear(&r);
+    if (s != DB_UNAVAILABLE && !schema_ok) {
         http_problem(req, 503, "The database schema is not the one this version expects.");
         http_set_header(req, "Retry-After", "5");
+    } else if (replicas_count() > 0 && (schema_ok || replicas_any_up())) {
+        jsonw_object_begin(&req->w);
+        jsonw_kv_string(&req->w, "status", schema_ok ? "ready" : "degraded");
+        replicas_describe(&req->w, schema_ok);
+        jsonw_object_end(&req->w);
+        http_reply(req, 200);
+    } else if (down.len) {
+        http_problem(req, 503, "Database connections are down: %s.", down.data);
+        http_set_header(req, "Retry-After", "1");
+    } else if (s == DB_UNAVAILABLE) {
+        http_problem_unavailable(req);
     } else {
         jsonw_object_begin(&req->w);
         jsonw_kv_string(&req->w, "status", "ready");
         jsonw_object_end(&req->w);
         http_reply(req, 200);
     }
-    db_clear(&r);
+    buf_free(&down);
 }
 
 static void metrics(struct request *req)
@@ -104,6 +117,7 @@ static void metrics(struct request *req)
     metrics_render(&text, db_open_connections(), kept, kept_connections(kept));
     free(kept);
     conns_render(&text);
+    replicas_metrics(&text);
     http_reply_text(req, 200, "text/plain; version=0.0.4; charset=utf-8", text.data, text.len);
     buf_free(&text);
 }

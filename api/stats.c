@@ -62,7 +62,7 @@ static void stats(struct request *req)
     const char *reach;
     enum reach kind = list_reach(req, &reach);
     const char *params[] = {year, province, reach};
-    http_defer(req, figures[kind + 1], kind == REACH_NONE ? 2 : 3, params, answer_stats, NULL);
+    http_defer_read(req, figures[kind + 1], kind == REACH_NONE ? 2 : 3, params, answer_stats, NULL);
 }
 
 static void answer_stats(struct request *req, struct db_result *result, void *unused)

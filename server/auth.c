@@ -37,6 +37,16 @@ static const char SQL_LOOKUP_KEY[] =
     "WHERE m.code = ANY (api_keys.municipality_codes)), require_if_match, "
     "coalesce(rate_limit, -1), municipality_codes IS NOT NULL";
 
+/* The same on a read replica, while the primary is down: nothing can be written there, so the
+ * key's last use is not recorded. */
+static const char SQL_LOOKUP_KEY_READ_ONLY[] =
+    "SELECT id, role, COALESCE(extract(epoch FROM expires_at)::bigint, 0), "
+    "(SELECT string_agg(m.id::text, ',') FROM municipalities m "
+    "WHERE m.code = ANY (api_keys.municipality_codes)), require_if_match, "
+    "coalesce(rate_limit, -1), municipality_codes IS NOT NULL FROM api_keys "
+    "WHERE secret_hash = $1::bytea AND revoked_at IS NULL "
+    "AND (expires_at IS NULL OR expires_at > now())";
+
 /* A partner token's CBS codes to municipality ids, as for a key: codes that match no
  * municipality give none. $1 is a text[] of validated codes. */
 static const char SQL_TOKEN_MUNICIPALITIES[] =
@@ -290,6 +300,7 @@ static enum auth_result begin(const char *authorization, struct auth_identity *w
     crypto_hex(digest, sizeof digest, lookup->hex + 2);
     lookup->params[0] = lookup->hex;
     lookup->sql = SQL_LOOKUP_KEY;
+    lookup->sql_read_only = SQL_LOOKUP_KEY_READ_ONLY;
     return AUTH_LOOKUP;
 }
 

@@ -68,6 +68,7 @@ struct db_result;
 /* A key to look up: the statement and its parameter, and what the answer is kept under. */
 struct auth_lookup {
     const char *sql;
+    const char *sql_read_only; /* the same without recording the key's use, for a replica */
     const char *params[1];
     char hex[2 + 2 * 32 + 1];
     unsigned char digest[32];

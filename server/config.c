@@ -27,6 +27,13 @@ struct option {
 static const struct option options[] = {
     {"database-url", "WERKLAB_DATABASE_URL", OPT_STRING, AT(database_url), NULL, DB, 0, 0,
      "PostgreSQL connection URL (required)"},
+    {"read-database-url", "WERKLAB_READ_DATABASE_URL", OPT_STRING, AT(read_database_urls), "",
+     CONFIG_SERVE, 0, 0,
+     "PostgreSQL streaming replicas that serve reads of resources and lists, comma-separated "
+     "URLs; empty: the primary serves every read"},
+    {"max-replica-lag-ms", "WERKLAB_MAX_REPLICA_LAG_MS", OPT_UINT, AT(max_replica_lag_ms), "1000",
+     CONFIG_SERVE, 0, 3600000,
+     "a replica further behind the primary than this is not read from until it catches up"},
     {"listen", "WERKLAB_LISTEN", OPT_STRING, AT(listen), "127.0.0.1:8080", CONFIG_SERVE, 0, 0,
      "address and port to serve on, host:port"},
     {"threads", "WERKLAB_THREADS", OPT_UINT, AT(threads), "4", CONFIG_SERVE, 1, 256,

@@ -19,6 +19,8 @@ enum config_command {
 struct config {
     enum config_command command;
     char *database_url;
+    char *read_database_urls; /* replicas, comma-separated; "" for none */
+    unsigned max_replica_lag_ms;
     char *listen;         /* host:port as given */
     char listen_host[64]; /* parsed from listen */
     unsigned listen_port;

@@ -141,7 +141,12 @@ void db_close_once(PGconn *pg)
 
 PGconn *db_connect_session(void)
 {
-    PGconn *pg = connect_with(database_url, session_options);
+    return db_connect_session_to(database_url);
+}
+
+PGconn *db_connect_session_to(const char *url)
+{
+    PGconn *pg = connect_with(url, session_options);
     if (PQstatus(pg) != CONNECTION_OK) {
         metrics_db_error();
         PQfinish(pg);
@@ -826,6 +831,49 @@ static void commit_command(const struct slot *s, char sql[40])
         strcpy(sql, "COMMIT");
 }
 
+static atomic_bool positions_wanted; /* db_track_commit_positions() */
+static _Thread_local uint64_t committed_position;
+
+bool db_lsn_parse(const char *text, uint64_t *out)
+{
+    unsigned hi, lo;
+    int used = 0;
+    if (!text || sscanf(text, "%8X/%8X%n", &hi, &lo, &used) != 2 || text[used] != '\0')
+        return false;
+    *out = (uint64_t)hi << 32 | lo;
+    return true;
+}
+
+void db_track_commit_positions(bool on)
+{
+    atomic_store(&positions_wanted, on);
+}
+
+uint64_t db_take_commit_position(void)
+{
+    uint64_t position = committed_position;
+    committed_position = 0;
+    return position;
+}
+
+uint64_t db_position_now(void)
+{
+    struct db_result r;
+    uint64_t position = 0;
+    if (db_exec("SELECT pg_current_wal_lsn()::text", 0, NULL, &r) == DB_OK && db_rows(&r) == 1 &&
+        !db_lsn_parse(db_value(&r, 0, 0), &position))
+        position = 0;
+    db_clear(&r);
+    return position;
+}
+
+/* After the outermost COMMIT: where the primary's WAL stands now, which is past the commit. */
+static void note_commit(struct slot *s)
+{
+    if (s->depth == 0 && !s->command && atomic_load(&positions_wanted))
+        committed_position = db_position_now();
+}
+
 enum db_status db_commit(void)
 {
     struct slot *s = mine;
@@ -842,6 +890,8 @@ enum db_status db_commit(void)
     else
         status = simple(s, sql);
     let_go(s);
+    if (status == DB_OK)
+        note_commit(s);
     return status;
 }
 
@@ -874,6 +924,8 @@ enum db_status db_commit_after(const char *sql, int n, const char *const *values
     if (status == DB_OK)
         atomic_fetch_add_explicit(&s->succeeded, 1, memory_order_relaxed);
     let_go(s);
+    if (status == DB_OK && committed)
+        note_commit(s);
     return status;
 }
 

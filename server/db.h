@@ -44,6 +44,10 @@ struct db_result {
     enum db_status status;
     char constraint[64]; /* the violated constraint's name, when there is one */
     char message[256];   /* PostgreSQL's message: for the log, never for a client */
+    /* A committed write's: the primary's WAL position once it was committed; a read's: a
+     * position its database had replayed at least that far before it ran; 0: unknown. Set only
+     * with read replicas configured (replicas.h), where it becomes the Consistency-Token. */
+    uint64_t position;
 };
 
 /* Before any thread uses the database. */
@@ -97,6 +101,15 @@ int db_transaction_depth(void);
 /* Rolls back levels until depth are left open (0: all of them). */
 void db_rollback_to(int depth);
 
+/* WAL positions, for reads from replicas (replicas.h). With tracking on, the outermost commit of
+ * a thread's transaction asks where the primary's WAL stands once it is committed (one more
+ * round trip), for db_take_commit_position() to hand over, once. db_position_now() asks it for
+ * this thread's connection now (0 when it cannot). db_lsn_parse() reads PostgreSQL's "X/Y". */
+void db_track_commit_positions(bool on);
+uint64_t db_take_commit_position(void);
+uint64_t db_position_now(void);
+bool db_lsn_parse(const char *text, uint64_t *out);
+
 /* Shorthands for results. db_value() returns NULL for SQL NULL. */
 int db_rows(const struct db_result *r);
 const char *db_value(const struct db_result *r, int row, int col);
@@ -113,6 +126,8 @@ void db_disconnect(void);
  * (db_release() it); a result classified as db_exec() classifies it (r takes res). It blocks for
  * up to the connect timeout (2 s). Its owner makes it again when it breaks: nothing else does. */
 PGconn *db_connect_session(void);
+/* The same to another database than the one configured: a read replica (replicas.h). */
+PGconn *db_connect_session_to(const char *url);
 void db_release(PGconn *pg);
 enum db_status db_result_of(struct db_result *r, PGresult *res, PGconn *pg);
 

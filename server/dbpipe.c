@@ -4,6 +4,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "prepared.h"
+#include "replicas.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -25,8 +26,9 @@ struct job {
     const char *sql;
     int n;
     int attempts;
-    bool resent; /* aborted once by another's failure: now sent in a segment of its own */
-    bool write;  /* a write: a segment of its own, answered once that segment's Sync is in */
+    bool resent;  /* aborted once by another's failure: now sent in a segment of its own */
+    bool write;   /* a write: a segment of its own, answered once that segment's Sync is in */
+    bool counted; /* a read of a resource (dbpipe_submit_to()): counted by where it ran */
     PGresult *committing; /* a write's result, until its Sync says it is committed */
     /* In the batch being sent: the prepared statement it runs as, and whether this batch
      * prepares it. */
@@ -39,7 +41,7 @@ struct job {
     char text[]; /* the values, copied */
 };
 
-enum sent_kind { SENT_DEALLOCATE, SENT_PREPARE, SENT_QUERY, SENT_SYNC };
+enum sent_kind { SENT_DEALLOCATE, SENT_PREPARE, SENT_QUERY, SENT_SYNC, SENT_POSITION };
 
 /* What was sent, in the order its results come back. */
 struct sent {
@@ -56,8 +58,9 @@ struct job_list {
 
 struct pipe {
     pthread_t thread;
-    bool writes; /* takes writes (dbpipe_submit_write), not reads */
-    int wake;    /* eventfd: something was queued, or it is time to stop */
+    bool writes;     /* takes writes (dbpipe_submit_write), not reads */
+    unsigned target; /* REPLICAS_PRIMARY, or the replica it reads from */
+    int wake;        /* eventfd: something was queued, or it is time to stop */
     pthread_mutex_t lock;
     struct job_list queued; /* under lock */
     bool stopping;          /* under lock */
@@ -74,15 +77,18 @@ struct pipe {
     struct sent sent[IN_FLIGHT]; /* a ring */
     unsigned first, count;
     struct job_list committing; /* writes whose statement succeeded, until their Sync is in */
+    /* Committed writes, until the WAL position after their batch is in (with replicas only). */
+    struct job_list positioned;
 
     /* Read by anyone (/metrics, /readyz). */
     atomic_bool up, tried;
     atomic_ulong made, succeeded; /* statements run successfully */
 };
 
-/* The pipes for reads, then those for writes. */
-static struct pipe *pipes[2 * DBPIPE_MAX_CONNECTIONS];
-static unsigned n_pipes, n_readers;
+/* The pipes for reads from the primary, those for reads from each replica (as many), then those
+ * for writes. */
+static struct pipe *pipes[(REPLICAS_MAX + 2) * DBPIPE_MAX_CONNECTIONS];
+static unsigned n_pipes, n_readers, n_reading; /* n_readers per database; n_reading in all */
 static atomic_uint next_pipe, next_writer;
 static atomic_bool reads_on, writes_on; /* pipes for reads, for writes, are running */
 
@@ -127,17 +133,42 @@ static void list_append(struct job_list *to, struct job_list *from)
     *from = (struct job_list){0};
 }
 
-/* Hands the job its result (res may be NULL: then status says why) and frees it. */
-static enum db_status answer(struct job *j, enum db_status status, PGresult *res, PGconn *pg)
+/* Hands the job its result (res may be NULL: then status says why), with the WAL position a
+ * write's commit reached, and frees it. */
+static enum db_status answer_at(struct job *j, enum db_status status, PGresult *res, PGconn *pg,
+                                uint64_t position)
 {
-    PQclear(j->committing); /* a write's result that never saw its commit */
-    struct db_result r = {.status = status};
+    if (j->committing != res)
+        PQclear(j->committing); /* a write's result that never saw its commit */
+    struct db_result r = {.status = status, .position = position};
     if (res)
         db_result_of(&r, res, pg);
     status = r.status;
     j->done(j->ctx, &r);
     free(j);
     return status;
+}
+
+static enum db_status answer(struct job *j, enum db_status status, PGresult *res, PGconn *pg)
+{
+    return answer_at(j, status, res, pg, 0);
+}
+
+static void queue(struct pipe *p, struct job *j);
+
+/* A read its replica could not run goes to the primary: the client gets its answer from there,
+ * not an error. */
+static void reroute(struct job *j)
+{
+    j->resent = false;
+    j->attempts = 0;
+    queue(pipes[atomic_fetch_add(&next_pipe, 1) % n_readers], j);
+}
+
+static void reroute_all(struct job_list *l)
+{
+    for (struct job *j; (j = list_pop(l));)
+        reroute(j);
 }
 
 static void answer_all(struct job_list *l, enum db_status status)
@@ -161,13 +192,23 @@ static void drop_connection(struct pipe *p, const char *why)
     for (; p->count > 0; p->first = (p->first + 1) % IN_FLIGHT, p->count--) {
         struct sent *s = &p->sent[p->first];
         PQclear(s->res);
-        if (s->kind == SENT_QUERY)
+        if (s->kind == SENT_QUERY && p->target != REPLICAS_PRIMARY)
+            reroute(s->job);
+        else if (s->kind == SENT_QUERY)
             answer(s->job, DB_UNAVAILABLE, NULL, NULL);
     }
     p->first = 0;
     /* Whether these committed is unknown, as for any commit whose answer was lost. */
     answer_all(&p->committing, DB_UNAVAILABLE);
-    answer_all(&p->pending, DB_UNAVAILABLE);
+    /* These did: only the position after them is lost. */
+    for (struct job *j; (j = list_pop(&p->positioned));)
+        answer_at(j, DB_OK, j->committing, p->pg, 0);
+    if (p->target != REPLICAS_PRIMARY) {
+        reroute_all(&p->pending);
+        replicas_failed(p->target);
+    } else {
+        answer_all(&p->pending, DB_UNAVAILABLE);
+    }
     db_release(p->pg);
     p->pg = NULL;
     atomic_store(&p->up, false);
@@ -180,7 +221,8 @@ static void drop_connection(struct pipe *p, const char *why)
  * whether or not a statement waits for it. */
 static void connect_pipe(struct pipe *p)
 {
-    p->pg = db_connect_session();
+    p->pg = p->target == REPLICAS_PRIMARY ? db_connect_session()
+                                          : db_connect_session_to(replicas_url(p->target));
     if (!p->pg) {
         drop_connection(p, NULL); /* db has counted the error; this sets the back-off */
     } else if (PQsetnonblocking(p->pg, 1) != 0 || PQenterPipelineMode(p->pg) != 1) {
@@ -295,14 +337,37 @@ static void send_pending(struct pipe *p)
         }
     }
     /* A batch whose last statement had its own Sync needs no other. */
-    if (jobs > 0 && (!open || send_sync(p)))
-        metrics_db_pipeline_batch(jobs);
+    if (jobs == 0 || (open && !send_sync(p)))
+        return;
+    metrics_db_pipeline_batch(jobs);
+    /* Where the WAL stands once the batch's writes are committed: their Consistency-Token. One
+     * statement more for the whole batch, in the same round trip. */
+    if (p->writes && replicas_count() > 0) {
+        if (PQsendQueryParams(p->pg, "SELECT pg_current_wal_lsn()::text", 0, NULL, NULL, NULL, NULL,
+                              0) != 1) {
+            drop_connection(p, PQerrorMessage(p->pg));
+            return;
+        }
+        push_sent(p, (struct sent){.kind = SENT_POSITION});
+        send_sync(p);
+    }
 }
 
 /* One message's results are all in. */
 static void finish(struct pipe *p, struct sent *s, struct job_list *again)
 {
     ExecStatusType status = PQresultStatus(s->res);
+    if (s->kind == SENT_POSITION) {
+        uint64_t position = 0;
+        if (status != PGRES_TUPLES_OK || PQntuples(s->res) != 1 ||
+            !db_lsn_parse(PQgetvalue(s->res, 0, 0), &position))
+            position = 0; /* the writes stand; only their token is missing */
+        PQclear(s->res);
+        for (struct job *j; (j = list_pop(&p->positioned));)
+            if (answer_at(j, DB_OK, j->committing, p->pg, position) == DB_OK)
+                atomic_fetch_add_explicit(&p->succeeded, 1, memory_order_relaxed);
+        return;
+    }
     if (s->kind == SENT_DEALLOCATE) {
         if (status == PGRES_COMMAND_OK)
             metrics_db_evicted(METRICS_DB_PIPELINE);
@@ -333,6 +398,13 @@ static void finish(struct pipe *p, struct sent *s, struct job_list *again)
     bool aborted = status == PGRES_PIPELINE_ABORTED;
     /* Not prepared after all (its preparation failed): prepared again, a few times at most. */
     bool unprepared = state && strcmp(state, "26000") == 0 && ++s->job->attempts < ATTEMPTS;
+    /* Cancelled by the replica's replay (a conflict with recovery): the primary has no such
+     * conflicts. */
+    if (p->target != REPLICAS_PRIMARY && state && strcmp(state, "40001") == 0) {
+        PQclear(s->res);
+        reroute(s->job);
+        return;
+    }
     if (aborted || unprepared) {
         s->job->resent = true;
         PQclear(s->res);
@@ -343,8 +415,13 @@ static void finish(struct pipe *p, struct sent *s, struct job_list *again)
     } else if (s->job->write && (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK)) {
         s->job->committing = s->res; /* answered when its Sync is in: then it is committed */
         list_push(&p->committing, s->job);
-    } else if (answer(s->job, DB_OK, s->res, p->pg) == DB_OK) {
-        atomic_fetch_add_explicit(&p->succeeded, 1, memory_order_relaxed);
+    } else {
+        bool counted = s->job->counted;
+        if (answer(s->job, DB_OK, s->res, p->pg) == DB_OK) {
+            atomic_fetch_add_explicit(&p->succeeded, 1, memory_order_relaxed);
+            if (counted)
+                replicas_served(p->target);
+        }
     }
 }
 
@@ -376,11 +453,14 @@ static void receive(struct pipe *p)
                 continue;
             }
             PQclear(res);
-            /* The writes before it are committed now. */
+            /* The writes before it are committed now; with replicas they wait for the position
+             * after them, which comes next. */
             for (struct job *j; (j = list_pop(&p->committing));) {
-                PGresult *committed = j->committing;
-                j->committing = NULL;
-                if (answer(j, DB_OK, committed, p->pg) == DB_OK)
+                if (replicas_count() > 0) {
+                    list_push(&p->positioned, j);
+                    continue;
+                }
+                if (answer_at(j, DB_OK, j->committing, p->pg, 0) == DB_OK)
                     atomic_fetch_add_explicit(&p->succeeded, 1, memory_order_relaxed);
             }
         } else if (res) {
@@ -413,7 +493,9 @@ static void *run(void *arg)
 
         if (!p->pg && db_backoff_allows(&p->backoff))
             connect_pipe(p);
-        if (!p->pg)
+        if (!p->pg && p->target != REPLICAS_PRIMARY)
+            reroute_all(&p->pending); /* a replica down: the primary answers */
+        else if (!p->pg)
             answer_all(&p->pending, DB_UNAVAILABLE); /* down: say so at once, as db does */
         if (p->pg && p->pending.head)
             send_pending(p);
@@ -462,10 +544,13 @@ int dbpipe_start(unsigned readers, unsigned writers)
     if (writers > DBPIPE_MAX_CONNECTIONS)
         writers = DBPIPE_MAX_CONNECTIONS;
     n_readers = readers;
-    unsigned connections = readers + writers;
+    /* Reads from replicas need pipes for reads: without them every read runs on a worker. */
+    n_reading = readers * (1 + (readers ? replicas_count() : 0));
+    unsigned connections = n_reading + writers;
     for (n_pipes = 0; n_pipes < connections; n_pipes++) {
         struct pipe *p = xcalloc(1, sizeof *p);
-        p->writes = n_pipes >= readers;
+        p->writes = n_pipes >= n_reading;
+        p->target = p->writes ? REPLICAS_PRIMARY : n_pipes / readers;
         p->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         pthread_mutex_init(&p->lock, NULL);
         if (p->wake < 0 || pthread_create(&p->thread, NULL, run, p) != 0) {
@@ -497,8 +582,10 @@ size_t dbpipe_connections(struct metrics_connection *out, size_t max)
     for (; n < n_pipes && n < max; n++) {
         struct pipe *p = pipes[n];
         out[n] = (struct metrics_connection){
-            .kind = p->writes ? "writes" : "pipeline",
-            .slot = (unsigned)(p->writes ? n - n_readers : n),
+            .kind = p->writes                       ? "writes"
+                    : p->target == REPLICAS_PRIMARY ? "pipeline"
+                                                    : replicas_name(p->target),
+            .slot = (unsigned)(p->writes ? n - n_reading : n % n_readers),
             .up = atomic_load(&p->up),
             .made = atomic_load(&p->made),
             .statements = atomic_load(&p->succeeded),
@@ -543,8 +630,8 @@ void dbpipe_stop(void)
     }
 }
 
-static void submit(const char *sql, int n, const char *const *values, bool write, dbpipe_done done,
-                   void *ctx)
+static void submit(unsigned target, bool counted, const char *sql, int n, const char *const *values,
+                   bool write, dbpipe_done done, void *ctx)
 {
     if (n > DBPIPE_MAX_PARAMS) {
         log_event("error", "database pipeline: %d parameters, at most %d", n, DBPIPE_MAX_PARAMS);
@@ -568,9 +655,16 @@ static void submit(const char *sql, int n, const char *const *values, bool write
         answer(j, DB_UNAVAILABLE, NULL, NULL);
         return;
     }
-    struct pipe *p =
-        write ? pipes[n_readers + atomic_fetch_add(&next_writer, 1) % (n_pipes - n_readers)]
-              : pipes[atomic_fetch_add(&next_pipe, 1) % n_readers];
+    j->counted = counted;
+    if (target > replicas_count())
+        target = REPLICAS_PRIMARY;
+    queue(write ? pipes[n_reading + atomic_fetch_add(&next_writer, 1) % (n_pipes - n_reading)]
+                : pipes[target * n_readers + atomic_fetch_add(&next_pipe, 1) % n_readers],
+          j);
+}
+
+static void queue(struct pipe *p, struct job *j)
+{
     pthread_mutex_lock(&p->lock);
     bool accepted = !p->stopping;
     bool was_empty = !p->queued.head;
@@ -585,11 +679,17 @@ static void submit(const char *sql, int n, const char *const *values, bool write
 
 void dbpipe_submit(const char *sql, int n, const char *const *values, dbpipe_done done, void *ctx)
 {
-    submit(sql, n, values, false, done, ctx);
+    submit(REPLICAS_PRIMARY, false, sql, n, values, false, done, ctx);
+}
+
+void dbpipe_submit_to(unsigned target, const char *sql, int n, const char *const *values,
+                      dbpipe_done done, void *ctx)
+{
+    submit(target, true, sql, n, values, false, done, ctx);
 }
 
 void dbpipe_submit_write(const char *sql, int n, const char *const *values, dbpipe_done done,
                          void *ctx)
 {
-    submit(sql, n, values, true, done, ctx);
+    submit(REPLICAS_PRIMARY, false, sql, n, values, true, done, ctx);
 }

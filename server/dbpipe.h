@@ -52,12 +52,20 @@ void dbpipe_stop(void);
  * exactly once. */
 void dbpipe_submit(const char *sql, int n, const char *const *values, dbpipe_done done, void *ctx);
 
+/* As dbpipe_submit(), for a read of a resource or a list page, on the pipes for reads from
+ * target (replicas.h: REPLICAS_PRIMARY or a replica). A read the replica cannot run (its
+ * connection is down or lost, or replay cancelled it) runs on the primary instead, so it fails
+ * only as a read on the primary would. Counted, by where it ran, in /metrics. */
+void dbpipe_submit_to(unsigned target, const char *sql, int n, const char *const *values,
+                      dbpipe_done done, void *ctx);
+
 /* As dbpipe_submit(), for one statement that writes and is its own transaction: it is sent on a
  * pipe for writes in a segment of its own (its Sync commits it), so that no other statement's
  * failure rolls it back and a commit's WAL flush never holds reads up; done gets its result once
- * the Sync is in, that is once it is committed (DB_UNAVAILABLE when the connection was lost
- * before: committed or not, as for any commit whose answer is lost). Several pipes for writes
- * commit side by side, and PostgreSQL flushes their commits together. */
+ * the Sync is in, that is once it is committed; with replicas configured, r->position is then the
+ * primary's WAL position after the commit, asked for in the same round trip (DB_UNAVAILABLE when
+ * the connection was lost before: committed or not, as for any commit whose answer is lost).
+ * Several pipes for writes commit side by side, and PostgreSQL flushes their commits together. */
 void dbpipe_submit_write(const char *sql, int n, const char *const *values, dbpipe_done done,
                          void *ctx);
 

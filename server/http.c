@@ -13,6 +13,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "ratelimit.h"
+#include "replicas.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -40,10 +41,11 @@ static atomic_bool refusing; /* shutting down: a new connection is closed once a
 static const char expose_headers[] =
     "API-Version, ETag, Link, Location, Retry-After, X-Request-Id, RateLimit-Limit, "
     "RateLimit-Remaining, RateLimit-Reset, Idempotent-Replayed, Content-Disposition, "
-    "WWW-Authenticate";
+    "WWW-Authenticate, Consistency-Token";
 /* traceparent and tracestate (W3C Trace Context) are what browsers' tracing SDKs add. */
 static const char allow_headers[] = "Authorization, Content-Type, If-Match, If-None-Match, "
-                                    "Idempotency-Key, X-Request-Id, traceparent, tracestate";
+                                    "Idempotency-Key, X-Request-Id, traceparent, tracestate, "
+                                    "Consistency-Token";
 
 static double now_s(void)
 {
@@ -188,6 +190,36 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *out, size_t max)
     return n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : (ssize_t)n;
 }
 
+static const char *caller_of(const struct request *req)
+{
+    return req->who.key_id[0] ? req->who.key_id : req->who.subject;
+}
+
+/* With read replicas: a successful write's answer gives the position after its commit (and this
+ * instance remembers it for the caller), a read's the position its database had replayed. */
+static void add_consistency_token(struct request *req, struct MHD_Response *r)
+{
+    uint64_t committed = db_take_commit_position(), position;
+    if (req->method == HTTP_GET || req->method == HTTP_HEAD) {
+        position = req->position;
+        if (!position) { /* read on the primary, which has whatever a token asked for */
+            position = replicas_primary_position();
+            if (position < req->min_position)
+                position = req->min_position;
+        }
+    } else if (req->method == HTTP_OPTIONS || req->status >= 300) {
+        return;
+    } else {
+        position = req->position > committed ? req->position : committed;
+        replicas_note_write(caller_of(req), position);
+    }
+    if (position) {
+        char token[REPLICAS_TOKEN_LEN + 1];
+        replicas_format_token(position, token);
+        add(r, "Consistency-Token", token);
+    }
+}
+
 static enum MHD_Result send_response(struct request *req)
 {
     if (req->status == 0)
@@ -218,6 +250,8 @@ static enum MHD_Result send_response(struct request *req)
     add(r, "Referrer-Policy", "no-referrer");
     if (!cache_set)
         add(r, "Cache-Control", "no-store");
+    if (replicas_count() > 0)
+        add_consistency_token(req, r);
     if (req->public_cors) {
         add(r, "Access-Control-Allow-Origin", "*");
         add(r, "Access-Control-Expose-Headers", expose_headers);
@@ -395,13 +429,33 @@ static void end_transactions(struct request *req)
 
 static void dispatch_as(struct request *req, enum auth_result result);
 
-static void dispatch_looked_up(struct request *req, struct db_result *r, void *lookup)
+/* What a deferred statement is: a read on the primary, a read of a resource (which a replica may
+ * serve, counted by where it ran) or a write. */
+enum deferred_kind { DEFER_PRIMARY, DEFER_RESOURCE, DEFER_WRITE };
+
+static void defer(struct request *req, enum deferred_kind kind, unsigned target, const char *sql,
+                  int n, const char *const *values, http_then then, void *ctx);
+
+/* Keys are looked up on the primary, which knows at once of a key made or revoked on any
+ * instance; only while it is down does a replica answer, so that reads go on. */
+static void dispatch_looked_up(struct request *req, struct db_result *r, void *ctx)
 {
+    struct auth_lookup *lookup = ctx;
+    uint64_t unused;
+    unsigned replica;
+    if (r->status == DB_UNAVAILABLE && !req->looked_up_on_replica && replicas_count() > 0 &&
+        (replica = replicas_choose(0, &unused)) != REPLICAS_PRIMARY) {
+        req->looked_up_on_replica = true;
+        defer(req, DEFER_RESOURCE, replica, lookup->sql_read_only, 1, lookup->params,
+              dispatch_looked_up, lookup);
+        return;
+    }
     dispatch_as(req, auth_looked_up(lookup, r, &req->who, &req->pool, &req->auth_refusal));
 }
 
 static void dispatch(struct request *req)
 {
+    db_take_commit_position(); /* one left by a request before on this thread is not ours */
     if (req->target_refused == 414) {
         http_problem(req, 414, "The URL is longer than %d bytes.", HTTP_MAX_URL_BYTES);
         return;
@@ -413,6 +467,13 @@ static void dispatch(struct request *req)
     if (req->bad_header) {
         http_invalid(req, req->bad_header, "format",
                      "is not UTF-8 text without control characters");
+        http_problem_invalid(req);
+        return;
+    }
+    const char *token = http_header(req, "Consistency-Token");
+    if (token && !replicas_parse_token(token, &req->min_position)) {
+        http_invalid(req, "Consistency-Token", "format",
+                     "is not a Consistency-Token this API gave: 16 lower-case hexadecimal digits");
         http_problem_invalid(req);
         return;
     }
@@ -585,6 +646,8 @@ static void on_deferred_result(void *ctx, struct db_result *r)
 {
     struct deferred *d = ctx;
     d->result = *r;
+    if (r->position && r->status == DB_OK)
+        d->req->position = r->position; /* a write's commit: visible once woken */
     http_wake(d->req);
 }
 
@@ -599,9 +662,10 @@ static void answer_deferred(struct request *req, void *ctx)
         phase_after(req);
 }
 
-static void defer(struct request *req, bool write, const char *sql, int n,
-                  const char *const *values, http_then then, void *ctx)
+static void defer(struct request *req, enum deferred_kind kind, unsigned target, const char *sql,
+                  int n, const char *const *values, http_then then, void *ctx)
 {
+    bool write = kind == DEFER_WRITE;
     struct deferred *d = NULL;
     /* Inside a transaction the statement must see it, and the request must stay on this
      * thread, whose connection holds it. */
@@ -612,13 +676,20 @@ static void defer(struct request *req, bool write, const char *sql, int n,
     }
     if (!d || !http_suspend(req, answer_deferred, d)) {
         struct db_result r;
+        req->position = 0; /* on the primary after all (a write's: asked below) */
         db_exec(sql, n, values, &r);
+        if (kind == DEFER_RESOURCE && r.status == DB_OK)
+            replicas_served(REPLICAS_PRIMARY);
+        if (write && r.status == DB_OK && replicas_count() > 0 && db_transaction_depth() == 0)
+            req->position = db_position_now(); /* committed: it was its own transaction */
         then(req, &r, ctx);
         db_clear(&r);
         return;
     }
     if (write)
         dbpipe_submit_write(sql, n, values, on_deferred_result, d);
+    else if (kind == DEFER_RESOURCE)
+        dbpipe_submit_to(target, sql, n, values, on_deferred_result, d);
     else
         dbpipe_submit(sql, n, values, on_deferred_result, d);
 }
@@ -626,13 +697,24 @@ static void defer(struct request *req, bool write, const char *sql, int n,
 void http_defer(struct request *req, const char *sql, int n, const char *const *values,
                 http_then then, void *ctx)
 {
-    defer(req, false, sql, n, values, then, ctx);
+    defer(req, DEFER_PRIMARY, REPLICAS_PRIMARY, sql, n, values, then, ctx);
+}
+
+void http_defer_read(struct request *req, const char *sql, int n, const char *const *values,
+                     http_then then, void *ctx)
+{
+    unsigned target = REPLICAS_PRIMARY;
+    if (replicas_count() > 0) {
+        uint64_t min = req->min_position, recent = replicas_recent_write(caller_of(req));
+        target = replicas_choose(recent > min ? recent : min, &req->position);
+    }
+    defer(req, DEFER_RESOURCE, target, sql, n, values, then, ctx);
 }
 
 void http_defer_write(struct request *req, const char *sql, int n, const char *const *values,
                       http_then then, void *ctx)
 {
-    defer(req, true, sql, n, values, then, ctx);
+    defer(req, DEFER_WRITE, REPLICAS_PRIMARY, sql, n, values, then, ctx);
 }
 
 /* ---- libmicrohttpd callbacks ---- */

@@ -128,6 +128,10 @@ struct request {
     const char *audit_action; /* what the audit log calls this request, when not its method */
     bool audited;             /* recorded in the transaction of its effect already */
     int handler_depth;        /* transactions the phases held open around the handler */
+    /* Read replicas (replicas.h): the position the client's Consistency-Token asks for, and the
+     * one this answer's token gives: where a read's database stood, or a write's commit. */
+    uint64_t min_position, position;
+    bool looked_up_on_replica; /* the key's lookup went to a replica: the primary was down */
 
     /* Phases (phase.h): how far the request went through them, and their state. */
     int phases_entered;
@@ -166,6 +170,11 @@ unsigned http_port(void);
  * handler returns), the statement runs here and then is called at once. */
 void http_defer(struct request *req, const char *sql, int n, const char *const *values,
                 http_then then, void *ctx);
+/* The same for a read of a resource or a list page, which a read replica may serve (replicas.h):
+ * one that has replayed what the request's Consistency-Token, or the caller's own recent write
+ * here, asks for; else the primary. Sets the position the answer's token gives. */
+void http_defer_read(struct request *req, const char *sql, int n, const char *const *values,
+                     http_then then, void *ctx);
 /* The same for a write that is one statement and its own transaction (its audit entry made in
  * the statement: audit_sql_around()): on the pipes for writes (dbpipe_submit_write()), then once
  * it is committed. Without them, or inside a transaction, it runs here (committed at once

@@ -64,7 +64,7 @@ void resource_get(struct request *req)
     const char *params[3];
     int n;
     const char *sql = row_statement(req, res, resource_item_id(req, res), params, &n);
-    http_defer(req, sql, n, params, answer_get, NULL);
+    http_defer_read(req, sql, n, params, answer_get, NULL);
 }
 
 /* Writes the records fields the body gives; on failure r holds the error. */

@@ -259,7 +259,7 @@ void resource_list(struct request *req)
         list_answer_csv(req, res, plan,
                         delimiter && strcmp(delimiter, "semicolon") == 0 ? ';' : ',');
     else /* the parameters are copied; the SQL, made for this request, lives in its pool */
-        http_defer(req, pool_strdup(&req->pool, q.sql.data), q.n, q.params, answer_page, page);
+        http_defer_read(req, pool_strdup(&req->pool, q.sql.data), q.n, q.params, answer_page, page);
 
     if (cursor_json)
         json_decref(cursor_json);
