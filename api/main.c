@@ -13,6 +13,7 @@
 #include "metrics.h"
 #include "migrate.h"
 #include "netguard.h"
+#include "notify.h"
 #include "oidc.h"
 #include "resource.h"
 #include "retention.h"
@@ -140,15 +141,20 @@ static int serve(const struct config *cfg)
     signal(SIGPIPE, SIG_IGN);
 
     db_start(cfg->threads + 1); /* a connection for each worker thread and the jobs thread */
+    /* Before the first request, so that a key revoked on another instance is heard from then
+     * on. A listener that cannot start leaves the cache period as the bound, as when its
+     * connection is down: the server goes on. */
+    notify_start();
     retention_configure(cfg->retain_inquiries_days, cfg->retain_participants_days,
                         cfg->retain_audit_days);
-    jobs_add("retention", cfg->prune_interval_s * 1000, retention_run);
-    jobs_add("memory", MEMORY_TRIM_MS, give_memory_back);
+    jobs_add("retention", cfg->prune_interval_s * 1000, retention_run, JOBS_LOCK_RETENTION);
+    jobs_add("memory", MEMORY_TRIM_MS, give_memory_back, JOBS_EVERY_INSTANCE);
     jobs_start();
     /* Before the first request: a token finds the key file read, or the fetcher under way. */
     if (oidc_start() < 0 || http_start(cfg) < 0) {
         oidc_stop();
         jobs_stop();
+        notify_stop();
         db_stop();
         return 1;
     }
@@ -156,6 +162,7 @@ static int serve(const struct config *cfg)
         http_stop(0);
         oidc_stop();
         jobs_stop();
+        notify_stop();
         db_stop();
         return 1;
     }
@@ -168,6 +175,7 @@ static int serve(const struct config *cfg)
     http_stop(SHUTDOWN_GRACE_MS);
     oidc_stop();
     jobs_stop();
+    notify_stop();
     db_stop();
     log_event("info", "stopped");
     return 0;
