@@ -258,5 +258,5 @@ void changes_register(unsigned retention_seconds, unsigned prune_interval_s)
 {
     retention_s = retention_seconds;
     router_add(routes, COUNT(routes));
-    jobs_add("prune", prune_interval_s * 1000, prune_changes);
+    jobs_add("prune", prune_interval_s * 1000, prune_changes, JOBS_LOCK_PRUNE);
 }

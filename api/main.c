@@ -13,6 +13,7 @@
 #include "metrics.h"
 #include "migrate.h"
 #include "netguard.h"
+#include "notify.h"
 #include "oidc.h"
 #include "replicas.h"
 #include "resource.h"
@@ -151,16 +152,21 @@ static int serve(const struct config *cfg)
         db_stop();
         return 1;
     }
+    /* Before the first request, so that a key revoked on another instance is heard from then
+     * on. A listener that cannot start leaves the cache period as the bound, as when its
+     * connection is down: the server goes on. */
+    notify_start();
     retention_configure(cfg->retain_inquiries_days, cfg->retain_participants_days,
                         cfg->retain_audit_days);
-    jobs_add("retention", cfg->prune_interval_s * 1000, retention_run);
-    jobs_add("memory", MEMORY_TRIM_MS, give_memory_back);
+    jobs_add("retention", cfg->prune_interval_s * 1000, retention_run, JOBS_LOCK_RETENTION);
+    jobs_add("memory", MEMORY_TRIM_MS, give_memory_back, JOBS_EVERY_INSTANCE);
     jobs_start();
     /* Before the first request: a token finds the key file read, or the fetcher under way. */
     if (oidc_start() < 0 || http_start(cfg) < 0) {
         oidc_stop();
         replicas_stop();
         jobs_stop();
+        notify_stop();
         db_stop();
         return 1;
     }
@@ -169,6 +175,7 @@ static int serve(const struct config *cfg)
         replicas_stop();
         oidc_stop();
         jobs_stop();
+        notify_stop();
         db_stop();
         return 1;
     }
@@ -182,6 +189,7 @@ static int serve(const struct config *cfg)
     replicas_stop();
     oidc_stop();
     jobs_stop();
+    notify_stop();
     db_stop();
     log_event("info", "stopped");
     return 0;

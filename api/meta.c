@@ -9,8 +9,10 @@
 #include "dbpipe.h"
 #include "embedded.h"
 #include "http.h"
+#include "jobs.h"
 #include "metrics.h"
 #include "migrate.h"
+#include "notify.h"
 #include "replicas.h"
 
 #include <string.h>
@@ -39,12 +41,14 @@ static void healthz(struct request *req)
 #define MAX_KEPT                                                                                   \
     (DB_MAX_SLOTS + (REPLICAS_MAX + 2) * DBPIPE_MAX_CONNECTIONS + AUDIT_MAX_WRITERS + 8)
 
-/* The connections the server keeps open: the threads', the pipeline's and the audit writer's. */
+/* The connections the server keeps open: the threads', the pipeline's, the audit writer's and
+ * the revocation listener's. */
 static size_t kept_connections(struct metrics_connection *out)
 {
     size_t n = db_connections(out, MAX_KEPT);
     n += dbpipe_connections(out + n, MAX_KEPT - n);
-    return n + audit_connections(out + n, MAX_KEPT - n);
+    n += audit_connections(out + n, MAX_KEPT - n);
+    return n + notify_connections(out + n, MAX_KEPT - n);
 }
 
 /* "2 of 4 worker, 1 of 1 pipeline" for the kinds with connections down; "" when none is. A
@@ -118,6 +122,8 @@ static void metrics(struct request *req)
     free(kept);
     conns_render(&text);
     replicas_metrics(&text);
+    jobs_render(&text);
+    notify_render(&text);
     http_reply_text(req, 200, "text/plain; version=0.0.4; charset=utf-8", text.data, text.len);
     buf_free(&text);
 }

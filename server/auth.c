@@ -27,6 +27,7 @@ struct cached_key {
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct cached_key cache[CACHE_SLOTS];
 static unsigned cache_ms = 1000;
+static unsigned long forgettings; /* under cache_lock: auth_forget() and auth_forget_all() calls */
 
 static const char SQL_LOOKUP_KEY[] =
     "UPDATE api_keys SET last_used_at = now() "
@@ -139,9 +140,16 @@ static bool from_cache(const uint8_t *digest, struct auth_identity *who, struct 
     return hit;
 }
 
-static void to_cache(const uint8_t *digest, const struct auth_identity *who, int64_t expires_s)
+/* Keeps who under digest, unless something was forgotten since since (a revocation may have
+ * committed after the database was asked). */
+static void to_cache(const uint8_t *digest, const struct auth_identity *who, int64_t expires_s,
+                     unsigned long since)
 {
     pthread_mutex_lock(&cache_lock);
+    if (forgettings != since) {
+        pthread_mutex_unlock(&cache_lock);
+        return;
+    }
     struct cached_key *c = &cache[slot_of(digest)];
     memcpy(c->digest, digest, sizeof c->digest);
     c->used = true;
@@ -157,10 +165,28 @@ static void to_cache(const uint8_t *digest, const struct auth_identity *who, int
 void auth_forget(const char *key_id)
 {
     pthread_mutex_lock(&cache_lock);
+    forgettings++;
     for (size_t i = 0; i < CACHE_SLOTS; i++)
         if (cache[i].used && strcmp(cache[i].who.key_id, key_id) == 0)
             cache[i].used = false;
     pthread_mutex_unlock(&cache_lock);
+}
+
+void auth_forget_all(void)
+{
+    pthread_mutex_lock(&cache_lock);
+    forgettings++;
+    for (size_t i = 0; i < CACHE_SLOTS; i++)
+        cache[i].used = false;
+    pthread_mutex_unlock(&cache_lock);
+}
+
+static unsigned long forgettings_now(void)
+{
+    pthread_mutex_lock(&cache_lock);
+    unsigned long n = forgettings;
+    pthread_mutex_unlock(&cache_lock);
+    return n;
 }
 
 static void parse_municipalities(const char *list, struct auth_identity *who, struct pool *pool)
@@ -245,6 +271,7 @@ static enum auth_result check_token(const char *token, const uint8_t *digest,
         *reason = "tokens are not accepted";
         return AUTH_REFUSED;
     }
+    unsigned long since = forgettings_now();
     struct oidc_person p;
     switch (oidc_verify(token, &p, reason)) {
     case OIDC_OK: break;
@@ -264,7 +291,7 @@ static enum auth_result check_token(const char *token, const uint8_t *digest,
              (result = limit_partner(&p, who, pool)) == AUTH_UNAVAILABLE)
         *reason = "the database could not be asked";
     if (result == AUTH_OK)
-        to_cache(digest, who, p.expires_at);
+        to_cache(digest, who, p.expires_at, since);
     return result;
 }
 
@@ -301,6 +328,7 @@ static enum auth_result begin(const char *authorization, struct auth_identity *w
     lookup->params[0] = lookup->hex;
     lookup->sql = SQL_LOOKUP_KEY;
     lookup->sql_read_only = SQL_LOOKUP_KEY_READ_ONLY;
+    lookup->forgotten = forgettings_now(); /* before the statement is sent */
     return AUTH_LOOKUP;
 }
 
@@ -320,7 +348,7 @@ static enum auth_result looked_up(const struct auth_lookup *lookup, struct db_re
         who->rate_limit = atoi(db_value(r, 0, 5));
         who->limited = db_value(r, 0, 6)[0] == 't';
         if (who->role) {
-            to_cache(lookup->digest, who, strtoll(db_value(r, 0, 2), NULL, 10));
+            to_cache(lookup->digest, who, strtoll(db_value(r, 0, 2), NULL, 10), lookup->forgotten);
             result = AUTH_OK;
         }
     }

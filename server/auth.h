@@ -5,9 +5,11 @@
  *
  * A key is "wlk_" and 64 hex digits (256 random bits). The server stores only the SHA-256 of the
  * key, looks keys up by that hash, and keeps what it found in a small cache for key_cache_ms, so
- * that most requests cost no query for authentication. A revocation on this instance evicts the
- * key at once; other instances notice within key_cache_ms. lastUsedAt is written when a key is
- * looked up, so it is exact to within the same period. */
+ * that most requests cost no query for authentication. A revocation evicts the key at once: on
+ * this instance by auth_forget(), on every other one by the notification the database sends
+ * (notify.h calls auth_forget() and, whenever its listening connection is made, auth_forget_all()).
+ * While that connection is down, other instances notice within key_cache_ms. lastUsedAt is
+ * written when a key is looked up, so it is exact to within the same period. */
 #ifndef WERKLAB_AUTH_H
 #define WERKLAB_AUTH_H
 
@@ -72,6 +74,10 @@ struct auth_lookup {
     const char *params[1];
     char hex[2 + 2 * 32 + 1];
     unsigned char digest[32];
+    /* How many forgettings there had been when the lookup began: a key forgotten while its
+     * statement ran (it may have read the key before the revocation committed) is answered as
+     * the statement found it but not kept in the cache. */
+    unsigned long forgotten;
 };
 
 void auth_configure(unsigned key_cache_ms);
@@ -92,6 +98,9 @@ enum auth_result auth_looked_up(const struct auth_lookup *lookup, struct db_resu
                                 struct auth_identity *who, struct pool *pool, const char **reason);
 /* Forgets a key at once (after revocation). */
 void auth_forget(const char *key_id);
+/* Forgets every key and token: whatever may have been revoked while no notification could
+ * arrive is looked up again. */
+void auth_forget_all(void);
 
 /* Makes a new key: fills key (AUTH_KEY_LEN + 1 bytes) and its SHA-256 as "\\x..." hex for
  * storage (67 bytes). The key itself is never stored. */

@@ -5,13 +5,17 @@
  * a werklab are deleted, the people of werklabs closed long ago are anonymised, old audit entries
  * are deleted. Its changes enter the change feed as every write does.
  *
- * Instances that share a database take turns: a run that finds another one under way does nothing
- * (and logs that it skipped). Every run that takes place writes one audit entry in the
- * transaction of its effect, so that the entry is in the log exactly when the effect is committed
- * — also a run that found nothing to remove, so that the log shows the periods were applied:
- * action "retention", no key, status 200, and as its resource what it did, in counts, never
- * personal data: "inquiries=2 participants=12 contacts=1 mentions=3 auditEntries=5000". A run
- * that fails changes nothing and is logged; the next one tries again. */
+ * Instances that share a database take turns: the job runs only on the instance that holds its
+ * lock (jobs.h, JOBS_LOCK_RETENTION), and the others skip their turn without a word. The
+ * database's retention_run() tries the same lock for its own transaction, so that a run started
+ * some other way (by hand in SQL) takes turns with the job too.
+ *
+ * Every run that takes place writes one audit entry in the transaction of its effect, so that the
+ * entry is in the log exactly when the effect is committed — also a run that found nothing to
+ * remove, so that the log shows the periods were applied: action "retention", no key, status 200,
+ * and as its resource what it did, in counts, never personal data: "inquiries=2 participants=12
+ * contacts=1 mentions=3 auditEntries=5000". A run that fails changes nothing and is logged; the
+ * next one tries again. */
 #ifndef WERKLAB_RETENTION_H
 #define WERKLAB_RETENTION_H
 
