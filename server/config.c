@@ -80,6 +80,11 @@ static const struct option options[] = {
     {"public-write-limit", "WERKLAB_PUBLIC_WRITE_LIMIT", OPT_UINT, AT(public_write_limit), "10",
      CONFIG_SERVE, 1, 100000,
      "writes without a key (public inquiries) per client address per minute"},
+    {"trusted-proxies", "WERKLAB_TRUSTED_PROXIES", OPT_STRING, AT(trusted_proxies), "",
+     CONFIG_SERVE, 0, 0,
+     "comma-separated addresses and networks (10.0.0.0/8, fd00::/8) of reverse proxies whose "
+     "X-Forwarded-For names the client (its right-most entry that is not one of them); from "
+     "any other peer the header is ignored"},
     {"key-rate-limit", "WERKLAB_KEY_RATE_LIMIT", OPT_UINT, AT(key_rate_limit), "6000", CONFIG_SERVE,
      0, 10000000,
      "requests per API key per minute (a key's own rateLimit overrides it); 0: unlimited"},
@@ -266,6 +271,10 @@ int config_load(struct config *c, int argc, char **argv, char *err, size_t err_l
         return -1;
     }
     if (c->command == CONFIG_SERVE && parse_listen(c, err, err_len) < 0)
+        return -1;
+    /* Parsed once here: each request only reads the table. */
+    if (c->command == CONFIG_SERVE &&
+        proxies_parse(&c->proxies, c->trusted_proxies, err, err_len) < 0)
         return -1;
     return 0;
 }

@@ -4,6 +4,8 @@
 #ifndef WERKLAB_CONFIG_H
 #define WERKLAB_CONFIG_H
 
+#include "proxies.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -38,6 +40,8 @@ struct config {
     unsigned per_ip_connection_limit;
     unsigned connection_memory_limit;
     unsigned public_write_limit; /* anonymous writes per client address per minute */
+    char *trusted_proxies;       /* as given: addresses and networks, comma-separated */
+    struct proxies proxies;      /* parsed from trusted_proxies (serve only) */
     unsigned key_rate_limit;     /* requests per key per minute, unless the key says otherwise */
     unsigned changes_retention_s;
     unsigned prune_interval_s;

@@ -16,6 +16,13 @@
  * connection before conns sees it; and its own per-address limit must be off, which refuses
  * instead of making room.
  *
+ * The per-address limit counts the TCP peer, also behind a trusted proxy (WERKLAB_TRUSTED_PROXIES,
+ * proxies.h), where it counts the proxy's connections: X-Forwarded-For is a request's, known only
+ * once its headers are in, and one kept-alive connection from a proxy carries the requests of
+ * many clients, one after another. A connection is opened (and room made for it) before any
+ * request, so the only address it has is its peer's; behind a proxy the limit must leave room
+ * for the proxy's upstream connections (nginx's keepalive and its peak of requests at once).
+ *
  * Every function may be called from any thread. A socket is shut down only while its record
  * exists, under conns' lock, and libmicrohttpd 0.9.75 reports "closed" (which removes the record
  * under the same lock) before it closes the socket: a descriptor that was closed and reused for

@@ -12,6 +12,7 @@
 #include "framing.h"
 #include "log.h"
 #include "metrics.h"
+#include "proxies.h"
 #include "ratelimit.h"
 #include "replicas.h"
 
@@ -320,18 +321,32 @@ static bool takes_body(enum http_method m)
     return m == HTTP_POST || m == HTTP_PUT || m == HTTP_PATCH;
 }
 
+/* Every X-Forwarded-For line in the order sent, as one list (RFC 9110 §5.3); lines with nothing
+ * in them add no empty entry. */
+static enum MHD_Result join_forwarded_for(void *cls, enum MHD_ValueKind kind, const char *key,
+                                          const char *value)
+{
+    (void)kind;
+    struct buf *list = cls;
+    if (key && value && strcasecmp(key, "X-Forwarded-For") == 0 && value[strspn(value, " \t")]) {
+        if (list->len)
+            buf_putc(list, ',');
+        buf_puts(list, value);
+    }
+    return MHD_YES;
+}
+
+/* The peer, or behind a trusted proxy the client it names (proxies.h). */
 void http_client_address(struct request *req, char *out, size_t len)
 {
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    const struct sockaddr *sa = info ? info->client_addr : NULL;
-    snprintf(out, len, "unknown");
-    if (sa && sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
-                  (socklen_t)len);
-    else if (sa && sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
-                  (socklen_t)len);
+    const struct sockaddr *peer = info ? info->client_addr : NULL;
+    struct buf forwarded = {0};
+    if (proxies_trusted(&cfg->proxies, peer))
+        MHD_get_connection_values(req->conn, MHD_HEADER_KIND, join_forwarded_for, &forwarded);
+    proxies_client_address(&cfg->proxies, peer, forwarded.data, out, len);
+    buf_free(&forwarded);
 }
 
 static bool answer_limit(struct request *req, const struct ratelimit_verdict *v, const char *who);

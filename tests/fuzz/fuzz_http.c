@@ -135,7 +135,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
          * connection is the default (and the smallest allowed), as deployed. */
         "--body-limit=1024",
         /* Every input comes from 127.0.0.1: no 429 in the way of the handlers behind it. */
-        "--public-write-limit=100000"};
+        "--public-write-limit=100000",
+        /* ... which is a trusted proxy, so that X-Forwarded-For is read (proxies.h). */
+        "--trusted-proxies=127.0.0.1"};
     static struct config cfg;
     char err[256];
     if (config_load(&cfg, (int)(sizeof args / sizeof *args), args, err, sizeof err) < 0) {

@@ -2,6 +2,8 @@
  * they must give. Every WERKLAB_* variable is cleared before each case. */
 #include "config.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -223,6 +225,25 @@ static const struct config_case config_cases[] = {
     {"listen empty", .argv = {"serve", DBURL, "--listen="}, .err = "listen: '' is not host:port"},
     {"listen is only checked for serve", .env = {{"WERKLAB_LISTEN", "nonsense"}},
      .argv = {"migrate", DBURL}, .command = CONFIG_MIGRATE},
+
+    /* Trusted proxies: refused at start, naming the entry (proxies.h has every rule). */
+    {"trusted proxy that is a name", .env = {{"WERKLAB_TRUSTED_PROXIES", "10.0.0.1,nginx"}},
+     .argv = {"serve", DBURL},
+     .err = "trusted-proxies: 'nginx' is not an IPv4 or IPv6 address or network "
+            "(address/prefix, e.g. 10.0.0.0/8; no host names or ports)"},
+    {"trusted proxy with a port", .argv = {"serve", DBURL, "--trusted-proxies=127.0.0.1:80"},
+     .err = "trusted-proxies: '127.0.0.1:80' is not an IPv4 or IPv6 address or network "
+            "(address/prefix, e.g. 10.0.0.0/8; no host names or ports)"},
+    {"trusted network with bits after its prefix",
+     .argv = {"serve", DBURL, "--trusted-proxies", "10.1.0.0/8"},
+     .err = "trusted-proxies: '10.1.0.0/8' has bits set after its prefix; write the network's "
+            "own address (e.g. 10.0.0.0/8), or the address alone"},
+    {"trusted proxies flag over a bad variable", .env = {{"WERKLAB_TRUSTED_PROXIES", "nginx"}},
+     .argv = {"serve", DBURL, "--trusted-proxies=10.0.0.0/8"}, .command = CONFIG_SERVE},
+    {"trusted proxies are only checked for serve", .env = {{"WERKLAB_TRUSTED_PROXIES", "nginx"}},
+     .argv = {"migrate", DBURL}, .command = CONFIG_MIGRATE},
+    {"trusted proxies option of serve only", .argv = {"migrate", DBURL, "--trusted-proxies=::1"},
+     .err = "unknown option '--trusted-proxies' for migrate"},
 };
 
 static void run_case(const struct config_case *tc)
@@ -378,6 +399,37 @@ static void test_all_settings(void **state)
     config_free(&c);
 }
 
+/* The table serve uses, parsed from the variable or the flag over it; none by default. */
+static void test_trusted_proxies(void **state)
+{
+    (void)state;
+    struct sockaddr_in peer = {.sin_family = AF_INET};
+    assert_int_equal(inet_pton(AF_INET, "10.2.3.4", &peer.sin_addr), 1);
+    const struct sockaddr *sa = (const struct sockaddr *)&peer;
+    char *argv[] = {"werklabd", "serve", DBURL, "--trusted-proxies= 192.168.0.0/16 , ::1", NULL};
+    struct config c;
+    char err[256] = "";
+
+    assert_int_equal(config_load(&c, 3, argv, err, sizeof err), 0);
+    assert_int_equal(c.proxies.n, 0);
+    assert_false(proxies_trusted(&c.proxies, sa));
+    config_free(&c);
+
+    assert_int_equal(setenv("WERKLAB_TRUSTED_PROXIES", "10.0.0.0/8", 1), 0);
+    assert_int_equal(config_load(&c, 3, argv, err, sizeof err), 0);
+    assert_string_equal(c.trusted_proxies, "10.0.0.0/8");
+    assert_int_equal(c.proxies.n, 1);
+    assert_true(proxies_trusted(&c.proxies, sa));
+    config_free(&c);
+
+    assert_int_equal(config_load(&c, 4, argv, err, sizeof err), 0);
+    assert_int_equal(c.proxies.n, 2);
+    assert_false(proxies_trusted(&c.proxies, sa));
+    assert_int_equal(inet_pton(AF_INET, "192.168.255.1", &peer.sin_addr), 1);
+    assert_true(proxies_trusted(&c.proxies, sa));
+    config_free(&c);
+}
+
 static void test_cors(void **state)
 {
     (void)state;
@@ -457,6 +509,8 @@ static void test_usage(void **state)
         "--no-migrate",
         "--connection-memory-limit",
         "--municipalities",
+        "--trusted-proxies",
+        "WERKLAB_TRUSTED_PROXIES, default none",
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++)
         if (!strstr(text, want[i]))
@@ -470,6 +524,7 @@ int main(void)
         cmocka_unit_test_setup(test_cases, clear_setup),
         cmocka_unit_test_setup(test_defaults, clear_setup),
         cmocka_unit_test_setup(test_all_settings, clear_setup),
+        cmocka_unit_test_setup(test_trusted_proxies, clear_setup),
         cmocka_unit_test_setup(test_cors, clear_setup),
         cmocka_unit_test_setup(test_usage, clear_setup),
     };
