@@ -69,6 +69,10 @@ static int64_t now_ms(void)
 int replicas_configure(const char *primary_url, const char *urls, unsigned max_lag, char *err,
                        size_t err_len)
 {
+    for (unsigned i = 0; i <= REPLICAS_MAX; i++) { /* configured again: a test's */
+        free(replicas[i].url);
+        replicas[i].url = NULL;
+    }
     replicas[0].url = primary_url ? strdup(primary_url) : NULL;
     snprintf(replicas[0].name, sizeof replicas[0].name, "primary");
     max_lag_ms = max_lag;
