@@ -208,6 +208,14 @@ class Cluster:
     def resume_replay(self):
         self.psql("REPLICA", "SELECT pg_wal_replay_resume()")
 
+    def wait_replayed(self, timeout=30):
+        """Until the replica has replayed everything the primary has written so far: a read
+        without a Consistency-Token may be served by a replica within the lag bound, which need
+        not have a row written a moment ago."""
+        lsn = self.psql("PRIMARY", "SELECT pg_current_wal_lsn()")
+        wait_for(lambda: self.psql("REPLICA", f"SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn") == "t",
+                 timeout, what=f"the replica to replay up to {lsn}")
+
     def replay_paused(self):
         return self.psql("REPLICA", "SELECT pg_is_wal_replay_paused()") == "t"
 

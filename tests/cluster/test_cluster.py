@@ -129,6 +129,7 @@ def test_a_malformed_consistency_token_is_400(cluster, keys):
 
 def test_reads_go_on_while_the_replica_is_stopped_and_use_it_again_once_it_is_back(cluster, keys):
     path = f"{MUNICIPALITY}/{new_municipality(cluster.nginx(), keys.writer).json['id']}"
+    cluster.wait_replayed()
     front = cluster.nginx()
     cluster.stop_replica()
     # At once and from then on: every read answers 200, from the primary.
@@ -269,6 +270,7 @@ def established_to(port):
 
 def test_an_instance_killed_under_read_load_fails_no_request_but_its_own(cluster, keys):
     path = f"{MUNICIPALITY}/{new_municipality(cluster.nginx(), keys.writer).json['id']}"
+    cluster.wait_replayed()
     front = cluster.nginx()
     stop = threading.Event()
     lock = threading.Lock()
@@ -333,6 +335,8 @@ def test_the_primary_stopped_writes_are_503_with_retry_after_and_reads_go_on(clu
         r = cluster.instance(n).get(path, key=keys.reader, headers={"Consistency-Token": token})
         assert r.status == 200, describe(r)
     cluster.wait_state("replica-1", "up", timeout=30)
+    # The replica has the row: with the primary gone, it answers every read.
+    cluster.wait_replayed()
     cluster.stop_primary()
     try:
         for _ in range(4):
