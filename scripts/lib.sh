@@ -8,6 +8,8 @@ WERKLAB_PACKAGES_BUILD="gcc meson ninja-build pkg-config libmicrohttpd-dev libja
 WERKLAB_PACKAGES_RUN="postgresql-15 postgresql-client-15 curl python3"
 WERKLAB_PACKAGES_TEST="libcmocka-dev python3-pytest python3-jwt python3-cryptography clang libclang-rt-14-dev"
 WERKLAB_PACKAGES_BENCH="wrk postgresql-contrib python3-jwt python3-cryptography"
+# scripts/check-image: the base image from debootstrap, built with buildah, run with podman.
+WERKLAB_PACKAGES_IMAGE="buildah podman runc debootstrap curl python3-yaml"
 
 # werklab_packages PACKAGE...: installs the missing ones (as root), or says how and fails.
 werklab_packages() {
@@ -22,8 +24,10 @@ werklab_packages() {
     return 1
   fi
   echo "installing ${missing[*]}" >&2
-  apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  # Another install on the same machine holds apt's locks for a while: wait for it.
+  apt-get -o DPkg::Lock::Timeout=600 update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+    --no-install-recommends "${missing[@]}" >&2
 }
 
 # werklab_node: npm for the OpenAPI lint. A machine may have Node.js from elsewhere (with its
