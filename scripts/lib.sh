@@ -10,6 +10,8 @@ WERKLAB_PACKAGES_TEST="libcmocka-dev python3-pytest python3-jwt python3-cryptogr
 # scripts/cluster (and tests/cluster, bench/cluster): nginx in front, openssl for its certificate.
 WERKLAB_PACKAGES_CLUSTER="nginx openssl"
 WERKLAB_PACKAGES_BENCH="wrk postgresql-contrib python3-jwt python3-cryptography"
+# scripts/check-image: the base image from debootstrap, built with buildah, run with podman.
+WERKLAB_PACKAGES_IMAGE="buildah podman runc debootstrap curl python3-yaml"
 
 # werklab_packages PACKAGE...: installs the missing ones (as root), or says how and fails.
 werklab_packages() {
@@ -24,8 +26,10 @@ werklab_packages() {
     return 1
   fi
   echo "installing ${missing[*]}" >&2
-  apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  # Another install on the same machine holds apt's locks for a while: wait for it.
+  apt-get -o DPkg::Lock::Timeout=600 update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+    --no-install-recommends "${missing[@]}" >&2
 }
 
 # werklab_node: npm for the OpenAPI lint. A machine may have Node.js from elsewhere (with its
