@@ -356,3 +356,29 @@ def new_municipality(api, keys, code_pool):
 @pytest.fixture
 def municipality(new_municipality):
     return new_municipality()
+
+
+class HeldLock:
+    """A psql session that runs sql (a row lock, an advisory lock) in a transaction it keeps open
+    until release()."""
+
+    def __init__(self, url, sql):
+        self.proc = subprocess.Popen(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", url],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, bufsize=1)
+        self.proc.stdin.write(f"BEGIN; {sql}\n\\echo locked\n")
+        self.proc.stdin.flush()
+        for line in self.proc.stdout:
+            if line.strip() == "locked":
+                return
+        raise AssertionError(f"psql could not take the lock: {self.proc.stderr.read()}")
+
+    def release(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.write("COMMIT;\n")
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()

@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 
-from conftest import Daemon
+from conftest import Daemon, HeldLock
 from domain import make_werklab
 from wlclient import assert_problem, assert_status, describe, qs, raw_request
 
@@ -239,29 +239,6 @@ def test_not_stored_for_data_subject_requests(api, keys):
 
 
 # ------------------------------------------------------------------ concurrency
-
-
-class HeldLock:
-    """psql holding a row lock in an open transaction."""
-
-    def __init__(self, url, sql):
-        self.proc = subprocess.Popen(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", url],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, bufsize=1)
-        self.proc.stdin.write(f"BEGIN; {sql}\n\\echo locked\n")
-        self.proc.stdin.flush()
-        while True:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise AssertionError(f"psql ended: {self.proc.stderr.read()}")
-            if line.strip() == "locked":
-                break
-
-    def release(self):
-        if self.proc.poll() is None:
-            self.proc.stdin.write("COMMIT;\n")
-            self.proc.stdin.close()
-            self.proc.wait(10)
 
 
 def test_retry_while_the_first_still_runs_is_409(api, keys, cluster, municipality):

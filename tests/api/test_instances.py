@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from conftest import Daemon
+from conftest import Daemon, HeldLock
 from test_operations import find, metrics
 from wlclient import assert_status, describe
 
@@ -241,30 +241,6 @@ def test_what_the_listener_missed_is_looked_up_again(pair, keys, cluster):
 # ------------------------------------------------------------------ jobs
 
 
-class HeldLock:
-    """A psql session holding an advisory lock until release()."""
-
-    def __init__(self, url, lock):
-        self.proc = subprocess.Popen(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", url],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, bufsize=1)
-        self.proc.stdin.write(f"SELECT pg_advisory_lock({lock});\n\\echo locked\n")
-        self.proc.stdin.flush()
-        for line in self.proc.stdout:
-            if line.strip() == "locked":
-                return
-        raise AssertionError(f"psql could not take the lock: {self.proc.stderr.read()}")
-
-    def release(self):
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 def runs(d, keys, job):
     return {o: sample(d, keys, "werklabd_job_runs_total", job=job, outcome=o)
             for o in ("ran", "skipped", "unavailable")}
@@ -286,7 +262,7 @@ def test_a_job_runs_on_one_instance_at_a_time(werklabd, log_dir, keys, cluster, 
     instance runs the job: each skips its turn, quietly; the memory job, which touches no
     database, runs on every instance regardless. Once the lock is free they run it again."""
     with daemons(werklabd, log_dir, 2, "--prune-interval", "1") as ds:
-        held = HeldLock(cluster.url, lock)
+        held = HeldLock(cluster.url, f"SELECT pg_advisory_lock({lock});")
         try:
             # A run under way when the lock was asked for has ended: it was granted only then.
             ran = [runs(d, keys, job)["ran"] for d in ds]

@@ -163,19 +163,26 @@ def test_sigterm_exits_0_and_logs_the_request(second_daemon, keys):
     assert lines[0]["keyId"] == keys.ids["staff"]
 
 
+def start_a_post(c, keys, code, request_id):
+    """Sends a municipality's POST with part of its body, so that it is in flight; returns the
+    rest of the body."""
+    body = json.dumps({"code": code, "name": "Halverwege"}).encode()
+    c.send(raw_request("POST", "/v1/municipalities", {
+        "Authorization": f"Bearer {keys.admin}", "Content-Type": "application/json",
+        "Content-Length": str(len(body)), "X-Request-Id": request_id}))
+    c.send(body[:10])
+    time.sleep(0.3)  # the server has the headers and part of the body
+    return body[10:]
+
+
 def test_sigterm_finishes_a_request_in_flight(second_daemon, keys, fresh_code):
     d = second_daemon
-    body = json.dumps({"code": fresh_code, "name": "Halverwege"}).encode()
     with d.api.raw(timeout=15) as c:
-        c.send(raw_request("POST", "/v1/municipalities", {
-            "Authorization": f"Bearer {keys.admin}", "Content-Type": "application/json",
-            "Content-Length": str(len(body)), "X-Request-Id": "in-flight"}))
-        c.send(body[:10])
-        time.sleep(0.3)  # the server has the headers and part of the body
+        rest = start_a_post(c, keys, fresh_code, "in-flight")
         d.proc.send_signal(signal.SIGTERM)
         time.sleep(0.3)
         assert d.proc.poll() is None, "exited with a request in flight"
-        c.send(body[10:])
+        c.send(rest)
         r = c.response("POST", "/v1/municipalities")
     assert r.status == 201, describe(r)
     code = d.terminate(timeout=15)
@@ -188,13 +195,8 @@ def test_sigterm_closes_new_connections_while_finishing(second_daemon, keys, fre
     answer (a proxy in front then tries another instance), rather than left waiting in the
     listen backlog until the daemon stops; the request in flight is still answered."""
     d = second_daemon
-    body = json.dumps({"code": fresh_code, "name": "Tijdens het stoppen"}).encode()
     with d.api.raw(timeout=15) as c:
-        c.send(raw_request("POST", "/v1/municipalities", {
-            "Authorization": f"Bearer {keys.admin}", "Content-Type": "application/json",
-            "Content-Length": str(len(body)), "X-Request-Id": "finishing"}))
-        c.send(body[:10])
-        time.sleep(0.3)  # the server has the headers and part of the body
+        rest = start_a_post(c, keys, fresh_code, "finishing")
         d.proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 15
         while not any(l.get("message", "").startswith("SIGTERM") for l in d.log_lines()):
@@ -207,7 +209,7 @@ def test_sigterm_closes_new_connections_while_finishing(second_daemon, keys, fre
                 pass
             assert not late._fill(), f"a new connection was answered: {late.buf[:200]!r}"
         assert d.proc.poll() is None, "exited with a request in flight"
-        c.send(body[10:])
+        c.send(rest)
         r = c.response("POST", "/v1/municipalities")
     assert r.status == 201, describe(r)
     code = d.terminate(timeout=15)

@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 
-from conftest import Daemon
+from conftest import Daemon, HeldLock
 from domain import advance, make_participant, make_werklab, set_status
 from test_operations import find, metrics
 from wlclient import assert_problem, assert_status, describe, qs
@@ -342,30 +342,6 @@ def test_the_server_role_can_delete_audit_entries_only_through_retention(api, ke
 # ------------------------------------------------------------------ one instance at a time
 
 
-class HeldLock:
-    """A psql session holding the retention lock until release()."""
-
-    def __init__(self, url):
-        self.proc = subprocess.Popen(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", url],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, bufsize=1)
-        self.proc.stdin.write(f"SELECT pg_advisory_lock({RETENTION_LOCK});\n\\echo locked\n")
-        self.proc.stdin.flush()
-        for line in self.proc.stdout:
-            if line.strip() == "locked":
-                return
-        raise AssertionError(f"psql could not take the lock: {self.proc.stderr.read()}")
-
-    def release(self):
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 def test_a_run_that_finds_nothing_is_audited_too(api, keys, cluster, werklabd, log_dir):
     """The log shows the periods were applied, not only what they removed."""
     since = db_now(cluster.url)
@@ -381,7 +357,7 @@ def test_a_run_waits_for_no_one_and_does_nothing_while_another_holds_the_lock(
     url = cluster.url
     inquiry = insert_inquiry(url, 40)
     since = db_now(url)
-    lock = HeldLock(url)
+    lock = HeldLock(url, f"SELECT pg_advisory_lock({RETENTION_LOCK});")
     try:
         with retention_daemon(werklabd, log_dir) as d:
             # It skips its turns (server/jobs.h), counted in /metrics and not said in the log.
