@@ -212,6 +212,10 @@ static void add_consistency_token(struct request *req, struct MHD_Response *r)
         return;
     } else {
         position = req->position > committed ? req->position : committed;
+        /* A write committed on its own (one statement outside a transaction, not on the
+         * pipes): where the WAL stands now is past it. */
+        if (!position)
+            position = db_position_now();
         replicas_note_write(caller_of(req), position);
     }
     if (position) {
