@@ -398,9 +398,15 @@ static void finish(struct pipe *p, struct sent *s, struct job_list *again)
     bool aborted = status == PGRES_PIPELINE_ABORTED;
     /* Not prepared after all (its preparation failed): prepared again, a few times at most. */
     bool unprepared = state && strcmp(state, "26000") == 0 && ++s->job->attempts < ATTEMPTS;
-    /* Cancelled by the replica's replay (a conflict with recovery): the primary has no such
-     * conflicts. */
-    if (p->target != REPLICAS_PRIMARY && state && strcmp(state, "40001") == 0) {
+    /* On a replica, what is the replica's doing rather than the statement's goes to the primary:
+     * replay cancelled it (a conflict with recovery, 40001), or the replica is shutting down or
+     * the connection is going (57xxx but a statement timeout, 08xxx, or an error of libpq's
+     * own, which has no SQLSTATE; the connection's end follows). */
+    if (p->target != REPLICAS_PRIMARY &&
+        (!s->res || (!state && status == PGRES_FATAL_ERROR) ||
+         (state && (strcmp(state, "40001") == 0 ||
+                    (strncmp(state, "57", 2) == 0 && strcmp(state, "57014") != 0) ||
+                    strncmp(state, "08", 2) == 0)))) {
         PQclear(s->res);
         reroute(s->job);
         return;

@@ -190,6 +190,50 @@ def test_reads_go_on_while_the_replica_is_stopped_and_use_it_again_once_it_is_ba
         wait_for(lambda: replica_used_again(n), 30, what=f"werklabd-{n} to read from the replica again")
 
 
+def test_reads_under_way_when_the_replica_stops_are_answered_by_the_primary(cluster, keys):
+    """Straight to the instances, with no nginx to retry: reads running while the replica
+    shuts down (those it is serving, those queued for it, those sent while it refuses new
+    connections) are all answered, from the primary."""
+    path = f"{MUNICIPALITY}/{new_municipality(cluster.nginx(), keys.writer).json['id']}"
+    cluster.wait_replayed()
+    cluster.wait_state("replica-1", "up", timeout=30)
+    stop = threading.Event()
+    lock = threading.Lock()
+    answered, failures = collections.Counter(), []
+
+    def reader(n):
+        endpoint = cluster.instance(n)
+        conn = endpoint.connection()
+        try:
+            while not stop.is_set():
+                r = endpoint.get(path, key=keys.reader, conn=conn)
+                with lock:
+                    if r.status == 200:
+                        answered[n] += 1
+                    else:
+                        failures.append(f"werklabd-{n}: {r.status} {r.body[:200]!r}")
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=reader, args=(1 + i % 2,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    try:
+        wait_for(lambda: sum(answered.values()) >= 200, 60, what="200 reads before the stop")
+        cluster.stop_replica()
+        with lock:
+            at_stop = sum(answered.values())
+        wait_for(lambda: sum(answered.values()) >= at_stop + 400, 60, what="400 reads after the stop")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+        cluster.start_replica()
+    print(f"{sum(answered.values())} reads straight to the instances, {len(failures)} failed")
+    assert not failures, failures[:10]
+    cluster.wait_state("replica-1", "up", timeout=30)
+
+
 # ------------------------------------------------------------------ revocation
 
 
