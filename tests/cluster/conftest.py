@@ -26,7 +26,7 @@ import uuid
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "api"))
-from wlclient import Response, wait_for  # noqa: E402
+from wlclient import Api, wait_for  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BINARY = os.environ.get("WERKLABD", os.path.join(REPO, "build", "werklabd"))
@@ -48,12 +48,14 @@ SETTINGS = {
 }
 
 
-class Endpoint:
-    """HTTP(S) to one address, optionally from a chosen source address (all of 127/8 is
-    loopback on Linux, so 127.0.0.2 is a client nginx and werklabd can tell apart)."""
+class Endpoint(Api):
+    """wlclient's Api over HTTP or HTTPS (ca: the certificate to trust), optionally from a chosen
+    source address (all of 127/8 is loopback on Linux, so 127.0.0.2 is a client nginx and
+    werklabd can tell apart)."""
 
     def __init__(self, host, port, ca=None, source=None, timeout=10.0):
-        self.host, self.port, self.ca, self.source, self.timeout = host, port, ca, source, timeout
+        super().__init__(host, port, timeout)
+        self.ca, self.source = ca, source
 
     def connection(self, timeout=None):
         src = (self.source, 0) if self.source else None
@@ -63,39 +65,6 @@ class Endpoint:
                                                timeout=timeout or self.timeout, source_address=src)
         return http.client.HTTPConnection(self.host, self.port, timeout=timeout or self.timeout,
                                           source_address=src)
-
-    def request(self, method, path, json_body=None, key=None, headers=None, conn=None):
-        import json
-        hdrs = {}
-        body = None
-        if json_body is not None:
-            body = json.dumps(json_body).encode()
-            hdrs["Content-Type"] = "application/json"
-        if key:
-            hdrs["Authorization"] = f"Bearer {key}"
-        hdrs.update(headers or {})
-        own = conn is None
-        c = conn or self.connection()
-        try:
-            c.request(method, path, body=body, headers=hdrs)
-            r = c.getresponse()
-            data = r.read()
-            return Response(r.status, r.reason, r.headers, data, method, path)
-        finally:
-            if own:
-                c.close()
-
-    def get(self, path, **kw):
-        return self.request("GET", path, **kw)
-
-    def post(self, path, json_body=None, **kw):
-        return self.request("POST", path, json_body=json_body, **kw)
-
-    def patch(self, path, json_body=None, **kw):
-        return self.request("PATCH", path, json_body=json_body, **kw)
-
-    def delete(self, path, **kw):
-        return self.request("DELETE", path, **kw)
 
 
 def read_env(path):
