@@ -627,17 +627,40 @@ static bool prepared_name(struct slot *s, const char *sql, int n, char name[PREP
     return true;
 }
 
+static atomic_bool positions_wanted; /* db_track_commit_positions() */
+static _Thread_local uint64_t committed_position;
+
+/* The insert position, not the write position (pg_current_wal_lsn): with synchronous_commit off
+ * a commit record may be inserted and not yet written, and a token short of it would let a
+ * replica without the commit serve the read. */
+static const char SQL_POSITION[] = "SELECT pg_current_wal_insert_lsn()::text";
+
+/* After the outermost COMMIT of a thread that tracks positions, in the same round trip. */
+static bool wants_position(const struct slot *s, const char *then)
+{
+    return then && strcmp(then, "COMMIT") == 0 && !s->command && atomic_load(&positions_wanted);
+}
+
+static void take_position(PGresult *res)
+{
+    uint64_t position;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+        db_lsn_parse(PQgetvalue(res, 0, 0), &position))
+        committed_position = position;
+}
+
 /* Sends in one round trip (libpq's pipeline mode, one Sync): the pending BEGIN, if any; the
  * statement, prepared as name, or sql unprepared when name is NULL; then `then` (COMMIT, RELEASE
- * SAVEPOINT), if given. Returns the statement's result, or the first failure's: a BEGIN that
- * failed, or a `then` that failed after the statement succeeded. *then_ran says whether `then`
+ * SAVEPOINT), if given, and after a COMMIT where the WAL then stands (wants_position()). Returns
+ * the statement's result, or the first failure's: a BEGIN that failed, or a `then` that failed
+ * after the statement succeeded. *then_ran says whether `then`
  * was carried out, successfully or not (it is skipped after a failure before it). s is held and
  * its connection up. */
 static PGresult *exec_batch(struct slot *s, const char *name, const char *sql, int n,
                             const char *const *values, const char *then, bool *then_ran)
 {
     PGconn *pg = s->pg;
-    bool begin = s->begin_pending;
+    bool begin = s->begin_pending, position = wants_position(s, then);
     s->begin_pending = false;
     *then_ran = false;
     if (PQenterPipelineMode(pg) != 1)
@@ -646,10 +669,11 @@ static PGresult *exec_batch(struct slot *s, const char *name, const char *sql, i
                 (name ? PQsendQueryPrepared(pg, name, n, values, NULL, NULL, 0)
                       : PQsendQueryParams(pg, sql, n, NULL, values, NULL, NULL, 0)) &&
                 (!then || PQsendQueryParams(pg, then, 0, NULL, NULL, NULL, NULL, 0)) &&
+                (!position || PQsendQueryParams(pg, SQL_POSITION, 0, NULL, NULL, NULL, NULL, 0)) &&
                 PQpipelineSync(pg);
     /* Each command's first result (there is one each), then the Sync's. */
-    PGresult *res[3] = {0};
-    int commands = begin + 1 + (then != NULL);
+    PGresult *res[4] = {0};
+    int commands = begin + 1 + (then != NULL) + position;
     for (int i = 0; sent && i < commands; i++)
         for (PGresult *r; (r = PQgetResult(pg));) {
             if (res[i])
@@ -666,8 +690,10 @@ static PGresult *exec_batch(struct slot *s, const char *name, const char *sql, i
         abort();
     }
     PGresult *begun = begin ? res[0] : NULL, *statement = res[begin],
-             *after = then ? res[commands - 1] : NULL;
+             *after = then ? res[begin + 1] : NULL;
     *then_ran = after && PQresultStatus(after) != PGRES_PIPELINE_ABORTED;
+    if (position && *then_ran && PQresultStatus(after) == PGRES_COMMAND_OK)
+        take_position(res[commands - 1]);
     PGresult *result = statement;
     if (begun && PQresultStatus(begun) != PGRES_COMMAND_OK)
         result = begun;
@@ -831,9 +857,6 @@ static void commit_command(const struct slot *s, char sql[40])
         strcpy(sql, "COMMIT");
 }
 
-static atomic_bool positions_wanted; /* db_track_commit_positions() */
-static _Thread_local uint64_t committed_position;
-
 bool db_lsn_parse(const char *text, uint64_t *out)
 {
     unsigned hi, lo;
@@ -860,18 +883,26 @@ uint64_t db_position_now(void)
 {
     struct db_result r;
     uint64_t position = 0;
-    if (db_exec("SELECT pg_current_wal_lsn()::text", 0, NULL, &r) == DB_OK && db_rows(&r) == 1 &&
+    if (db_exec(SQL_POSITION, 0, NULL, &r) == DB_OK && db_rows(&r) == 1 &&
         !db_lsn_parse(db_value(&r, 0, 0), &position))
         position = 0;
     db_clear(&r);
     return position;
 }
 
-/* After the outermost COMMIT: where the primary's WAL stands now, which is past the commit. */
-static void note_commit(struct slot *s)
+/* The outermost COMMIT and, in the same round trip, where the WAL then stands. */
+static enum db_status commit_noting_position(struct slot *s)
 {
-    if (s->depth == 0 && !s->command && atomic_load(&positions_wanted))
-        committed_position = db_position_now();
+    if (!s->pg || PQstatus(s->pg) != CONNECTION_OK)
+        return DB_UNAVAILABLE;
+    char sql[64];
+    snprintf(sql, sizeof sql, "COMMIT; %s", SQL_POSITION);
+    struct db_result r = {0};
+    enum db_status status = db_result_of(&r, PQexec(s->pg, sql), s->pg);
+    if (status == DB_OK)
+        take_position(r.res);
+    db_clear(&r);
+    return status;
 }
 
 enum db_status db_commit(void)
@@ -887,11 +918,11 @@ enum db_status db_commit(void)
     enum db_status status = DB_OK;
     if (s->begin_pending) /* nothing ran: nothing to commit */
         s->begin_pending = false;
+    else if (wants_position(s, sql))
+        status = commit_noting_position(s);
     else
         status = simple(s, sql);
     let_go(s);
-    if (status == DB_OK)
-        note_commit(s);
     return status;
 }
 
@@ -924,8 +955,6 @@ enum db_status db_commit_after(const char *sql, int n, const char *const *values
     if (status == DB_OK)
         atomic_fetch_add_explicit(&s->succeeded, 1, memory_order_relaxed);
     let_go(s);
-    if (status == DB_OK && committed)
-        note_commit(s);
     return status;
 }
 

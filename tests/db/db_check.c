@@ -12,6 +12,7 @@
  *     those after (one transaction id), also when that statement is a savepoint's;
  *     db_commit_after() commits its statement with the rest, leaves the level open when its
  *     statement fails, and ends it when the COMMIT itself fails;
+ *   - with positions tracked, an outermost commit gives the WAL position after it, once;
  *   - a connection lost inside a transaction runs nothing more (none of its statements runs
  *     outside the transaction) until the rollback, and then comes back;
  *   - connections killed while idle come back by themselves, with no statement run on them;
@@ -290,6 +291,56 @@ static void transactions_in_few_round_trips(void)
     db_clear(&r);
 }
 
+/* With positions tracked (read replicas), the outermost commit hands over where the WAL stood
+ * once it was done: past the WAL its transaction wrote, asked in the same round trip. */
+static void commit_positions(void)
+{
+    char before[64], after[64];
+    uint64_t start = 0, end = 0, position;
+    struct db_result r;
+    db_exec("CREATE TEMPORARY TABLE p (x int)", 0, NULL, &r);
+    db_clear(&r);
+    db_track_commit_positions(true);
+    db_take_commit_position();
+
+    value_of("SELECT pg_current_wal_insert_lsn()::text", 0, NULL, before, sizeof before);
+    db_begin();
+    db_exec("INSERT INTO p SELECT generate_series(1, 100)", 0, NULL, &r);
+    db_clear(&r);
+    check(db_commit() == DB_OK, "db_commit() with positions tracked commits", "it did not");
+    position = db_take_commit_position();
+    value_of("SELECT pg_current_wal_insert_lsn()::text", 0, NULL, after, sizeof after);
+    check(db_lsn_parse(before, &start) && db_lsn_parse(after, &end) && position > start &&
+              position <= end,
+          "... and gives the WAL position after its commit", before);
+    check(db_take_commit_position() == 0, "... once", "twice");
+
+    db_begin();
+    db_exec("INSERT INTO p VALUES (1)", 0, NULL, &r);
+    db_clear(&r);
+    value_of("SELECT pg_current_wal_insert_lsn()::text", 0, NULL, before, sizeof before);
+    const char *two[] = {"2"};
+    check(db_commit_after("INSERT INTO p VALUES ($1::int)", 1, two) == DB_OK,
+          "db_commit_after() with positions tracked commits", "it did not");
+    position = db_take_commit_position();
+    check(db_lsn_parse(before, &start) && position > start,
+          "... and gives the WAL position after its commit", before);
+
+    db_begin();
+    db_begin();
+    db_exec("INSERT INTO p VALUES (3)", 0, NULL, &r);
+    db_clear(&r);
+    check(db_commit() == DB_OK && db_take_commit_position() == 0,
+          "a savepoint's release gives no position", "it did");
+    check(db_commit_after("INSERT INTO p VALUES (1 / 0)", 0, NULL) == DB_INVALID_INPUT &&
+              db_take_commit_position() == 0,
+          "a commit whose statement failed gives no position", "it did");
+    db_rollback();
+    db_track_commit_positions(false);
+    db_exec("DROP TABLE p", 0, NULL, &r);
+    db_clear(&r);
+}
+
 static bool all_up(void)
 {
     return up() == connections();
@@ -397,6 +448,7 @@ static void *main_checks(void *unused)
     (void)unused;
     transactions();
     transactions_in_few_round_trips();
+    commit_positions();
     lost_inside_a_transaction();
     killed_while_idle();
     more_statements_than_slots();
