@@ -78,36 +78,34 @@ static void describe_down(const struct metrics_connection *kept, size_t n, struc
 
 /* Ready means: every connection the server keeps is up, and the database's schema is exactly
  * the one this binary expects. A connection down is named by kind and count. With read replicas
- * an instance whose primary is down still serves reads: it stays ready, "degraded", while a
- * replica can serve them, and the answer lists each database's state. */
+ * an instance whose primary cannot be reached still serves reads: it stays ready, "degraded",
+ * while a replica can serve them, and the answer lists each database's state. (A connection
+ * down while the primary answers, such as the revocation listener's, is still not ready.) */
 static void readyz(struct request *req)
 {
     struct metrics_connection *kept = xcalloc(MAX_KEPT, sizeof *kept);
     struct buf down = {0};
     describe_down(kept, kept_connections(kept), &down);
     free(kept);
-    struct db_result r = {0};
-    enum db_status s = down.len ? DB_UNAVAILABLE : db_exec(migrate_state_sql, 0, NULL, &r);
+    struct db_result r;
+    enum db_status s = db_exec(migrate_state_sql, 0, NULL, &r);
     bool schema_ok = s == DB_OK && db_rows(&r) == 1 && db_value(&r, 0, 0) &&
                      strcmp(db_value(&r, 0, 0), migrate_expected()) == 0;
     db_clear(&r);
+    bool replicas_serve = replicas_count() > 0 && replicas_any_up();
     if (s != DB_UNAVAILABLE && !schema_ok) {
         http_problem(req, 503, "The database schema is not the one this version expects.");
         http_set_header(req, "Retry-After", "5");
-    } else if (replicas_count() > 0 && (schema_ok || replicas_any_up())) {
-        jsonw_object_begin(&req->w);
-        jsonw_kv_string(&req->w, "status", schema_ok ? "ready" : "degraded");
-        replicas_describe(&req->w, schema_ok);
-        jsonw_object_end(&req->w);
-        http_reply(req, 200);
-    } else if (down.len) {
+    } else if (down.len && (s == DB_OK || !replicas_serve)) {
         http_problem(req, 503, "Database connections are down: %s.", down.data);
         http_set_header(req, "Retry-After", "1");
-    } else if (s == DB_UNAVAILABLE) {
+    } else if (s == DB_UNAVAILABLE && !replicas_serve) {
         http_problem_unavailable(req);
     } else {
         jsonw_object_begin(&req->w);
-        jsonw_kv_string(&req->w, "status", "ready");
+        jsonw_kv_string(&req->w, "status", schema_ok ? "ready" : "degraded");
+        if (replicas_count() > 0)
+            replicas_describe(&req->w, schema_ok);
         jsonw_object_end(&req->w);
         http_reply(req, 200);
     }
