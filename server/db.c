@@ -630,10 +630,7 @@ static bool prepared_name(struct slot *s, const char *sql, int n, char name[PREP
 static atomic_bool positions_wanted; /* db_track_commit_positions() */
 static _Thread_local uint64_t committed_position;
 
-/* The insert position, not the write position (pg_current_wal_lsn): with synchronous_commit off
- * a commit record may be inserted and not yet written, and a token short of it would let a
- * replica without the commit serve the read. */
-static const char SQL_POSITION[] = "SELECT pg_current_wal_insert_lsn()::text";
+const char db_position_sql[] = "SELECT pg_current_wal_insert_lsn()::text";
 
 /* After the outermost COMMIT of a thread that tracks positions, in the same round trip. */
 static bool wants_position(const struct slot *s, const char *then)
@@ -665,12 +662,13 @@ static PGresult *exec_batch(struct slot *s, const char *name, const char *sql, i
     *then_ran = false;
     if (PQenterPipelineMode(pg) != 1)
         return NULL; /* a lost connection (or a bug): the transaction is lost with it */
-    bool sent = (!begin || PQsendQueryParams(pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0)) &&
-                (name ? PQsendQueryPrepared(pg, name, n, values, NULL, NULL, 0)
-                      : PQsendQueryParams(pg, sql, n, NULL, values, NULL, NULL, 0)) &&
-                (!then || PQsendQueryParams(pg, then, 0, NULL, NULL, NULL, NULL, 0)) &&
-                (!position || PQsendQueryParams(pg, SQL_POSITION, 0, NULL, NULL, NULL, NULL, 0)) &&
-                PQpipelineSync(pg);
+    bool sent =
+        (!begin || PQsendQueryParams(pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0)) &&
+        (name ? PQsendQueryPrepared(pg, name, n, values, NULL, NULL, 0)
+              : PQsendQueryParams(pg, sql, n, NULL, values, NULL, NULL, 0)) &&
+        (!then || PQsendQueryParams(pg, then, 0, NULL, NULL, NULL, NULL, 0)) &&
+        (!position || PQsendQueryParams(pg, db_position_sql, 0, NULL, NULL, NULL, NULL, 0)) &&
+        PQpipelineSync(pg);
     /* Each command's first result (there is one each), then the Sync's. */
     PGresult *res[4] = {0};
     int commands = begin + 1 + (then != NULL) + position;
@@ -883,7 +881,7 @@ uint64_t db_position_now(void)
 {
     struct db_result r;
     uint64_t position = 0;
-    if (db_exec(SQL_POSITION, 0, NULL, &r) == DB_OK && db_rows(&r) == 1 &&
+    if (db_exec(db_position_sql, 0, NULL, &r) == DB_OK && db_rows(&r) == 1 &&
         !db_lsn_parse(db_value(&r, 0, 0), &position))
         position = 0;
     db_clear(&r);
@@ -896,7 +894,7 @@ static enum db_status commit_noting_position(struct slot *s)
     if (!s->pg || PQstatus(s->pg) != CONNECTION_OK)
         return DB_UNAVAILABLE;
     char sql[64];
-    snprintf(sql, sizeof sql, "COMMIT; %s", SQL_POSITION);
+    snprintf(sql, sizeof sql, "COMMIT; %s", db_position_sql);
     struct db_result r = {0};
     enum db_status status = db_result_of(&r, PQexec(s->pg, sql), s->pg);
     if (status == DB_OK)

@@ -109,6 +109,9 @@ void db_track_commit_positions(bool on);
 uint64_t db_take_commit_position(void);
 uint64_t db_position_now(void);
 bool db_lsn_parse(const char *text, uint64_t *out);
+/* The statement that asks it: the insert position, past every commit record, written or not
+ * (with synchronous_commit off a commit can be inserted and not yet written). */
+extern const char db_position_sql[];
 
 /* Shorthands for results. db_value() returns NULL for SQL NULL. */
 int db_rows(const struct db_result *r);

@@ -341,11 +341,9 @@ static void send_pending(struct pipe *p)
         return;
     metrics_db_pipeline_batch(jobs);
     /* Where the WAL stands once the batch's writes are committed: their Consistency-Token. One
-     * statement more for the whole batch, in the same round trip. The insert position, which is
-     * past every commit record, written or not (db_position_now()). */
+     * statement more for the whole batch, in the same round trip. */
     if (p->writes && replicas_count() > 0) {
-        if (PQsendQueryParams(p->pg, "SELECT pg_current_wal_insert_lsn()::text", 0, NULL, NULL,
-                              NULL, NULL, 0) != 1) {
+        if (PQsendQueryParams(p->pg, db_position_sql, 0, NULL, NULL, NULL, NULL, 0) != 1) {
             drop_connection(p, PQerrorMessage(p->pg));
             return;
         }

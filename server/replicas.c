@@ -46,7 +46,7 @@ static unsigned n_samples, newest;
 
 static pthread_t poller;
 static pthread_mutex_t stop_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t stop_cond = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t stop_cond; /* on the monotonic clock: replicas_start() */
 static bool stopping, running;
 
 struct remembered_write {
@@ -73,13 +73,13 @@ int replicas_configure(const char *primary_url, const char *urls, unsigned max_l
         free(replicas[i].url);
         replicas[i].url = NULL;
     }
-    replicas[0].url = primary_url ? strdup(primary_url) : NULL;
+    replicas[0].url = primary_url ? xstrdup(primary_url) : NULL;
     snprintf(replicas[0].name, sizeof replicas[0].name, "primary");
     max_lag_ms = max_lag;
     n_replicas = 0;
     if (!urls)
         return 0;
-    char *copy = strdup(urls), *rest = copy;
+    char *copy = xstrdup(urls), *rest = copy;
     for (char *url; (url = strsep(&rest, ","));) {
         while (*url == ' ')
             url++;
@@ -100,7 +100,7 @@ int replicas_configure(const char *primary_url, const char *urls, unsigned max_l
             return -1;
         }
         struct replica *r = &replicas[++n_replicas];
-        r->url = strdup(url);
+        r->url = xstrdup(url);
         snprintf(r->name, sizeof r->name, "replica-%u", n_replicas);
     }
     free(copy);
@@ -228,8 +228,9 @@ static void *run(void *arg)
     while (!stopping) {
         pthread_mutex_unlock(&stop_lock);
         poll_round();
+        /* Monotonic: a wall clock set back would stop the polls, and the lags with them. */
         struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
+        clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_nsec += REPLICAS_POLL_MS * 1000000L;
         until.tv_sec += until.tv_nsec / 1000000000L;
         until.tv_nsec %= 1000000000L;
@@ -250,6 +251,11 @@ int replicas_start(void)
     if (n_replicas == 0)
         return 0;
     poll_round(); /* on this thread: the replicas are known before the first request */
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&stop_cond, &attr);
+    pthread_condattr_destroy(&attr);
     stopping = false;
     if (pthread_create(&poller, NULL, run, NULL) != 0) {
         log_event("error", "replicas: cannot start the poller");

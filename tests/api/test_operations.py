@@ -175,18 +175,24 @@ def start_a_post(c, keys, code, request_id):
     return body[10:]
 
 
+def finish_the_post(d, c, rest):
+    """The rest of start_a_post()'s body, after a SIGTERM: the daemon waited for it, answers
+    201, then exits 0."""
+    assert d.proc.poll() is None, "exited with a request in flight"
+    c.send(rest)
+    r = c.response("POST", "/v1/municipalities")
+    assert r.status == 201, describe(r)
+    code = d.terminate(timeout=15)
+    assert code == 0, f"exit code {code}\n{d.log_text()[-3000:]}"
+
+
 def test_sigterm_finishes_a_request_in_flight(second_daemon, keys, fresh_code):
     d = second_daemon
     with d.api.raw(timeout=15) as c:
         rest = start_a_post(c, keys, fresh_code, "in-flight")
         d.proc.send_signal(signal.SIGTERM)
         time.sleep(0.3)
-        assert d.proc.poll() is None, "exited with a request in flight"
-        c.send(rest)
-        r = c.response("POST", "/v1/municipalities")
-    assert r.status == 201, describe(r)
-    code = d.terminate(timeout=15)
-    assert code == 0, f"exit code {code}\n{d.log_text()[-3000:]}"
+        finish_the_post(d, c, rest)
     assert [l for l in d.log_lines() if l.get("requestId") == "in-flight"]
 
 
@@ -208,12 +214,7 @@ def test_sigterm_closes_new_connections_while_finishing(second_daemon, keys, fre
             except (BrokenPipeError, ConnectionResetError):
                 pass
             assert not late._fill(), f"a new connection was answered: {late.buf[:200]!r}"
-        assert d.proc.poll() is None, "exited with a request in flight"
-        c.send(rest)
-        r = c.response("POST", "/v1/municipalities")
-    assert r.status == 201, describe(r)
-    code = d.terminate(timeout=15)
-    assert code == 0, f"exit code {code}\n{d.log_text()[-3000:]}"
+        finish_the_post(d, c, rest)
 
 
 def test_sigterm_stops_accepting(second_daemon):
