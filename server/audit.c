@@ -38,6 +38,10 @@ static const char SQL_INSERT_MANY[] =
     "$2::text[], $3::text[], $4::uuid[], $5::integer[], $6::text[], $7::timestamptz[], "
     "$8::text[], $9::text[]) AS e(k, a, r, i, s, q, t, p, c) ORDER BY t";
 
+/* SQL_INSERT_MANY is prepared once on each writer's connection: parsed, analysed and planned
+ * again for every batch it cost PostgreSQL a sixth of its time under audited reads. */
+static const char PREPARED_INSERT_MANY[] = "audit_insert_many";
+
 struct pending {
     struct pending *next;
     struct audit_entry e;
@@ -64,6 +68,8 @@ struct writer {
     unsigned slot;
     PGconn *pg;
     struct db_backoff backoff;
+    /* A batch's arrays, kept from one commit to the next so that a commit allocates nothing. */
+    struct buf cols[AUDIT_COLUMNS];
     /* What /readyz and /metrics say of its connection (audit_connections). */
     atomic_bool up;
     atomic_ulong made, commits;
@@ -162,6 +168,17 @@ static void element(struct buf *b, const char *s, bool first)
     buf_put_array_element(b, s);
 }
 
+/* Prepares SQL_INSERT_MANY on a new connection; false (logged) when it cannot be. */
+static bool prepare(PGconn *pg)
+{
+    PGresult *res = PQprepare(pg, PREPARED_INSERT_MANY, SQL_INSERT_MANY, AUDIT_COLUMNS, NULL);
+    bool prepared = PQresultStatus(res) == PGRES_COMMAND_OK;
+    if (!prepared)
+        log_event("error", "audit: cannot prepare the batch insert: %s", PQerrorMessage(pg));
+    PQclear(res);
+    return prepared;
+}
+
 /* The writer's connection, made now if it has none and the back-off allows; NULL when down. */
 static PGconn *connection(struct writer *w)
 {
@@ -172,6 +189,10 @@ static PGconn *connection(struct writer *w)
     if (!db_backoff_allows(&w->backoff))
         return NULL;
     w->pg = db_connect_session();
+    if (w->pg && !prepare(w->pg)) {
+        db_release(w->pg);
+        w->pg = NULL;
+    }
     if (!w->pg) {
         db_backoff_failed(&w->backoff);
         track_connection(w);
@@ -203,9 +224,11 @@ static enum db_status commit(struct writer *w, const struct list *batch, int n)
     keep_connection(w);
     if (!w->pg)
         return DB_UNAVAILABLE;
-    struct buf cols[AUDIT_COLUMNS] = {0};
-    for (int c = 0; c < AUDIT_COLUMNS; c++)
+    struct buf *cols = w->cols;
+    for (int c = 0; c < AUDIT_COLUMNS; c++) {
+        buf_reset(&cols[c]);
         buf_putc(&cols[c], '{');
+    }
     bool first = true;
     for (const struct pending *p = batch->head; p; p = p->next, first = false) {
         char status[16];
@@ -227,11 +250,9 @@ static enum db_status commit(struct writer *w, const struct list *batch, int n)
     }
     struct db_result r = {0};
     enum db_status s = db_result_of(
-        &r, PQexecParams(w->pg, SQL_INSERT_MANY, AUDIT_COLUMNS, NULL, params, NULL, NULL, 0),
+        &r, PQexecPrepared(w->pg, PREPARED_INSERT_MANY, AUDIT_COLUMNS, params, NULL, NULL, 0),
         w->pg);
     db_clear(&r);
-    for (int c = 0; c < AUDIT_COLUMNS; c++)
-        buf_free(&cols[c]);
     if (s == DB_OK) {
         atomic_fetch_add(&w->commits, 1);
         metrics_audit_commit((unsigned)n);
@@ -359,6 +380,8 @@ static void *run(void *arg)
     db_release(w->pg);
     w->pg = NULL;
     track_connection(w);
+    for (int c = 0; c < AUDIT_COLUMNS; c++)
+        buf_free(&w->cols[c]);
     return NULL;
 }
 

@@ -2,11 +2,24 @@
 
 #include "audit.h"
 #include "http.h"
+#include "log.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+
+/* Copies src into dst of size bytes, cut short to fit, always NUL-terminated (as snprintf's
+ * "%s" would, at a fraction of its price: an entry is made for every audited request). */
+static void copy_field(char *dst, size_t size, const char *src)
+{
+    size_t n = strnlen(src, size - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+_Static_assert(sizeof((struct audit_entry *)0)->at == LOG_TIME_LEN,
+               "an entry's time is written by log_time_now()");
 
 /* The id a request acted on: the last UUID in its path, or the one its 201 created. */
 static void acted_on(const struct request *req, char *id)
@@ -41,24 +54,21 @@ bool http_audit_entry(const struct request *req, int status, struct audit_entry 
         action = req->audit_action;
     if (!action)
         return false;
-    *e = (struct audit_entry){.status = status};
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    struct tm tm;
-    gmtime_r(&now.tv_sec, &tm);
-    size_t len = strftime(e->at, sizeof e->at, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(e->at + len, sizeof e->at - len, ".%06ldZ", now.tv_nsec / 1000);
-    snprintf(e->key_id, sizeof e->key_id, "%s", req->who.key_id);
-    snprintf(e->subject, sizeof e->subject, "%s", req->who.subject);
-    snprintf(e->client, sizeof e->client, "%s", req->who.client);
-    snprintf(e->action, sizeof e->action, "%s", action);
-    snprintf(e->resource, sizeof e->resource, "%s", req->route->pattern);
+    e->status = status;
+    log_time_now(e->at, true);
+    copy_field(e->key_id, sizeof e->key_id, req->who.key_id);
+    copy_field(e->subject, sizeof e->subject, req->who.subject);
+    copy_field(e->client, sizeof e->client, req->who.client);
+    copy_field(e->action, sizeof e->action, action);
+    copy_field(e->resource, sizeof e->resource, req->route->pattern);
     acted_on(req, e->resource_id);
     /* Only ids that cannot be personal data are kept: a client chooses its X-Request-Id. */
     size_t n = strlen(req->request_id);
     if (n <= 64 && strspn(req->request_id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                            "0123456789-_.:") == n)
         memcpy(e->request_id, req->request_id, n + 1);
+    else
+        e->request_id[0] = '\0';
     return true;
 }
 

@@ -1,6 +1,7 @@
 #include "crypto.h"
 
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -25,11 +26,36 @@ static EVP_MD *sha256;
 static EVP_MAC *hmac;
 static pthread_once_t fetched = PTHREAD_ONCE_INIT;
 
+/* Each thread keeps one HMAC context, keyed with the key it was last given. Setting a key costs
+ * two SHA-256 blocks and the provider looking the digest up by name, which was most of the price
+ * of signing a cursor; a context keyed already is only reset (EVP_MAC_init without a key). The
+ * key is kept to tell whether the next call uses the same one: a server secret, compared with a
+ * server secret. Freed when the thread ends. */
+#define CACHED_KEY_MAX 64 /* longer keys are hashed first (RFC 2104): they are not cached */
+
+struct hmac_cache {
+    EVP_MAC_CTX *ctx;
+    size_t key_len;
+    bool keyed;
+    uint8_t key[CACHED_KEY_MAX];
+};
+
+static pthread_key_t hmac_cache_key;
+
+static void hmac_cache_free(void *p)
+{
+    struct hmac_cache *c = p;
+    EVP_MAC_CTX_free(c->ctx);
+    OPENSSL_cleanse(c, sizeof *c);
+    free(c);
+}
+
 static void fetch(void)
 {
     sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
     hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
     require(sha256 && hmac, "fetching SHA-256 and HMAC");
+    require(pthread_key_create(&hmac_cache_key, hmac_cache_free) == 0, "a thread key");
 }
 
 void crypto_sha256(const void *data, size_t len, uint8_t out[CRYPTO_SHA256_LEN])
@@ -39,6 +65,22 @@ void crypto_sha256(const void *data, size_t len, uint8_t out[CRYPTO_SHA256_LEN])
     require(EVP_Digest(data, len, out, &n, sha256, NULL) == 1 && n == CRYPTO_SHA256_LEN, "SHA-256");
 }
 
+/* This thread's HMAC context, made on its first call. */
+static struct hmac_cache *thread_hmac(void)
+{
+    struct hmac_cache *c = pthread_getspecific(hmac_cache_key);
+    if (c)
+        return c;
+    c = calloc(1, sizeof *c);
+    require(c != NULL, "HMAC context");
+    c->ctx = EVP_MAC_CTX_new(hmac);
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
+                           OSSL_PARAM_construct_end()};
+    require(c->ctx && EVP_MAC_CTX_set_params(c->ctx, params) == 1, "HMAC-SHA-256 context");
+    require(pthread_setspecific(hmac_cache_key, c) == 0, "HMAC context");
+    return c;
+}
+
 void crypto_hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,
                         uint8_t out[CRYPTO_SHA256_LEN])
 {
@@ -46,15 +88,21 @@ void crypto_hmac_sha256(const void *key, size_t key_len, const void *data, size_
     /* An empty key is a valid HMAC key (RFC 2104 pads it with zeros); OpenSSL wants a non-NULL
      * pointer for it. */
     static const uint8_t no_key[1];
-    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
-                           OSSL_PARAM_construct_end()};
-    EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(hmac);
+    struct hmac_cache *c = thread_hmac();
+    bool same_key = c->keyed && c->key_len == key_len && memcmp(c->key, key, key_len) == 0;
+    int initialised = same_key ? EVP_MAC_init(c->ctx, NULL, 0, NULL)
+                               : EVP_MAC_init(c->ctx, key_len ? key : no_key, key_len, NULL);
+    c->keyed = false; /* until this call has succeeded with the key */
     size_t n = 0;
-    require(ctx && EVP_MAC_init(ctx, key_len ? key : no_key, key_len, params) == 1 &&
-                EVP_MAC_update(ctx, data, len) == 1 &&
-                EVP_MAC_final(ctx, out, &n, CRYPTO_SHA256_LEN) == 1 && n == CRYPTO_SHA256_LEN,
+    require(initialised == 1 && EVP_MAC_update(c->ctx, data, len) == 1 &&
+                EVP_MAC_final(c->ctx, out, &n, CRYPTO_SHA256_LEN) == 1 && n == CRYPTO_SHA256_LEN,
             "HMAC-SHA-256");
-    EVP_MAC_CTX_free(ctx);
+    if (key_len <= CACHED_KEY_MAX) {
+        if (!same_key)
+            memcpy(c->key, key, key_len);
+        c->key_len = key_len;
+        c->keyed = true;
+    }
 }
 
 bool crypto_equal(const void *a, const void *b, size_t len)

@@ -8,15 +8,31 @@
 #include <time.h>
 #include <unistd.h>
 
+void log_time_now(char out[LOG_TIME_LEN], bool microseconds)
+{
+    /* The date and time up to the second are formatted once a second on each thread rather than
+     * once a line: a line is written for every request, and audit entries take the same. */
+    static _Thread_local time_t second = -1;
+    static _Thread_local char prefix[24];
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    if (now.tv_sec != second) {
+        struct tm tm;
+        gmtime_r(&now.tv_sec, &tm);
+        if (strftime(prefix, sizeof prefix, "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+            prefix[0] = '\0';
+        second = now.tv_sec;
+    }
+    if (microseconds)
+        snprintf(out, LOG_TIME_LEN, "%s.%06ldZ", prefix, now.tv_nsec / 1000);
+    else
+        snprintf(out, LOG_TIME_LEN, "%s.%03ldZ", prefix, now.tv_nsec / 1000000);
+}
+
 static void write_time(struct jsonw *w)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    char text[40];
-    size_t n = strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(text + n, sizeof text - n, ".%03ldZ", ts.tv_nsec / 1000000);
+    char text[LOG_TIME_LEN];
+    log_time_now(text, false);
     jsonw_kv_string(w, "time", text);
 }
 

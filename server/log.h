@@ -5,6 +5,8 @@
 #ifndef WERKLAB_LOG_H
 #define WERKLAB_LOG_H
 
+#include <stdbool.h>
+
 struct log_request {
     const char *request_id;
     const char *method;
@@ -19,6 +21,10 @@ struct log_request {
 };
 
 void log_request(const struct log_request *r);
+/* Now, UTC, in RFC 3339 with milliseconds ("2026-03-01T09:30:00.123Z"), as log lines carry it,
+ * or with microseconds. */
+#define LOG_TIME_LEN 40
+void log_time_now(char out[LOG_TIME_LEN], bool microseconds);
 /* An event outside a request: level is "info", "warning" or "error". */
 void log_event(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -3,6 +3,7 @@
 #include "crypto.h"
 #include "router.h"
 
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -128,7 +129,11 @@ static void test_hmac_rfc4231(void **state)
         {7, kaa131, sizeof kaa131, large_both, strlen(large_both),
          "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2"},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    /* Each thread keeps its context keyed with the last key: the same key again, another key,
+     * a key longer than a block (not kept) and back must all give the vectors. */
+    static const size_t order[] = {0, 0, 1, 0, 2, 2, 3, 4, 4, 1, 5, 3, 3, 0};
+    for (size_t o = 0; o < sizeof order / sizeof *order; o++) {
+        size_t i = order[o];
         uint8_t mac[CRYPTO_SHA256_LEN];
         char text[2 * CRYPTO_SHA256_LEN + 1];
         crypto_hmac_sha256(cases[i].key, cases[i].key_len, cases[i].data, cases[i].data_len, mac);
@@ -162,6 +167,42 @@ static void test_hmac_key_boundaries(void **state)
     crypto_hmac_sha256("", 0, "", 0, mac);
     hex_of(mac, sizeof mac, text);
     assert_string_equal(text, "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
+}
+
+/* Threads signing at once, each with two keys in turn, each get the MACs of a lone caller:
+ * the kept contexts are the thread's own. */
+#define HMAC_THREADS 4
+static void *sign_in_turn(void *arg)
+{
+    uint8_t want[2][CRYPTO_SHA256_LEN], mac[CRYPTO_SHA256_LEN];
+    static const char *const keys[2] = {"key of the cursors", "Jefe"};
+    memcpy(want, arg, sizeof want);
+    for (int i = 0; i < 2000; i++) {
+        const char *k = keys[i % 2];
+        crypto_hmac_sha256(k, strlen(k), "what do ya want for nothing?", 28, mac);
+        if (memcmp(mac, want[i % 2], sizeof mac) != 0)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+static void test_hmac_threads(void **state)
+{
+    (void)state;
+    uint8_t want[2][CRYPTO_SHA256_LEN];
+    crypto_hmac_sha256("key of the cursors", 18, "what do ya want for nothing?", 28, want[0]);
+    crypto_hmac_sha256("Jefe", 4, "what do ya want for nothing?", 28, want[1]);
+    char text[2 * CRYPTO_SHA256_LEN + 1];
+    hex_of(want[1], sizeof want[1], text);
+    assert_string_equal(text, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    pthread_t threads[HMAC_THREADS];
+    for (int i = 0; i < HMAC_THREADS; i++)
+        assert_int_equal(pthread_create(&threads[i], NULL, sign_in_turn, want), 0);
+    for (int i = 0; i < HMAC_THREADS; i++) {
+        void *failed = NULL;
+        pthread_join(threads[i], &failed);
+        assert_null(failed);
+    }
 }
 
 /* ---- base64url ---- */
@@ -404,6 +445,7 @@ int main(void)
         cmocka_unit_test(test_sha256_block_boundaries),
         cmocka_unit_test(test_hmac_rfc4231),
         cmocka_unit_test(test_hmac_key_boundaries),
+        cmocka_unit_test(test_hmac_threads),
         cmocka_unit_test(test_base64url_rfc4648),
         cmocka_unit_test(test_base64url_round_trip),
         cmocka_unit_test(test_base64url_rejects),
