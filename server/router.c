@@ -134,7 +134,10 @@ static bool matches(const struct route *r, const char **seg, const size_t *len, 
 {
     if (r->n_segments != n)
         return false;
-    struct route_params found = {0};
+    /* Only the first count entries are ever read: zeroing all of them, for each of the routes a
+     * path is tried against, cost more than the matching. */
+    struct route_params found;
+    found.count = 0;
     for (int i = 0; i < n; i++) {
         const char *want = r->segments[i];
         size_t want_len = r->segment_len[i];
