@@ -23,10 +23,12 @@ void log_time_now(char out[LOG_TIME_LEN], bool microseconds)
             prefix[0] = '\0';
         second = now.tv_sec;
     }
+    /* tv_nsec is below 10^9: as unsigned, the compiler knows how many digits it can have. */
+    unsigned nanoseconds = (unsigned)now.tv_nsec % 1000000000u;
     if (microseconds)
-        snprintf(out, LOG_TIME_LEN, "%s.%06ldZ", prefix, now.tv_nsec / 1000);
+        snprintf(out, LOG_TIME_LEN, "%s.%06uZ", prefix, nanoseconds / 1000u);
     else
-        snprintf(out, LOG_TIME_LEN, "%s.%03ldZ", prefix, now.tv_nsec / 1000000);
+        snprintf(out, LOG_TIME_LEN, "%s.%03uZ", prefix, nanoseconds / 1000000u);
 }
 
 static void write_time(struct jsonw *w)
