@@ -6,8 +6,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
-#include <time.h>
 
 /* Copies src into dst of size bytes, cut short to fit, always NUL-terminated (as snprintf's
  * "%s" would, at a fraction of its price: an entry is made for every audited request). */
