@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 /* Copies src into dst of size bytes, cut short to fit, always NUL-terminated (as snprintf's
  * "%s" would, at a fraction of its price: an entry is made for every audited request). */
@@ -17,7 +18,18 @@ static void copy_field(char *dst, size_t size, const char *src)
 }
 
 _Static_assert(sizeof((struct audit_entry *)0)->at == LOG_TIME_LEN,
-               "an entry's time is written by log_time_now()");
+               "an entry's time is written by log_time_format()");
+
+static struct http_phase phase; /* below */
+
+/* When the answer was let go (the send step), or NULL before then. A refused request is recorded
+ * once it is complete, and libmicrohttpd reports that after the client has had the answer: by
+ * then the client may have sent its next request, on another connection, and had it recorded.
+ * The entry keeps the time of the answer, so that the log's order is the order of the answers. */
+static const struct timespec *answered_at(const struct request *req)
+{
+    return req->phase_ctx[phase.index];
+}
 
 /* The id a request acted on: the last UUID in its path, or the one its 201 created. */
 static void acted_on(const struct request *req, char *id)
@@ -53,7 +65,11 @@ bool http_audit_entry(const struct request *req, int status, struct audit_entry 
     if (!action)
         return false;
     e->status = status;
-    log_time_now(e->at, true);
+    const struct timespec *answered = answered_at(req);
+    if (answered)
+        log_time_format(e->at, answered, true);
+    else
+        log_time_now(e->at, true);
     copy_field(e->key_id, sizeof e->key_id, req->who.key_id);
     copy_field(e->subject, sizeof e->subject, req->who.subject);
     copy_field(e->client, sizeof e->client, req->who.client);
@@ -138,6 +154,9 @@ static void resume_held(struct request *req, void *ctx)
  * once its entry is committed, the connection waiting suspended meanwhile. */
 static bool hold_until_recorded(struct request *req)
 {
+    struct timespec *answered = pool_alloc(&req->pool, sizeof *answered);
+    clock_gettime(CLOCK_REALTIME, answered);
+    req->phase_ctx[phase.index] = answered;
     /* An entry committed inside a transaction held around the handler went with it unless the
      * answer is one whose effects were kept (audit_policy.h). */
     if (req->audited && req->handler_depth > 0 && req->status >= 400)

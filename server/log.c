@@ -8,27 +8,32 @@
 #include <time.h>
 #include <unistd.h>
 
-void log_time_now(char out[LOG_TIME_LEN], bool microseconds)
+void log_time_format(char out[LOG_TIME_LEN], const struct timespec *t, bool microseconds)
 {
     /* The date and time up to the second are formatted once a second on each thread rather than
      * once a line: a line is written for every request, and audit entries take the same. */
     static _Thread_local time_t second = -1;
     static _Thread_local char prefix[24];
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    if (now.tv_sec != second) {
+    if (t->tv_sec != second) {
         struct tm tm;
-        gmtime_r(&now.tv_sec, &tm);
+        gmtime_r(&t->tv_sec, &tm);
         if (strftime(prefix, sizeof prefix, "%Y-%m-%dT%H:%M:%S", &tm) == 0)
             prefix[0] = '\0';
-        second = now.tv_sec;
+        second = t->tv_sec;
     }
     /* tv_nsec is below 10^9: as unsigned, the compiler knows how many digits it can have. */
-    unsigned nanoseconds = (unsigned)now.tv_nsec % 1000000000u;
+    unsigned nanoseconds = (unsigned)t->tv_nsec % 1000000000u;
     if (microseconds)
         snprintf(out, LOG_TIME_LEN, "%s.%06uZ", prefix, nanoseconds / 1000u);
     else
         snprintf(out, LOG_TIME_LEN, "%s.%03uZ", prefix, nanoseconds / 1000000u);
+}
+
+void log_time_now(char out[LOG_TIME_LEN], bool microseconds)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    log_time_format(out, &now, microseconds);
 }
 
 static void write_time(struct jsonw *w)

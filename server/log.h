@@ -21,9 +21,11 @@ struct log_request {
 };
 
 void log_request(const struct log_request *r);
-/* Now, UTC, in RFC 3339 with milliseconds ("2026-03-01T09:30:00.123Z"), as log lines carry it,
- * or with microseconds. */
+/* A time (CLOCK_REALTIME), UTC, in RFC 3339 with milliseconds ("2026-03-01T09:30:00.123Z"), as
+ * log lines carry it, or with microseconds; log_time_now() formats now. */
 #define LOG_TIME_LEN 40
+struct timespec;
+void log_time_format(char out[LOG_TIME_LEN], const struct timespec *t, bool microseconds);
 void log_time_now(char out[LOG_TIME_LEN], bool microseconds);
 /* An event outside a request: level is "info", "warning" or "error". */
 void log_event(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -86,6 +86,22 @@ def test_a_write_is_recorded(api, keys, own, fresh_code):
     assert at == sorted(at), "not oldest first"
 
 
+def test_refused_writes_are_in_the_order_they_were_answered(api, keys, own, municipality):
+    """A refused request is recorded once libmicrohttpd reports it complete, which can come after
+    the client has had the answer and sent its next request on another connection; its entry
+    keeps the time of the answer, so one client's refused requests are in the log in the order
+    it made them. Each call below is a connection of its own, so the requests spread over the
+    worker threads."""
+    ids = [rid() for _ in range(40)]
+    for request_id in ids:
+        assert_problem(api.patch(f"/v1/municipalities/{municipality['id']}", {"name": ""},
+                                 key=own["key"], headers={"X-Request-Id": request_id}), 400)
+    got = wait_entries(api, keys.admin, n=len(ids), keyId=own["id"], resourceId=municipality["id"],
+                       action="update")
+    logged = [e["requestId"] for e in got if e["requestId"] in ids]
+    assert logged == ids, [(e["at"], e["requestId"]) for e in got]
+
+
 def test_a_write_without_a_key_is_recorded(api, keys):
     request_id = rid()
     r = api.post("/v1/municipalities", {"code": "GM0001", "name": "x"}, headers={"X-Request-Id": request_id})
