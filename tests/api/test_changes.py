@@ -37,6 +37,18 @@ def psql(url, sql):
     return out.stdout
 
 
+def wait_for_the_horizon(url):
+    """Until every transaction that began before this call has ended. From then on the feed shows
+    every entry committed before it: entries of a transaction appear only once every older one
+    has ended, and an answered write is committed, but a transaction of someone else's (the audit
+    writer's, the key check's, a job's) that began before the last write may still be open."""
+    now = int(psql(url, "SELECT pg_current_xact_id()::text").strip())
+    deadline = time.monotonic() + 30
+    while int(psql(url, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text").strip()) <= now:
+        assert time.monotonic() < deadline, "a transaction older than the writes stays open"
+        time.sleep(0.01)
+
+
 class HeldTransaction:
     """A psql session fed statement by statement, so that a transaction can stay open."""
 
@@ -534,7 +546,8 @@ class Writer(threading.Thread):
         self.touch_lab(wid)
 
 
-def test_concurrent_writers_a_poller_misses_nothing_and_sees_nothing_twice(busy, keys, code_pool):
+def test_concurrent_writers_a_poller_misses_nothing_and_sees_nothing_twice(busy, keys, cluster,
+                                                                          code_pool):
     api, key = busy.api, keys.staff
     munis = []
     for _ in range(2):
@@ -589,7 +602,10 @@ def test_concurrent_writers_a_poller_misses_nothing_and_sees_nothing_twice(busy,
     for w in writers:
         if w.error:
             raise w.error
-    stop.set()  # every write has been answered: the poller reads to the end and stops
+    # Every write has been answered, so committed; once no older transaction is open, the feed
+    # shows them all, and the poller reads to its end and stops.
+    wait_for_the_horizon(cluster.url)
+    stop.set()
     poller.join(60)
     assert not poller.is_alive(), "the poller does not reach the end of the feed"
     assert not poll_error, poll_error
