@@ -19,7 +19,7 @@ import uuid
 
 import pytest
 
-from conftest import Daemon
+from conftest import Daemon, wait_for_the_horizon
 from domain import make_initiative, make_participant, make_session, make_trainer, make_werklab
 from wlclient import TIMESTAMP_RE, UUID_RE, assert_problem, assert_status, describe
 
@@ -35,18 +35,6 @@ def psql(url, sql):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, f"psql failed: {out.stderr}"
     return out.stdout
-
-
-def wait_for_the_horizon(url):
-    """Until every transaction that began before this call has ended. From then on the feed shows
-    every entry committed before it: entries of a transaction appear only once every older one
-    has ended, and an answered write is committed, but a transaction of someone else's (the audit
-    writer's, the key check's, a job's) that began before the last write may still be open."""
-    now = int(psql(url, "SELECT pg_current_xact_id()::text").strip())
-    deadline = time.monotonic() + 30
-    while int(psql(url, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text").strip()) <= now:
-        assert time.monotonic() < deadline, "a transaction older than the writes stays open"
-        time.sleep(0.01)
 
 
 class HeldTransaction:
@@ -99,8 +87,24 @@ def end_position(api, key):
             return url
 
 
-def drain(api, key, url, limit=None):
-    """Every entry after the position in url; returns (items, next)."""
+@pytest.fixture(autouse=True)
+def _feed_database(cluster):
+    """The test cluster's URL, for drain() to wait for the feed's horizon."""
+    global FEED_DATABASE
+    FEED_DATABASE = cluster.url
+    yield
+
+
+FEED_DATABASE = None
+
+
+def drain(api, key, url, limit=None, settled=True):
+    """Every entry after the position in url; returns (items, next). settled: first wait until no
+    transaction begun before the call is open (wait_for_the_horizon), so that every entry
+    committed before it is there to read: the writes a test has made and had answered, even
+    while the audit writer or the key check has a transaction open."""
+    if settled and FEED_DATABASE:
+        wait_for_the_horizon(FEED_DATABASE)
     items = []
     for _ in range(10000):
         page = read(api, key, url)
@@ -294,7 +298,7 @@ def test_later_entries_wait_for_an_open_transaction(api, keys, cluster, new_muni
         # The API write is committed, but an older transaction is still open: it must wait.
         deadline = time.monotonic() + 1.0
         while time.monotonic() < deadline:
-            items, _ = drain(api, keys.staff, start)
+            items, _ = drain(api, keys.staff, start, settled=False)  # the open one holds it
             ids = {e["id"] for e in items}
             assert api_m["id"] not in ids, f"an entry appeared before an older transaction ended: {items}"
             assert held_m["id"] not in ids, items

@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 
-from conftest import Daemon, HeldLock
+from conftest import Daemon, HeldLock, wait_for_the_horizon
 from domain import advance, make_participant, make_werklab, set_status
 from test_operations import find, metrics
 from wlclient import assert_problem, assert_status, describe, qs
@@ -100,7 +100,10 @@ def end_position(api, key):
             return url
 
 
-def changes_since(api, key, url):
+def changes_since(api, key, url, database):
+    """Every entry after the position in url, once every entry committed before the call can be
+    read (wait_for_the_horizon)."""
+    wait_for_the_horizon(database)
     items = []
     while True:
         page = assert_status(api.get(url, key=key), 200)
@@ -152,7 +155,7 @@ def test_inquiries_that_never_became_a_werklab_are_deleted_after_the_period(
 
     assert effects(entries) == [dict(NOTHING, inquiries=3)], entries
     # Deleted as any delete is: a tombstone in the feed, and nothing for what was kept.
-    feed = [(e["type"], e["id"], e["op"]) for e in changes_since(api, keys.staff, position)
+    feed = [(e["type"], e["id"], e["op"]) for e in changes_since(api, keys.staff, position, url)
             if e["id"] in old or e["id"] in kept.values()]
     assert sorted(feed) == sorted(("inquiry", i, "deleted") for i in old), feed
 
@@ -242,7 +245,7 @@ def test_the_people_of_a_werklab_closed_long_ago_are_anonymised_counts_and_ratin
     assert participants(still_open)[0]["name"] == name and same_person["email"] == email
     assert assert_status(api.get(f"/v1/werklabs/{young['id']}", key=staff), 200) == untouched["werklab"]
     # Every change is in the feed, as any write's.
-    feed = changes_since(api, staff, position)
+    feed = changes_since(api, staff, position, url)
     updated = {e["id"] for e in feed if e["op"] == "updated"}
     assert {p["id"] for p in old_participants} | {old["id"], feedback["id"], inquiry["id"]} <= updated
     assert not updated & {young_person["id"], same_person["id"], young["id"], still_open["id"]}
