@@ -358,21 +358,24 @@ def municipality(new_municipality):
     return new_municipality()
 
 
+def psql(url, sql):
+    """Runs sql with psql on the database at url; its output, stripped. Fails the test when psql
+    does."""
+    out = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, f"psql failed: {out.stderr}"
+    return out.stdout.strip()
+
+
 def wait_for_the_horizon(url):
     """Until every transaction that began before this call has ended (on the database at url).
     From then on the change feed shows every entry committed before the call: an entry appears
     only once every older transaction has ended, and while an answered write is committed, a
     transaction of someone else's (the audit writer's, the key check's, a job's) that began
     before it may still be open."""
-    def ask(sql):
-        out = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql],
-                             capture_output=True, text=True, timeout=60)
-        assert out.returncode == 0, f"psql failed: {out.stderr}"
-        return int(out.stdout.strip())
-
-    now = ask("SELECT pg_current_xact_id()::text")
+    now = int(psql(url, "SELECT pg_current_xact_id()::text"))
     deadline = time.monotonic() + 30
-    while ask("SELECT pg_snapshot_xmin(pg_current_snapshot())::text") <= now:
+    while int(psql(url, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text")) <= now:
         assert time.monotonic() < deadline, "a transaction older than the call stays open"
         time.sleep(0.01)
 

@@ -19,7 +19,7 @@ import uuid
 
 import pytest
 
-from conftest import Daemon, wait_for_the_horizon
+from conftest import Daemon, psql, wait_for_the_horizon
 from domain import make_initiative, make_participant, make_session, make_trainer, make_werklab
 from wlclient import TIMESTAMP_RE, UUID_RE, assert_problem, assert_status, describe
 
@@ -28,13 +28,6 @@ PARTNER_TYPES = {"municipality", "initiative", "werklab", "session", "feedback"}
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def psql(url, sql):
-    out = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql],
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, f"psql failed: {out.stderr}"
-    return out.stdout
 
 
 class HeldTransaction:

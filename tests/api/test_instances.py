@@ -16,12 +16,11 @@ for it to be within 100 ms.
 
 import contextlib
 import os
-import subprocess
 import time
 
 import pytest
 
-from conftest import Daemon, HeldLock
+from conftest import Daemon, HeldLock, psql
 from test_operations import find, metrics
 from wlclient import assert_status, describe
 
@@ -31,13 +30,6 @@ DEADLINE_S = 20
 # The jobs' advisory locks (server/jobs.h): their names in ASCII, left-aligned in 8 bytes.
 PRUNE_LOCK = int.from_bytes(b"prune\0\0\0", "big")
 RETENTION_LOCK = int.from_bytes(b"retain\0\0", "big")
-
-
-def psql(url, sql):
-    out = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql],
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, f"psql failed: {out.stderr}"
-    return out.stdout.strip()
 
 
 def sample(d, keys, name, **labels):

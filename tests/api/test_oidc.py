@@ -9,15 +9,13 @@ import base64
 import hashlib
 import hmac
 import json
-import os
-import subprocess
 import time
 import uuid
 
 import pytest
 
 import oidc as harness
-from conftest import Daemon, free_port, oidc_env
+from conftest import Daemon, free_port, oidc_env, psql
 from domain import make_trainer
 from oidc import DROP
 from wlclient import assert_problem, describe
@@ -33,13 +31,6 @@ def b64url(data):
 
 def unb64url(text):
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def psql(url, sql):
-    out = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql],
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    return out.stdout.strip()
 
 
 def rid():

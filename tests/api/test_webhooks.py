@@ -4,31 +4,21 @@ delivery with the specification's own library (tests/webhooks, npm standardwebho
 Each test runs its own sending werklabd (the session's sends nothing: conftest) with a fast
 retry schedule, and deletes its subscriptions at the end. Receivers listen on loopback only."""
 
-import json
-import os
 import signal
-import subprocess
 import time
 import uuid
 
 import pytest
 
 import webhooks
-from conftest import Daemon
+from conftest import Daemon, psql
 from domain import advance, make_initiative, make_werklab
-from wlclient import assert_problem, assert_status, describe, wait_for
+from wlclient import assert_status, describe, wait_for
 
 PATH = "/v1/webhook-subscriptions"
 # Attempts 1 s apart (the last repeated): failures are retried within the tests' patience.
 SENDER_ENV = {"WERKLAB_WEBHOOK_SENDER": "1", "WERKLAB_WEBHOOK_RETRY": "1",
               "WERKLAB_WEBHOOK_TIMEOUT": "2"}
-
-
-def psql(url, sql):
-    out = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql],
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    return out.stdout.strip()
 
 
 def start_sender(werklabd, log_dir, name="webhooks", **env):
