@@ -4,7 +4,7 @@
 WERKLAB_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 # Debian packages by purpose.
-WERKLAB_PACKAGES_BUILD="gcc meson ninja-build pkg-config libmicrohttpd-dev libjansson-dev libpq-dev uuid-dev libssl-dev libcurl4-openssl-dev python3-yaml"
+WERKLAB_PACKAGES_BUILD="gcc meson ninja-build pkg-config libjansson-dev libpq-dev uuid-dev libssl-dev libcurl4-openssl-dev python3-yaml"
 WERKLAB_PACKAGES_RUN="postgresql-15 postgresql-client-15 curl python3"
 WERKLAB_PACKAGES_TEST="libcmocka-dev python3-pytest python3-jwt python3-cryptography clang libclang-rt-14-dev"
 # scripts/cluster (and tests/cluster, bench/cluster): nginx in front, openssl for its certificate.

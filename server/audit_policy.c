@@ -23,7 +23,7 @@ _Static_assert(sizeof((struct audit_entry *)0)->at == LOG_TIME_LEN,
 static struct http_phase phase; /* below */
 
 /* When the answer was let go (the send step), or NULL before then. A refused request is recorded
- * once it is complete, and libmicrohttpd reports that after the client has had the answer: by
+ * once it is complete, and its connection reports that after the client has had the answer: by
  * then the client may have sent its next request, on another connection, and had it recorded.
  * The entry keeps the time of the answer, so that the log's order is the order of the answers. */
 static const struct timespec *answered_at(const struct request *req)

@@ -72,11 +72,11 @@ static const struct option options[] = {
      "client connections at once from one address; a new one beyond it closes that address's "
      "connection that has waited longest for a request"},
     {"connection-memory-limit", "WERKLAB_CONNECTION_MEMORY_LIMIT", OPT_UINT,
-     /* At least 32 KiB: a request that fills the memory before werklabd sees it can make
-      * libmicrohttpd 0.9.75 lose its own error answer, leaving the connection to the idle
-      * timeout; fuzz_http found that at once with 8 KiB, and rarely with 32 KiB. */
+     /* At least 32 KiB: room for the longest target (HTTP_MAX_URL_BYTES) and header fields
+      * (HTTP_MAX_HEADER_BYTES) werklabd answers in its own words, 414 and 431 naming the limit. */
      AT(connection_memory_limit), "32768", CONFIG_SERVE, 32768, 1u << 24,
-     "bytes of header and read buffer per client connection"},
+     "bytes of request head (request line and header fields) a connection reads at most; a "
+     "longer one is 414 or 431, and the connection is closed"},
     {"public-write-limit", "WERKLAB_PUBLIC_WRITE_LIMIT", OPT_UINT, AT(public_write_limit), "10",
      CONFIG_SERVE, 1, 100000,
      "writes without a key (public inquiries) per client address per minute"},

@@ -16,36 +16,28 @@ struct address {
     struct address *next; /* in its hash bucket */
 };
 
-struct record {
+struct conns_record {
     int fd;
     struct address *from;
-    bool waiting;  /* for a request: in the waiting list */
-    bool closing;  /* shut down here: no longer counted */
-    void *request; /* begun and not yet done (conns_request_started/_done) */
-    struct record *older, *newer;
+    bool waiting; /* for a request: in the waiting list */
+    bool closing; /* shut down here: no longer counted */
+    struct conns_record *older, *newer;
 };
 
 #define BUCKETS 256
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned limit, per_address_limit;
-static void (*abandoned)(void *request);
 static unsigned open_count, waiting_count;
 static unsigned long long closed_for_room, refused;
 static struct address *buckets[BUCKETS];
 /* The connections that wait for a request, the one that has waited longest first. */
-static struct record *oldest, *newest;
+static struct conns_record *oldest, *newest;
 
-void conns_init(unsigned total, unsigned per_address, void (*abandoned_request)(void *request))
+void conns_init(unsigned total, unsigned per_address)
 {
-    abandoned = abandoned_request;
     limit = total;
     per_address_limit = per_address;
-}
-
-unsigned conns_daemon_limit(unsigned threads)
-{
-    return limit + 2 * threads + 16;
 }
 
 static void address_key(const struct sockaddr *sa, unsigned char ip[16])
@@ -97,7 +89,7 @@ static void address_release(struct address *a)
     free(a);
 }
 
-static void wait_begin(struct record *r)
+static void wait_begin(struct conns_record *r)
 {
     r->waiting = true;
     r->newer = NULL;
@@ -110,7 +102,7 @@ static void wait_begin(struct record *r)
     waiting_count++;
 }
 
-static void wait_end(struct record *r)
+static void wait_end(struct conns_record *r)
 {
     if (!r->waiting)
         return;
@@ -128,7 +120,7 @@ static void wait_end(struct record *r)
 }
 
 /* Under the lock, with r's record still present: its socket is open and still r's. */
-static void close_record(struct record *r)
+static void close_record(struct conns_record *r)
 {
     shutdown(r->fd, SHUT_RDWR);
     wait_end(r);
@@ -140,9 +132,9 @@ static void close_record(struct record *r)
 
 /* Closes the connection that has waited longest, from `from` (or from anywhere when NULL);
  * when no other connection of that scope waits, the newcomer itself. */
-static void make_room(struct record *newcomer, const struct address *from)
+static void make_room(struct conns_record *newcomer, const struct address *from)
 {
-    for (struct record *r = oldest; r; r = r->newer)
+    for (struct conns_record *r = oldest; r; r = r->newer)
         if (r != newcomer && (!from || r->from == from)) {
             close_record(r);
             closed_for_room++;
@@ -152,47 +144,28 @@ static void make_room(struct record *newcomer, const struct address *from)
     refused++;
 }
 
-static struct record *record_of(struct MHD_Connection *conn)
+struct conns_record *conns_opened(int fd, const struct sockaddr *peer)
 {
-    const union MHD_ConnectionInfo *info =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    return info ? info->socket_context : NULL;
-}
-
-static void started(struct MHD_Connection *conn, void **socket_context)
-{
-    const union MHD_ConnectionInfo *fd =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    const union MHD_ConnectionInfo *addr =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     unsigned char ip[16];
-    address_key(addr ? addr->client_addr : NULL, ip);
-    struct record *r = calloc(1, sizeof *r);
+    address_key(peer, ip);
+    struct conns_record *r = calloc(1, sizeof *r);
     if (!r)
         abort();
-    r->fd = fd ? fd->connect_fd : -1;
-    *socket_context = r;
-
+    r->fd = fd;
     pthread_mutex_lock(&lock);
     r->from = address_take(ip);
     open_count++;
     wait_begin(r);
-    if (r->fd < 0)
-        close_record(r); /* cannot happen with libmicrohttpd 0.9.75: not counted */
-    if (!r->closing && open_count > limit)
+    if (open_count > limit)
         make_room(r, NULL);
     if (!r->closing && r->from->open > per_address_limit)
         make_room(r, r->from);
     pthread_mutex_unlock(&lock);
+    return r;
 }
 
-static void closed(void **socket_context)
+void conns_closed(struct conns_record *r)
 {
-    struct record *r = *socket_context;
-    if (!r)
-        return;
-    if (r->request)
-        abandoned(r->request);
     pthread_mutex_lock(&lock);
     wait_end(r);
     if (!r->closing) {
@@ -200,39 +173,18 @@ static void closed(void **socket_context)
         address_release(r->from);
     }
     pthread_mutex_unlock(&lock);
-    *socket_context = NULL;
     free(r);
 }
 
-void conns_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
-                  enum MHD_ConnectionNotificationCode code)
+void conns_busy(struct conns_record *r)
 {
-    (void)cls;
-    if (code == MHD_CONNECTION_NOTIFY_STARTED)
-        started(conn, socket_context);
-    else if (code == MHD_CONNECTION_NOTIFY_CLOSED)
-        closed(socket_context);
-}
-
-void conns_request_started(struct MHD_Connection *conn, void *request)
-{
-    struct record *r = record_of(conn);
-    if (!r)
-        return;
-    if (r->request)
-        abandoned(r->request);
-    r->request = request;
     pthread_mutex_lock(&lock);
     wait_end(r);
     pthread_mutex_unlock(&lock);
 }
 
-void conns_request_done(struct MHD_Connection *conn)
+void conns_waiting(struct conns_record *r)
 {
-    struct record *r = record_of(conn);
-    if (!r)
-        return;
-    r->request = NULL;
     pthread_mutex_lock(&lock);
     if (!r->closing && !r->waiting)
         wait_begin(r);

@@ -1,5 +1,7 @@
 #include "crypto.h"
 
+#include "validate.h"
+
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -157,24 +159,13 @@ void crypto_hex(const uint8_t *data, size_t len, char *out)
     out[2 * len] = '\0';
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 long crypto_unhex(const char *hex, uint8_t *out, size_t max)
 {
     size_t n = strlen(hex);
     if (n % 2 || n / 2 > max)
         return -1;
     for (size_t i = 0; i < n / 2; i++) {
-        int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
+        int hi = validate_hex_digit(hex[2 * i]), lo = validate_hex_digit(hex[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         out[i] = (uint8_t)(hi << 4 | lo);

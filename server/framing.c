@@ -3,12 +3,12 @@
 #include "http.h"
 #include "validate.h"
 
-#include <microhttpd.h>
+#include <limits.h>
 #include <string.h>
 #include <strings.h>
 
-/* Query parameters as libmicrohttpd 0.9.75 counts them: one per '&', and the last one unless
- * it is empty. */
+/* Query parameters as split_query() counts them: one per '&', and the last one unless it is
+ * empty. */
 size_t framing_query_count(const char *query)
 {
     size_t n = 0;
@@ -57,11 +57,9 @@ static bool is_field_text(const char *s, size_t len)
     return !control && (any < 0x80 || validate_utf8(s, len));
 }
 
-static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
-                                   size_t key_size, const char *value, size_t value_size)
+static void scan_field(struct framing *f, const char *key, size_t key_size, const char *value,
+                       size_t value_size)
 {
-    (void)kind;
-    struct framing *f = cls;
     f->fields++;
     if (!is_token(key, key_size))
         f->bad_name = true;
@@ -75,7 +73,6 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
     }
     if (!f->bad_value && value && !is_field_text(value, value_size))
         f->bad_value = key;
-    return MHD_YES;
 }
 
 /* The last coding of a Transfer-Encoding value is chunked. */
@@ -89,23 +86,37 @@ static bool ends_chunked(const char *te)
            last[n + strspn(last + n, " \t")] == '\0';
 }
 
-/* The header fields' bytes: libmicrohttpd counts the request line with them. */
-static size_t header_bytes(struct request *req)
+bool framing_content_length(const char *value, unsigned long long *length)
 {
-    const union MHD_ConnectionInfo *info =
-        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
-    size_t all = info ? info->header_size : 0;
-    return all > req->target_bytes ? all - req->target_bytes : 0;
+    *length = 0;
+    if (!value)
+        return true;
+    if (!*value)
+        return false;
+    for (const char *p = value; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        unsigned digit = (unsigned)(*p - '0');
+        /* Beyond what can be counted is beyond every limit: kept at the largest. */
+        *length = *length > (ULLONG_MAX - digit) / 10 ? ULLONG_MAX : *length * 10 + digit;
+    }
+    return true;
 }
 
 /* Refuses a request whose end is not certain (RFC 9112 §6.1, §6.3, §3.2), and one with more
  * header fields than werklabd reads, answering it with the connection closed: its remaining
  * bytes are not another request. True when it answered. */
-bool framing_refuse(struct request *req, const char *version)
+bool framing_refuse(struct request *req, const struct http1_head *head, bool length_valid)
 {
     struct framing f = {0};
-    MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, scan_header, &f);
-    bool http11 = strcmp(version, MHD_HTTP_VERSION_1_1) == 0;
+    size_t header_bytes = 0;
+    for (size_t i = 0; i < req->n_fields; i++) {
+        const struct http1_field *h = &req->fields[i];
+        scan_field(&f, h->name, h->name_len, h->value, h->value_len);
+        header_bytes += h->name_len + h->value_len + 4; /* ": " and the line end */
+    }
+    f.fields = (unsigned)head->n_fields; /* also those beyond the ones stored */
+    bool http11 = head->minor_version >= 1;
     if (f.bad_name)
         http_problem(req, 400,
                      "A header name is not a token (RFC 9110): nothing may stand "
@@ -120,12 +131,14 @@ bool framing_refuse(struct request *req, const char *version)
                      "accepted.");
     else if (f.lengths > 1)
         http_problem(req, 400, "Content-Length is given more than once.");
+    else if (!length_valid)
+        http_problem(req, 400, "Content-Length is not a number of bytes.");
     else if (f.hosts > 1 || (http11 && f.hosts == 0))
         http_problem(req, 400, "An HTTP/1.1 request needs exactly one Host header.");
     else if (f.fields > HTTP_MAX_HEADER_FIELDS)
         http_problem(req, 431, "The request has more than %d header fields.",
                      HTTP_MAX_HEADER_FIELDS);
-    else if (header_bytes(req) > HTTP_MAX_HEADER_BYTES)
+    else if (header_bytes > HTTP_MAX_HEADER_BYTES)
         http_problem(req, 431, "The request headers are longer than %d bytes.",
                      HTTP_MAX_HEADER_BYTES);
     else {
@@ -161,20 +174,30 @@ static bool collect_query(struct request *req, const char *key, size_t key_size,
     return true;
 }
 
-/* Decodes a query key or value in place, as libmicrohttpd does its own: '+' is a space, then
- * %XX escapes (a malformed one stays as it is). Returns the length, which a %00 makes longer
- * than strlen() sees. */
+/* Decodes a query key or value in place (application/x-www-form-urlencoded): '+' is a space,
+ * %XX an escape, and a malformed escape stays as it is. Returns the length, which a %00 makes
+ * longer than strlen() sees. */
 static size_t decode_query_part(char *s)
 {
-    for (char *p = s; *p; p++)
-        if (*p == '+')
-            *p = ' ';
-    return MHD_http_unescape(s);
+    char *out = s;
+    for (const char *p = s; *p; p++) {
+        int high, low;
+        if (*p == '+') {
+            *out++ = ' ';
+        } else if (*p == '%' && (high = validate_hex_digit(p[1])) >= 0 &&
+                   (low = validate_hex_digit(p[2])) >= 0) {
+            *out++ = (char)(high * 16 + low);
+            p += 2;
+        } else {
+            *out++ = *p;
+        }
+    }
+    *out = '\0';
+    return (size_t)(out - s);
 }
 
-/* Splits req->query_text into req->query the way libmicrohttpd 0.9.75 splits a query: at each
- * '&', each part at its first '='; a part without '=' is a key without a value; an empty last
- * part is no parameter. */
+/* Splits req->query_text into req->query: at each '&', each part at its first '='; a part
+ * without '=' is a key without a value; an empty last part is no parameter. */
 static void split_query(struct request *req)
 {
     for (char *part = req->query_text; part && *part;) {

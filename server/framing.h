@@ -6,24 +6,29 @@
  *     HTTP_MAX_HEADER_FIELDS header fields or HTTP_MAX_HEADER_BYTES of them 431; all of these
  *     close the connection, so that nothing after them is taken for another request. A header
  *     value that is not UTF-8 text is noted (req->bad_header) for dispatch to refuse.
- *   - Its query is split by werklabd, not libmicrohttpd (http.c says why), the way libmicrohttpd
- *     0.9.75 would: at most HTTP_MAX_QUERY parameters, each key and value UTF-8 text without a
- *     NUL, no API key among them, and each key one the route takes, once.
+ *   - Its query is split as forms are (application/x-www-form-urlencoded): at most
+ *     HTTP_MAX_QUERY parameters, each key and value UTF-8 text without a NUL, no API key among
+ *     them, and each key one the route takes, once.
  *
  * Each check that refuses answers the request (problem.h) and returns so. */
 #ifndef WERKLAB_FRAMING_H
 #define WERKLAB_FRAMING_H
+
+#include "http1.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 
 struct request;
 
-/* Query parameters as libmicrohttpd 0.9.75 counts them in a query string (after the '?'). */
+/* Query parameters in a query string (after the '?'), as framing_take_query() counts them. */
 size_t framing_query_count(const char *query);
-/* Checks the header fields of a request of HTTP version `version`; true when it answered (and
- * the connection is to close). */
-bool framing_refuse(struct request *req, const char *version);
+/* A Content-Length value (NULL: none, length 0) into length; false when it is not digits alone.
+ * One too large to count is ULLONG_MAX. */
+bool framing_content_length(const char *value, unsigned long long *length);
+/* Checks the header fields of a request (its head, req->fields); true when it answered (and
+ * the connection is to close). length_valid: what framing_content_length() said. */
+bool framing_refuse(struct request *req, const struct http1_head *head, bool length_valid);
 /* Splits req->query_text into req->query; false when it answered: a key or value is not text,
  * or a key is one that API keys go by. */
 bool framing_take_query(struct request *req);

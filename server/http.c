@@ -1,11 +1,12 @@
-/* http: libmicrohttpd glue and dispatch (http.h). One cohesive thing, longer than most files:
- * the request's life from its request line to its completion, as libmicrohttpd 0.9.75 drives
- * it (first call, body calls, last call, suspension and resumption, completion), and the
- * response every answer leaves as. What a request is checked for lives in framing.c and
+/* http: the request's life and dispatch (http.h). One cohesive thing, longer than most files:
+ * the request's life from its head to its end, as its connection drives it (connection.h: the
+ * head, the body, going on, waiting and being woken, the end), and the response every answer
+ * leaves as. What a request is checked for lives in framing.c and
  * negotiate.c, how errors read in problem.c, and what modules add in their phases. */
 #include "http.h"
 
 #include "audit.h" /* the writer's start and stop; the policy is a phase */
+#include "connection.h"
 #include "conns.h"
 #include "crypto.h"
 #include "dbpipe.h"
@@ -17,7 +18,6 @@
 #include "replicas.h"
 
 #include <arpa/inet.h>
-#include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -32,12 +32,11 @@
 /* A body this many times over the limit is not read to its end: the connection is closed. */
 #define DISCARD_FACTOR 16
 
-static struct MHD_Daemon *daemon_handle;
+static bool serving;
 static const struct config *cfg;
 static atomic_int in_flight;
-static atomic_int suspended; /* connections waiting for the pipeline or the audit log */
-static atomic_bool stopping; /* no more suspending: libmicrohttpd is about to stop */
-static atomic_bool refusing; /* shutting down: a new connection is closed once accepted */
+static atomic_int suspended; /* requests waiting for the pipeline or the audit log */
+static atomic_bool stopping; /* no more suspending: the connections are about to close */
 
 static const char expose_headers[] =
     "API-Version, ETag, Link, Location, Retry-After, X-Request-Id, RateLimit-Limit, "
@@ -59,7 +58,10 @@ static double now_s(void)
 
 const char *http_header(struct request *req, const char *name)
 {
-    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+    for (size_t i = 0; i < req->n_fields; i++)
+        if (strcasecmp(req->fields[i].name, name) == 0)
+            return req->fields[i].value;
+    return NULL;
 }
 
 const char *http_query(const struct request *req, const char *key)
@@ -176,19 +178,12 @@ void http_url_encode(struct buf *b, const char *s)
 
 /* ---- sending ---- */
 
-static void add(struct MHD_Response *r, const char *name, const char *value)
+static void add(struct buf *fields, const char *name, const char *value)
 {
-    MHD_add_response_header(r, name, value);
-}
-
-static ssize_t stream_reader(void *cls, uint64_t pos, char *out, size_t max)
-{
-    (void)pos;
-    struct request *req = cls;
-    long n = req->stream_read(req->stream_ctx, out, max);
-    if (n < 0)
-        return MHD_CONTENT_READER_END_WITH_ERROR;
-    return n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : (ssize_t)n;
+    buf_puts(fields, name);
+    buf_append(fields, ": ", 2);
+    buf_puts(fields, value);
+    buf_append(fields, "\r\n", 2);
 }
 
 static const char *caller_of(const struct request *req)
@@ -198,7 +193,7 @@ static const char *caller_of(const struct request *req)
 
 /* With read replicas: a successful write's answer gives the position after its commit (and this
  * instance remembers it for the caller), a read's the position its database had replayed. */
-static void add_consistency_token(struct request *req, struct MHD_Response *r)
+static void add_consistency_token(struct request *req, struct buf *r)
 {
     uint64_t committed = db_take_commit_position(), position;
     if (req->method == HTTP_GET || req->method == HTTP_HEAD) {
@@ -225,22 +220,17 @@ static void add_consistency_token(struct request *req, struct MHD_Response *r)
     }
 }
 
-static enum MHD_Result send_response(struct request *req)
+static void send_response(struct request *req)
 {
     if (req->status == 0)
         http_problem(req, 500, "The server could not answer this request.");
-    size_t len = req->out.len;
-    struct MHD_Response *r;
-    if (req->stream_read)
-        r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, stream_reader, req,
-                                              NULL);
-    else
-        r = MHD_create_response_from_buffer(len, len ? buf_detach(&req->out) : (void *)"",
-                                            len ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
-    if (!r)
-        return MHD_NO;
-    bool cache_set = false;
+    struct buf *r = &req->fields_out;
+    bool cache_set = false, close = false;
     for (const struct http_field *f = req->headers; f; f = f->next) {
+        if (strcasecmp(f->name, "Connection") == 0) { /* the connection writes its own */
+            close |= strcasecmp(f->value, "close") == 0;
+            continue;
+        }
         add(r, f->name, f->value);
         cache_set |= strcasecmp(f->name, "Cache-Control") == 0;
     }
@@ -265,16 +255,21 @@ static enum MHD_Result send_response(struct request *req)
         add(r, "Access-Control-Expose-Headers", expose_headers);
         add(r, "Vary", "Origin");
     }
-    /* The client now reads: it may take longer than it may take to send (idle_timeout_s). */
-    MHD_set_connection_option(req->conn, MHD_CONNECTION_OPTION_TIMEOUT,
-                              (unsigned)cfg->connection_timeout_s);
     /* Counted before the client can see the answer: whoever reads /metrics after an answer
      * arrived finds it counted, whichever thread serves the read. */
     metrics_request(req->route ? req->route->index : -1, req->status, now_s() - req->started);
-    enum MHD_Result ret = MHD_queue_response(req->conn, (unsigned)req->status, r);
-    MHD_destroy_response(r);
     req->queued = true;
-    return ret;
+    connection_answer(req->conn, &(struct connection_answer){
+                                     .status = req->status,
+                                     .reason = problem_title(req->status),
+                                     .fields = r->data,
+                                     .fields_len = r->len,
+                                     .body = req->out.data,
+                                     .body_len = req->out.len,
+                                     .read = req->stream_read,
+                                     .read_ctx = req->stream_ctx,
+                                     .close = close,
+                                 });
 }
 
 /* ---- the checks every request passes ---- */
@@ -327,28 +322,26 @@ static bool takes_body(enum http_method m)
 
 /* Every X-Forwarded-For line in the order sent, as one list (RFC 9110 §5.3); lines with nothing
  * in them add no empty entry. */
-static enum MHD_Result join_forwarded_for(void *cls, enum MHD_ValueKind kind, const char *key,
-                                          const char *value)
+static void join_forwarded_for(const struct request *req, struct buf *list)
 {
-    (void)kind;
-    struct buf *list = cls;
-    if (key && value && strcasecmp(key, "X-Forwarded-For") == 0 && value[strspn(value, " \t")]) {
-        if (list->len)
-            buf_putc(list, ',');
-        buf_puts(list, value);
+    for (size_t i = 0; i < req->n_fields; i++) {
+        const char *value = req->fields[i].value;
+        if (strcasecmp(req->fields[i].name, "X-Forwarded-For") == 0 &&
+            value[strspn(value, " \t")]) {
+            if (list->len)
+                buf_putc(list, ',');
+            buf_puts(list, value);
+        }
     }
-    return MHD_YES;
 }
 
 /* The peer, or behind a trusted proxy the client it names (proxies.h). */
 void http_client_address(struct request *req, char *out, size_t len)
 {
-    const union MHD_ConnectionInfo *info =
-        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    const struct sockaddr *peer = info ? info->client_addr : NULL;
+    const struct sockaddr *peer = connection_peer(req->conn);
     struct buf forwarded = {0};
     if (proxies_trusted(&cfg->proxies, peer))
-        MHD_get_connection_values(req->conn, MHD_HEADER_KIND, join_forwarded_for, &forwarded);
+        join_forwarded_for(req, &forwarded);
     proxies_client_address(&cfg->proxies, peer, forwarded.data, out, len);
     buf_free(&forwarded);
 }
@@ -616,9 +609,9 @@ static void dispatch_as(struct request *req, enum auth_result result)
 
 /* ---- suspension, and statements on the pipeline ---- */
 
-/* Counts a connection about to be suspended; false, counting nothing, when the server is
- * stopping: libmicrohttpd must not be stopped with a connection suspended, so http_stop() waits
- * for the count to reach 0, and this makes sure it stays there. */
+/* Counts a request about to wait; false, counting nothing, when the server is stopping: the
+ * connections must not be closed with a request waiting, which its waker would wake after, so
+ * http_stop() waits for the count to reach 0, and this makes sure it stays there. */
 static bool may_suspend(void)
 {
     atomic_fetch_add(&suspended, 1);
@@ -634,17 +627,14 @@ bool http_suspend(struct request *req, http_resume resume, void *ctx)
         return false;
     req->resume = resume;
     req->resume_ctx = ctx;
-    atomic_store_explicit(&req->woken, false, memory_order_relaxed);
-    MHD_suspend_connection(req->conn);
     return true;
 }
 
-/* libmicrohttpd takes the connection up again, which calls on_request() once more; whatever
- * the waker wrote before this call is visible to the worker that resumes. */
+/* The connection's loop calls go_on() again; whatever the waker wrote before this call is
+ * visible to it (the wake queue's lock orders them). */
 void http_wake(struct request *req)
 {
-    atomic_store_explicit(&req->woken, true, memory_order_release);
-    MHD_resume_connection(req->conn);
+    connection_wake(req->conn);
 }
 
 /* A statement on the pipeline, and what answers with its result. */
@@ -736,56 +726,16 @@ void http_defer_write(struct request *req, const char *sql, int n, const char *c
     defer(req, DEFER_WRITE, REPLICAS_PRIMARY, sql, n, values, then, ctx);
 }
 
-/* ---- libmicrohttpd callbacks ---- */
+/* ---- the request's life, as its connection drives it (connection.h) ---- */
 
-static struct request *request_new(struct MHD_Connection *conn)
+static struct request *request_new(struct connection *conn, char *head_buf)
 {
     struct request *req = xcalloc(1, sizeof *req);
     req->conn = conn;
+    req->head_buf = head_buf;
     req->started = now_s();
     jsonw_init(&req->w, &req->out);
     atomic_fetch_add(&in_flight, 1);
-    return req;
-}
-
-/* The headers are in: what the request is. */
-static void request_begin(struct request *req, const char *url, const char *method)
-{
-    req->begun = true;
-    req->method_name = method;
-    req->method = router_method(method);
-    req->path = pool_strdup(&req->pool, url);
-    const char *origin = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Origin");
-    if (origin && config_cors_allowed(cfg, origin))
-        req->origin = origin;
-    set_request_id(req);
-    set_trace_id(req);
-}
-
-/* libmicrohttpd's URI log callback: the request line is in, the headers are not. It runs
- * before libmicrohttpd splits the query into parameters, which it would store in the
- * connection's memory: libmicrohttpd 0.9.75 can run out of it (on about a thousand parameters,
- * or fewer when the headers arrived with the request line and fill it), queues its own error
- * answer, then loses it, and the connection hangs until its timeout. So libmicrohttpd never
- * gets the query: werklabd keeps a copy and cuts it off in libmicrohttpd's buffer (its own
- * writable copy of the target, parsed in place right after this call, from just after the
- * '?'), and splits the copy itself (framing_take_query), unless the target is refused anyway. */
-static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *conn)
-{
-    (void)cls;
-    struct request *req = request_new(conn);
-    conns_request_started(conn, req);
-    req->target_bytes = strlen(uri);
-    char *query = strchr(uri, '?');
-    if (query && framing_query_count(query + 1) > HTTP_MAX_QUERY)
-        req->target_refused = 400;
-    else if (req->target_bytes > HTTP_MAX_URL_BYTES)
-        req->target_refused = 414;
-    if (query) {
-        if (!req->target_refused)
-            req->query_text = pool_strdup(&req->pool, query + 1);
-        query[1] = '\0';
-    }
     return req;
 }
 
@@ -799,76 +749,114 @@ static void request_free(struct request *req)
         atomic_fetch_sub(&suspended, 1); /* ended while waiting: at shutdown */
     buf_free(&req->body);
     buf_free(&req->out);
+    buf_free(&req->fields_out);
     pool_free(&req->pool);
+    free(req->head_buf);
     free(req);
     atomic_fetch_sub(&in_flight, 1);
 }
 
-/* A request libmicrohttpd let go of without reporting it complete (conns.h says when). */
-static void request_abandoned(void *request)
+/* Sends the answer once the phases let it go (phase.h); a phase may hold it, waiting. */
+static void answer(struct request *req)
 {
-    request_free(request);
+    if (phase_send(req))
+        send_response(req);
 }
 
-/* Sends the answer once the phases let it go (phase.h); a phase may hold it, suspended. */
-static enum MHD_Result answer(struct request *req)
+/* The request target: the path, and the query kept for framing_take_query(), unless the target
+ * is refused anyway (too long, or too many query parameters to be worth splitting). */
+static void take_target(struct request *req, const char *target, size_t len)
 {
-    return phase_send(req) ? send_response(req) : MHD_YES;
+    req->target_bytes = len;
+    const char *query = strchr(target, '?');
+    if (query && framing_query_count(query + 1) > HTTP_MAX_QUERY)
+        req->target_refused = 400;
+    else if (len > HTTP_MAX_URL_BYTES)
+        req->target_refused = 414;
+    if (query && !req->target_refused)
+        req->query_text = pool_strdup(&req->pool, query + 1);
+    req->path = query ? pool_strndup(&req->pool, target, (size_t)(query - target))
+                      : pool_strdup(&req->pool, target);
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version, const char *upload_data,
-                                  size_t *upload_data_size, void **con_cls)
+/* A head is in: what the request is, and whether its body is to be read. Answering now costs
+ * the connection (connection.h), so only what must close it anyway is answered here: a request
+ * whose framing is in doubt, and a body far over the limit. */
+static void *on_begin(struct connection *conn, char *head_buf, const struct http1_head *head)
 {
-    (void)cls;
-    struct request *req = *con_cls;
-    if (!req) { /* not seen by on_request_line: cannot happen with libmicrohttpd 0.9.75 */
-        req = request_new(conn);
-        *con_cls = req;
+    struct request *req = request_new(conn, head_buf);
+    req->begun = true;
+    req->fields = pool_alloc(&req->pool, head->n_fields * sizeof *req->fields + 1);
+    memcpy(req->fields, head->fields, head->n_fields * sizeof *req->fields);
+    req->n_fields = head->n_fields;
+    req->method_name = head->method;
+    req->method = router_method(head->method);
+    take_target(req, head->target, head->target_len);
+    const char *origin = http_header(req, "Origin");
+    if (origin && config_cors_allowed(cfg, origin))
+        req->origin = origin;
+    set_request_id(req);
+    set_trace_id(req);
+    const char *length = http_header(req, "Content-Length");
+    unsigned long long declared = 0;
+    bool length_valid = framing_content_length(length, &declared);
+    connection_expect_body(conn, declared);
+    if (framing_refuse(req, head, length_valid)) {
+        send_response(req);
+        return req;
     }
-    if (!req->begun) {
-        /* First call: headers only. Answering now costs the connection its keep-alive
-         * (libmicrohttpd 0.9.75), so only what must close it anyway is answered here: a
-         * request whose framing is in doubt, and a body far over the limit. */
-        request_begin(req, url, method);
-        if (framing_refuse(req, version))
-            return send_response(req);
-        const char *length = http_header(req, "Content-Length");
-        unsigned long long declared = length ? strtoull(length, NULL, 10) : 0;
-        if (declared > cfg->body_limit) {
-            req->too_large = true;
-            const char *expect = http_header(req, "Expect");
-            if (declared > (unsigned long long)cfg->body_limit * DISCARD_FACTOR ||
-                (expect && strcasecmp(expect, "100-continue") == 0)) {
-                http_problem(req, 413, "The request body is larger than %u bytes.",
-                             cfg->body_limit);
-                return send_response(req);
-            }
+    const char *expect = http_header(req, "Expect");
+    bool continue_asked = expect && strcasecmp(expect, "100-continue") == 0 &&
+                          head->minor_version >= 1 && declared > 0;
+    if (declared > cfg->body_limit) {
+        req->too_large = true;
+        if (declared > (unsigned long long)cfg->body_limit * DISCARD_FACTOR || continue_asked) {
+            http_problem(req, 413, "The request body is larger than %u bytes.", cfg->body_limit);
+            http_set_header(req, "Connection", "close");
+            send_response(req);
+            return req;
         }
-        return MHD_YES;
+    } else if (continue_asked) {
+        connection_continue(conn);
     }
-    if (*upload_data_size > 0) {
-        size_t n = *upload_data_size;
-        *upload_data_size = 0;
-        if (req->queued)
-            return MHD_YES;
-        if (req->too_large || req->body.len + n > cfg->body_limit) {
-            /* Read and drop the rest, so the client gets its 413 rather than a reset, up to a
-             * point: a body that never ends is cut off. */
-            req->too_large = true;
-            buf_free(&req->body);
-            req->discarded += n;
-            return req->discarded > (size_t)cfg->body_limit * DISCARD_FACTOR ? MHD_NO : MHD_YES;
-        }
-        if (takes_body(req->method))
-            buf_append(&req->body, upload_data, n);
-        return MHD_YES;
+    return req;
+}
+
+/* What arrived that cannot be a request (connection.h): answered, and the connection closed. */
+static void *on_refuse(struct connection *conn, int status, const char *why)
+{
+    struct request *req = request_new(conn, NULL);
+    req->begun = true;
+    req->method_name = "";
+    req->path = "";
+    set_request_id(req);
+    http_problem(req, status, "%s", why);
+    http_set_header(req, "Connection", "close");
+    send_response(req);
+    return req;
+}
+
+static bool on_body(void *request, const char *data, size_t n)
+{
+    struct request *req = request;
+    if (req->too_large || req->body.len + n > cfg->body_limit) {
+        /* Read and drop the rest, so the client gets its 413 rather than a reset, up to a
+         * point: a body that never ends is cut off. */
+        req->too_large = true;
+        buf_free(&req->body);
+        req->discarded += n;
+        return req->discarded <= (size_t)cfg->body_limit * DISCARD_FACTOR;
     }
-    if (req->queued)
-        return MHD_YES;
+    if (takes_body(req->method))
+        buf_append(&req->body, data, n);
+    return true;
+}
+
+/* The request is in, or it was woken: dispatch it, or go on where it stopped. */
+static void on_go(void *request)
+{
+    struct request *req = request;
     if (req->resume) {
-        if (!atomic_load_explicit(&req->woken, memory_order_acquire))
-            return MHD_YES; /* not woken: nothing to do yet */
         http_resume resume = req->resume;
         req->resume = NULL;
         atomic_fetch_sub(&suspended, 1);
@@ -876,28 +864,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     } else {
         dispatch(req);
     }
-    return req->resume ? MHD_YES : answer(req);
+    if (!req->resume)
+        answer(req);
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
+static void on_end(void *request, bool sent)
 {
-    (void)cls;
-    conns_request_done(conn);
-    /* Waiting for the client to send again (or closing). */
-    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
-        MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
-                                  (unsigned)cfg->idle_timeout_s);
-    struct request *req = *con_cls;
-    if (!req)
-        return;
-    *con_cls = NULL;
-    if (!req->begun) { /* libmicrohttpd refused its headers, or the client left before them */
-        request_free(req);
-        return;
-    }
+    struct request *req = request;
     double seconds = now_s() - req->started;
-    int status = req->queued ? req->status : 499; /* the client left before an answer */
+    int status = req->queued && sent ? req->status : 499; /* the client left before the answer */
     if (!req->queued)
         metrics_request(req->route ? req->route->index : -1, status, seconds);
     phase_complete(req, status);
@@ -916,29 +891,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     request_free(req);
 }
 
-static void on_mhd_error(void *cls, const char *fmt, va_list ap)
-{
-    (void)cls;
-    char text[512];
-    vsnprintf(text, sizeof text, fmt, ap);
-    size_t n = strlen(text);
-    while (n > 0 && text[n - 1] == '\n')
-        text[--n] = '\0';
-    log_event("warning", "http: %s", text);
-}
-
-/* New connections are turned away here rather than with MHD_quiesce_daemon(): with a thread
- * pool and epoll, libmicrohttpd 0.9.75 (and its current master) removes the listening socket
- * from each worker's epoll set in the calling thread while the worker may be removing it too, and
- * aborts the process when it loses that race ("Failed to remove listen FD from epoll set"). A
- * connection closed at once also tells a proxy in front to try another instance, where one left
- * in the listen backlog would wait until the daemon stops. */
-static enum MHD_Result accept_unless_shutting_down(void *cls, const struct sockaddr *addr,
-                                                   socklen_t addrlen)
-{
-    (void)cls, (void)addr, (void)addrlen;
-    return atomic_load(&refusing) ? MHD_NO : MHD_YES;
-}
+static const struct connection_handler handler = {
+    .begin = on_begin,
+    .refuse = on_refuse,
+    .body = on_body,
+    .go = on_go,
+    .end = on_end,
+};
 
 int http_start(const struct config *config)
 {
@@ -949,8 +908,7 @@ int http_start(const struct config *config)
                                  .sin6_port = htons((uint16_t)cfg->listen_port)};
     const char *host = cfg->listen_host;
     struct sockaddr *sa;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG;
+    socklen_t sa_len;
     if (strcmp(host, "localhost") == 0)
         host = "127.0.0.1";
     char bare[64];
@@ -961,9 +919,10 @@ int http_start(const struct config *config)
     }
     if (inet_pton(AF_INET, bare, &addr.sin_addr) == 1) {
         sa = (struct sockaddr *)&addr;
+        sa_len = sizeof addr;
     } else if (inet_pton(AF_INET6, bare, &addr6.sin6_addr) == 1) {
         sa = (struct sockaddr *)&addr6;
-        flags |= MHD_USE_IPv6;
+        sa_len = sizeof addr6;
     } else {
         log_event("error", "listen: '%s' is not an IPv4 or IPv6 address", host);
         return -1;
@@ -974,43 +933,40 @@ int http_start(const struct config *config)
         dbpipe_stop();
         return -1;
     }
-    conns_init(cfg->connection_limit, cfg->per_ip_connection_limit, request_abandoned);
-    daemon_handle = MHD_start_daemon(
-        flags, (uint16_t)cfg->listen_port, accept_unless_shutting_down, NULL, on_request, NULL,
-        /* First: the options before it would report through the default logger. */
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL, MHD_OPTION_SOCK_ADDR, sa,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
-        /* How long a connection waits for its client to send; send_response gives the
-         * client connection_timeout_s to read the answer. */
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout_s,
-        /* Above conns' limits, which make room by closing waiting connections; no
-         * per-address limit here: libmicrohttpd's would refuse the new connection. */
-        MHD_OPTION_CONNECTION_LIMIT, conns_daemon_limit(cfg->threads), MHD_OPTION_NOTIFY_CONNECTION,
-        conns_notify, NULL, MHD_OPTION_URI_LOG_CALLBACK, on_request_line, NULL,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->connection_memory_limit,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
-    if (!daemon_handle) {
+    conns_init(cfg->connection_limit, cfg->per_ip_connection_limit);
+    atomic_store(&stopping, false);
+    if (connection_start(&(struct connection_config){
+            .address = sa,
+            .address_len = sa_len,
+            .threads = cfg->threads,
+            .idle_timeout_s = cfg->idle_timeout_s,
+            .connection_timeout_s = cfg->connection_timeout_s,
+            .max_head = cfg->connection_memory_limit,
+            .handler = &handler,
+        }) < 0) {
         log_event("error", "cannot listen on %s", cfg->listen);
         dbpipe_stop();
         audit_stop();
         return -1;
     }
+    serving = true;
     return 0;
 }
 
 void http_stop(unsigned grace_ms)
 {
-    if (!daemon_handle)
+    if (!serving)
         return;
-    atomic_store(&refusing, true);
+    /* A new connection is closed at once, which also tells a proxy in front to try another
+     * instance, where one left in the listen backlog would wait until the daemon stops. */
+    connection_refuse_new();
     for (unsigned waited = 0; atomic_load(&in_flight) > 0 && waited < grace_ms; waited += 10)
         usleep(10000);
-    /* libmicrohttpd must not be stopped with connections suspended: the pipeline answers what
-     * it still has (503), which resumes them; an answer that then waits for its audit entry is
-     * resumed by the audit writer, which still runs, once the entry is committed or has failed
+    /* The connections must not be closed with a request waiting: the pipeline answers what
+     * it still has (503), which wakes them; an answer that then waits for its audit entry is
+     * woken by the audit writer, which still runs, once the entry is committed or has failed
      * (within the statement timeout, at once when the database is down). From now on nothing
-     * is suspended any more. */
+     * waits any more. */
     atomic_store(&stopping, true);
     dbpipe_stop();
     for (unsigned waited = 0; atomic_load(&suspended) > 0; waited += 10) {
@@ -1019,14 +975,12 @@ void http_stop(unsigned grace_ms)
                       atomic_load(&suspended));
         usleep(10000);
     }
-    MHD_stop_daemon(daemon_handle);
-    daemon_handle = NULL;
+    connection_stop();
+    serving = false;
     audit_stop(); /* the entries of the last refused requests are written */
 }
 
 unsigned http_port(void)
 {
-    const union MHD_DaemonInfo *info =
-        daemon_handle ? MHD_get_daemon_info(daemon_handle, MHD_DAEMON_INFO_BIND_PORT) : NULL;
-    return info ? info->port : 0;
+    return serving ? connection_port() : 0;
 }

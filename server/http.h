@@ -1,18 +1,18 @@
 /* http: the HTTP server, and everything every response has in common.
  *
- * http owns the libmicrohttpd daemon and the request's life, and dispatches. A request travels:
+ * http owns the request's life, and dispatches; its connection (connection.h) reads it and
+ * writes its answer. A request travels:
  *
- *   request line   the target's length and its number of query parameters (414, 400), before
- *                  libmicrohttpd stores the query (framing.h);
- *   headers in     the framing (400, 411, 431, closing the connection: framing.h), a body far
- *                  over the limit (413);
+ *   head in        the target's length and its number of query parameters (414, 400), the
+ *                  framing (400, 411, 431, closing the connection: framing.h), a body far over
+ *                  the limit (413);
  *   body in        read into a bounded buffer;
  *   dispatch       the route (404, 405, OPTIONS), the query split (framing.h), the key and the
  *                  role (auth.h: 401, 403), the rate limits (429), If-Match required (428), the
  *                  media types (406, 413, 415: negotiate.h), the query keys, the JSON body;
  *   phases         the before steps of the modules registered (phase.h), the handler, the
  *                  transactions left open rolled back, the after steps;
- *   answer         the send steps (which may hold the answer, the connection suspended), then
+ *   answer         the send steps (which may hold the answer, the request waiting), then
  *                  one function that adds API-Version, the security headers, X-Request-Id and
  *                  CORS to every response, whoever wrote it;
  *   complete       the complete steps, the log line, the pool freed.
@@ -22,8 +22,8 @@
  * (idempotency.h) and the audit policy (audit_policy.h), which http.c does not know by name.
  *
  * Connection time: a connection may wait idle_timeout_s for the client to send (before, between
- * and within requests), and connection_timeout_s for the client to read an answer. conns closes
- * waiting connections to make room when the limits are reached.
+ * and within requests), and connection_timeout_s for the client to read an answer
+ * (connection.h). conns closes waiting connections to make room when the limits are reached.
  *
  * Unknown query keys are recorded in req->invalid (problem.h); a route that declares query keys
  * gets called anyway, so that it can report them together with its own findings, and must answer
@@ -37,8 +37,8 @@
  * is rolled back when it returns. Behind an error answer (>= 400) that is the normal way to
  * give up, quietly; behind an answer that claims success it is a bug: logged, and answered 500.
  *
- * Request-scoped memory comes from req->pool and is freed in one place, when libmicrohttpd
- * reports the request complete. */
+ * Request-scoped memory comes from req->pool and is freed in one place, when the connection
+ * reports the request's end. */
 #ifndef WERKLAB_HTTP_H
 #define WERKLAB_HTTP_H
 
@@ -46,6 +46,7 @@
 #include "buf.h"
 #include "config.h"
 #include "db.h"
+#include "http1.h"
 #include "jsonw.h"
 #include "negotiate.h"
 #include "phase.h"
@@ -69,7 +70,7 @@ struct request;
 /* What a handler does with the result of a statement it deferred (http_defer), with the ctx it
  * gave. */
 typedef void (*http_then)(struct request *req, struct db_result *r, void *ctx);
-/* What runs, on a worker thread, when a suspended request is woken (http_suspend). */
+/* What runs, on the connection's thread, when a waiting request is woken (http_suspend). */
 typedef void (*http_resume)(struct request *req, void *ctx);
 
 struct http_query_arg {
@@ -84,9 +85,14 @@ struct http_field {
     const char *value;
 };
 
+struct connection;
+
 struct request {
-    struct MHD_Connection *conn;
+    struct connection *conn;
     struct pool pool; /* everything below that points to memory of its own points here */
+    char *head_buf;   /* the head as it came, parsed in place: fields and method point here */
+    struct http1_field *fields;
+    size_t n_fields;
     enum http_method method;
     const char *method_name;
     char *path;
@@ -118,7 +124,7 @@ struct request {
 
     /* Bookkeeping. */
     bool begun;             /* the headers are in and the fields above are set */
-    int target_refused;     /* 400 (too many query parameters) or 414, from the request line */
+    int target_refused;     /* 400 (too many query parameters) or 414, from the request target */
     size_t target_bytes;    /* of the request target, as sent */
     const char *bad_header; /* a header whose value is not UTF-8 text */
     bool too_large;
@@ -138,16 +144,16 @@ struct request {
     int phases_sent;
     void *phase_ctx[HTTP_MAX_PHASES];
 
-    /* Suspended (http_suspend): resume(req, resume_ctx) runs once woken is set. */
+    /* Waiting (http_suspend): resume(req, resume_ctx) runs once woken. */
     http_resume resume;
     void *resume_ctx;
-    atomic_bool woken;
 
-    /* A streamed body (CSV): libmicrohttpd pulls it through stream_read. */
+    /* A streamed body (CSV): the connection pulls it through stream_read. */
     long (*stream_read)(void *ctx, char *out, size_t max); /* bytes, 0 at the end, -1 error */
     void (*stream_free)(void *ctx);
     void *stream_ctx;
     bool queued;
+    struct buf fields_out; /* the answer's header fields, as they go on the wire */
     size_t discarded;
     double started;
 };
@@ -162,8 +168,8 @@ void http_stop(unsigned grace_ms);
 unsigned http_port(void);
 
 /* Runs one short statement that reads, outside any transaction, on the database pipeline
- * (dbpipe) and answers with then(req, r, ctx) once its result is in, on a worker thread; r is
- * cleared after. Meanwhile the connection is suspended and the worker serves others. The handler
+ * (dbpipe) and answers with then(req, r, ctx) once its result is in, on the connection's thread;
+ * r is cleared after. Meanwhile the request waits and the thread serves others. The handler
  * returns right after this call, without answering; then may defer again. sql must live until
  * then has run (the program's SQL, or text in req->pool); values are copied. Without a pipeline,
  * or inside a transaction (a phase's, such as idempotency's, whose answer is stored when the
@@ -182,10 +188,10 @@ void http_defer_read(struct request *req, const char *sql, int n, const char *co
 void http_defer_write(struct request *req, const char *sql, int n, const char *const *values,
                       http_then then, void *ctx);
 
-/* Suspends the request's connection, holding no thread, until http_wake(req); then resume(req,
- * ctx) runs on a worker thread and the request goes on where it stopped. Call it before handing
+/* Lets the request wait, holding no thread, until http_wake(req); then resume(req, ctx) runs on
+ * the connection's thread and the request goes on where it stopped. Call it before handing
  * the request to whoever will wake it, so that the wake never comes first. False, with nothing
- * suspended, when the server is stopping: the caller then does its work here and now. */
+ * waiting, when the server is stopping: the caller then does its work here and now. */
 bool http_suspend(struct request *req, http_resume resume, void *ctx);
 /* From any thread, once per http_suspend(): lets the request go on. req is not to be touched
  * after this call by the caller. */

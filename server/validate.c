@@ -150,3 +150,14 @@ bool validate_whole(const char *s, long min, long max, long *out)
         *out = v;
     return true;
 }
+
+int validate_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}

@@ -23,5 +23,7 @@ bool validate_url(const char *s);
 bool validate_whole(const char *s, long min, long max, long *out);
 /* Digits, spaces, + - ( ), with at least 6 digits. */
 bool validate_phone(const char *s);
+/* The value of a hexadecimal digit (either case), or -1. */
+int validate_hex_digit(char c);
 
 #endif

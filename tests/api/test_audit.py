@@ -87,7 +87,7 @@ def test_a_write_is_recorded(api, keys, own, fresh_code):
 
 
 def test_refused_writes_are_in_the_order_they_were_answered(api, keys, own, municipality):
-    """A refused request is recorded once libmicrohttpd reports it complete, which can come after
+    """A refused request is recorded once its connection reports it complete, which can come after
     the client has had the answer and sent its next request on another connection; its entry
     keeps the time of the answer, so one client's refused requests are in the log in the order
     it made them. Each call below is a connection of its own, so the requests spread over the

@@ -102,8 +102,8 @@ def test_without_the_pipeline_the_workers_read(daemon_without_pipeline, api, key
 
 
 def test_sigterm_with_reads_waiting_on_the_pipeline(werklabd, log_dir, keys, municipality):
-    """libmicrohttpd must not be stopped with connections suspended: the daemon answers or closes
-    them and exits 0."""
+    """The connections must not be closed with requests waiting for the pipeline: the daemon
+    answers or closes them and exits 0."""
     d = Daemon(werklabd, log_dir, name="sigterm-pipeline", threads=2)
     try:
         d.wait_ready()

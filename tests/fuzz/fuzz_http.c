@@ -1,29 +1,37 @@
 /* The request path, end to end: the fuzz input is what a client writes on a TCP connection.
  *
- * werklabd runs in this process, started once as `werklabd serve` starts it: libmicrohttpd,
- * http.c, the real routes (api_register), auth, query and body checks and dispatch. It listens
- * on an ephemeral loopback port, and its database cannot be reached (a socket directory that
- * does not exist), so a handler that needs it answers 503 at once through db's back-off: the
- * time goes to the HTTP path, not to SQL. The body limit is set low (the smallest the
- * configuration allows) so that short inputs reach it.
+ * werklabd runs in this process, started once as `werklabd serve` starts it: its connection
+ * layer (connection.c, with http1.c for the request heads), http.c, the real routes
+ * (api_register), auth, query and body checks and dispatch. It listens on an ephemeral loopback
+ * port, and its database cannot be reached (a socket directory that does not exist), so a
+ * handler that needs it answers 503 at once through db's back-off: the time goes to the HTTP
+ * path, not to SQL. The body limit is set low (the smallest the configuration allows) so that
+ * short inputs reach it.
  *
- * Each input is written on a new connection, which is half-closed once the daemon has read it:
- * from then on the daemon knows that nothing more will come, and must answer or close. (So a
- * daemon that waits for the rest of a request that a client could still send is not seen
- * here: that needs a test that knows the request's framing.) What the daemon sends back is read
- * whole and checked. A finding abort()s, so that libFuzzer reports it like a crash and keeps
- * the input:
- *   - no progress (nothing read, nothing written, no close) for HANG_SECONDS: the daemon waits
- *     for something that cannot come, longer than the idle timeout after which it must
- *     close;
+ * Each input is written on a new connection, which is half-closed right after its last byte
+ * (the FIN may arrive together with it): from then on the daemon knows that nothing more will
+ * come. It must answer each request it has whole, in order, and then close at once; a request
+ * cut short by the end, or bytes that are not one, are answered or closed at once too. (A
+ * daemon that waits for the rest of a request that a client could still send is not seen here:
+ * that needs a test that knows the request's framing.) What the daemon sends back is read whole
+ * and checked. A finding abort()s, so that libFuzzer reports it like a crash and keeps the
+ * input:
+ *   - no progress (nothing read, nothing written, no close) for HANG_SECONDS: after the
+ *     half-close nothing is left to wait for, and the idle timeout is set far beyond
+ *     HANG_SECONDS, so that a connection only the idle timeout would close is a hang;
  *   - an answer that is not HTTP/1.x: each response has a status line, header lines that end,
- *     and a body its framing delimits; no header value holds a control character;
+ *     and a body its framing delimits; no header value holds a control character; nothing
+ *     follows a response that announced Connection: close;
+ *   - a response without API-Version or X-Request-Id: every answer, also to bytes that cannot
+ *     be a request (400, 414, 431, 505), leaves through http.c, which adds them;
+ *   - an error (4xx, 5xx) that is not a problem+json document with the status and title of its
+ *     status line, or whose reason phrase is that of another status;
  *   - a 5xx other than 503 (the database) or 505 (an HTTP version not served): input the daemon
  *     cannot take is the client's error, 4xx, never a 500;
- *   - a werklabd response without X-Request-Id, or a problem+json body that is not a problem
- *     document with the status of its status line;
+ *   - the daemon's end of the connection kept open after the client closed its own;
  *   - an audit entry with a request id the client could have put personal data in.
- * One 500 is libmicrohttpd's own and not ours to change: see known_mhd_500(). */
+ * Crashes, leaks and undefined behaviour in the daemon are AddressSanitizer's, LeakSanitizer's
+ * and UndefinedBehaviorSanitizer's to find: the whole daemon is built with them. */
 #include "fuzz.h"
 
 #include "api.h"
@@ -39,30 +47,33 @@
 #include "router.h"
 #include "token.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
-#include <linux/sockios.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 /* A daemon that makes no progress this long is stuck. Answers take milliseconds even under
- * AddressSanitizer; the margin is for a loaded machine (libFuzzer's -timeout must exceed it). */
+ * AddressSanitizer; the margin is for a loaded machine (libFuzzer's -timeout must exceed it, and
+ * the daemon's idle timeout, set in LLVMFuzzerInitialize, too). */
 #define HANG_SECONDS 10
 /* More of an answer than this is not kept (the checks see its beginning). */
 #define ANSWER_MAX (16u << 20)
 
 static unsigned port;
+/* A NETLINK_SOCK_DIAG socket: see daemon_end_open(). */
+static int diag = -1;
 /* Where findings are told: stderr as it was at the start. libFuzzer's -close_fd_mask=2 sends
  * fd 2, and with it the daemon's request log, to /dev/null. */
 static FILE *report;
@@ -126,13 +137,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     char *args[] = {
         "werklabd", "serve", "--no-migrate", "--listen=127.0.0.1:0", "--threads=2",
         "--db-pipelines=0", "--database-url=host=/nonexistent/werklab-fuzz dbname=fuzz",
-        /* The idle timeout is the default, 5 s, below HANG_SECONDS: what the daemon promises is
-         * an answer or a close within it (libmicrohttpd 0.9.75 sometimes loses its own error
-         * answer and only closes: tests/fuzz/README.md). An answer that waits for a client to
-         * read it is far beyond. */
-        "--connection-timeout=120",
-        /* The smallest body limit allowed, so that short inputs reach it; the memory per
-         * connection is the default (and the smallest allowed), as deployed. */
+        /* Far beyond HANG_SECONDS: every input ends with a half-close, after which the daemon
+         * has nothing to wait for, so a connection that only the idle timeout closes is a hang
+         * and not a close in time. An answer that waits for a client to read it is far beyond
+         * too: the fuzzer reads all along. */
+        "--idle-timeout=60", "--connection-timeout=120",
+        /* The smallest body limit allowed, so that short inputs reach it; the longest request
+         * head read is the default (and the smallest allowed), as deployed. */
         "--body-limit=1024",
         /* Every input comes from 127.0.0.1: no 429 in the way of the handlers behind it. */
         "--public-write-limit=100000",
@@ -159,6 +170,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         names[i] = router_at(i)->pattern;
     metrics_init(router_count(), names);
 
+    diag = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    FUZZ_CHECK(diag >= 0);
     FUZZ_CHECK(http_start(&cfg) == 0);
     port = http_port();
     FUZZ_CHECK(port != 0);
@@ -179,51 +192,73 @@ static int connect_daemon(struct sockaddr_in *local)
     struct sockaddr_in addr = {.sin_family = AF_INET,
                                .sin_port = htons((uint16_t)port),
                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    /* Without blocking: libFuzzer's timer (SIGALRM) would interrupt a connect() that waits. */
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     FUZZ_CHECK(fd >= 0);
-    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0)
-        finding("connect", NULL, 0, "the daemon does not accept connections: %s", strerror(errno));
+    int error = 0;
+    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
+        error = errno;
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        int ready;
+        while ((ready = poll(&p, 1, HANG_SECONDS * 1000)) < 0 && errno == EINTR)
+            ;
+        socklen_t error_len = sizeof error;
+        if (error == EINPROGRESS && ready > 0)
+            FUZZ_CHECK(getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &error_len) == 0);
+        else if (error == EINPROGRESS)
+            error = ETIMEDOUT;
+    }
+    if (error)
+        finding("connect", NULL, 0, "the daemon does not accept connections: %s", strerror(error));
     socklen_t len = sizeof *local;
     FUZZ_CHECK(getsockname(fd, (struct sockaddr *)local, &len) == 0);
-    FUZZ_CHECK(fcntl(fd, F_SETFL, O_NONBLOCK) == 0);
     return fd;
 }
 
-/* The bytes of this connection that the daemon has not read yet, or -1 when its end is not
- * (or no longer) open. The daemon's socket is found among this process's descriptors by its
- * peer, which is the client's address. */
-static int unread_by_daemon(const struct sockaddr_in *client)
+/* The daemon's end of the connection from client, as the kernel's socket table has it (sock_diag,
+ * which ss(8) reads): true while a descriptor still holds it, with the bytes it has not read in
+ * *unread. Asked of the kernel, never of the daemon's descriptor: a call on that descriptor holds
+ * the socket for as long as it runs, and a socket the daemon closed meanwhile would stay in its
+ * epoll set past the close, with events that name a connection already freed. */
+static bool daemon_end_open(const struct sockaddr_in *client, unsigned *unread)
 {
-    DIR *dir = opendir("/proc/self/fd");
-    FUZZ_CHECK(dir != NULL);
-    int unread = -1;
-    for (struct dirent *e; unread < 0 && (e = readdir(dir));) {
-        int fd = atoi(e->d_name);
-        struct sockaddr_in peer, self;
-        socklen_t peer_len = sizeof peer, self_len = sizeof self;
-        if (fd > 2 && fd != dirfd(dir) &&
-            getpeername(fd, (struct sockaddr *)&peer, &peer_len) == 0 &&
-            peer.sin_family == AF_INET && peer.sin_port == client->sin_port &&
-            getsockname(fd, (struct sockaddr *)&self, &self_len) == 0 &&
-            self.sin_port == htons((uint16_t)port) && ioctl(fd, SIOCINQ, &unread) < 0)
-            unread = -1;
-    }
-    closedir(dir);
-    return unread;
-}
-
-/* True when the daemon has read all that was sent, or has closed its end: only then may the
- * half-close be sent (see exchange()). */
-static bool daemon_read_all(int fd, const struct sockaddr_in *local, int *unread, bool *accepted)
-{
-    int in_flight = 0;
-    FUZZ_CHECK(ioctl(fd, SIOCOUTQ, &in_flight) == 0); /* sent but not yet in its queue */
-    if (in_flight > 0)
+    struct {
+        struct nlmsghdr h;
+        struct inet_diag_req_v2 r;
+    } q = {
+        .h = {.nlmsg_len = sizeof q,
+              .nlmsg_type = SOCK_DIAG_BY_FAMILY,
+              .nlmsg_flags = NLM_F_REQUEST},
+        .r = {.sdiag_family = AF_INET,
+              .sdiag_protocol = IPPROTO_TCP,
+              .idiag_states = ~0u,
+              .id = {.idiag_sport = htons((uint16_t)port),
+                     .idiag_dport = client->sin_port,
+                     .idiag_src = {htonl(INADDR_LOOPBACK)},
+                     .idiag_dst = {client->sin_addr.s_addr},
+                     .idiag_cookie = {INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE}}},
+    };
+    ssize_t n;
+    while ((n = send(diag, &q, sizeof q, 0)) < 0 && errno == EINTR)
+        ;
+    FUZZ_CHECK(n == (ssize_t)sizeof q);
+    union {
+        struct nlmsghdr h;
+        char bytes[8192];
+    } a;
+    while ((n = recv(diag, &a, sizeof a, 0)) < 0 && errno == EINTR)
+        ;
+    FUZZ_CHECK(n >= (ssize_t)sizeof a.h && NLMSG_OK(&a.h, (size_t)n));
+    if (a.h.nlmsg_type == NLMSG_ERROR) { /* ENOENT: gone, not even waiting out TIME_WAIT */
+        FUZZ_CHECK(((struct nlmsgerr *)NLMSG_DATA(&a.h))->error == -ENOENT);
         return false;
-    *unread = unread_by_daemon(local);
-    if (*unread >= 0)
-        *accepted = true;
-    return *accepted && *unread <= 0;
+    }
+    FUZZ_CHECK(a.h.nlmsg_type == SOCK_DIAG_BY_FAMILY);
+    const struct inet_diag_msg *m = NLMSG_DATA(&a.h);
+    *unread = m->idiag_rqueue;
+    /* Without its own socket the lookup finds the listening one; a closed socket has no inode. */
+    return m->idiag_state != TCP_LISTEN && m->id.idiag_dport == client->sin_port &&
+           m->idiag_inode != 0;
 }
 
 struct answer {
@@ -231,42 +266,33 @@ struct answer {
     bool reset; /* ended by a reset, not a close: what was in flight may be cut */
 };
 
-/* Writes data, half-closes, and reads what comes back until the daemon closes, while reading
- * all along (a daemon that answers before it has read everything must not stall the write).
- *
- * The half-close waits until the daemon has read every byte: libmicrohttpd 0.9.75 with epoll
- * (edge-triggered) takes a short read to mean that the socket is drained (recv_param_adapter()
- * in connection.c clears MHD_EPOLL_STATE_READ_READY), so a FIN that arrives together with the
- * last bytes of a request is not seen until the connection times out. Sent after the daemon's
- * last read, the FIN wakes it again. */
+/* Writes data, half-closes at once, and reads what comes back until the daemon closes, while
+ * reading all along (a daemon that answers before it has read everything must not stall the
+ * write). */
 static void exchange(const uint8_t *data, size_t size, struct answer *a)
 {
     struct sockaddr_in local;
     int fd = connect_daemon(&local);
     size_t sent = 0;
-    bool writing = size > 0, half_closed = false, accepted = false;
-    int unread = -1, last_unread = -1;
+    bool writing = true, half_closed = false;
+    unsigned unread = 0;
     double progress = now_s();
     for (;;) {
-        if (!writing && !half_closed && daemon_read_all(fd, &local, &unread, &accepted)) {
+        if (writing && sent == size) {
             shutdown(fd, SHUT_WR);
             half_closed = true;
-        }
-        if (unread != last_unread) { /* the daemon reads */
-            last_unread = unread;
-            progress = now_s();
+            writing = false;
         }
         double left = progress + HANG_SECONDS - now_s();
         if (left <= 0)
-            finding("hang", a->bytes.data, a->bytes.len,
-                    "no answer, no close and no reading for %d s; %zu of %zu bytes written, "
-                    "%d of them not read by the daemon, %s; %zu bytes answered",
-                    HANG_SECONDS, sent, size, unread, half_closed ? "half-closed" : "not closed",
-                    a->bytes.len);
+            finding(
+                "hang", a->bytes.data, a->bytes.len,
+                "nothing sent, nothing received and no close for %d s; %zu of %zu bytes written, "
+                "%u of them not read by the daemon, %s; %zu bytes answered",
+                HANG_SECONDS, sent, size, daemon_end_open(&local, &unread) ? unread : 0,
+                half_closed ? "half-closed" : "not closed", a->bytes.len);
         struct pollfd p = {.fd = fd, .events = (short)(POLLIN | (writing ? POLLOUT : 0))};
-        /* Until the half-close, the daemon's reading is looked at every millisecond. */
-        int wait_ms = half_closed ? (int)(left * 1000) + 1 : 1;
-        if (poll(&p, 1, wait_ms) <= 0)
+        if (poll(&p, 1, (int)(left * 1000) + 1) <= 0)
             continue;
         if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
             char chunk[65536];
@@ -291,16 +317,16 @@ static void exchange(const uint8_t *data, size_t size, struct answer *a)
             } else if (put < 0 && errno != EAGAIN && errno != EINTR) {
                 writing = false; /* the daemon closed: what it answered is still to be read */
             }
-            writing &= sent < size;
         }
     }
     close(fd);
-    /* The request's memory is freed when libmicrohttpd lets its connection go, just after the
-     * close: waited for, so that each input's allocations end within its run (libFuzzer runs an
-     * input again, looking for leaks, when they do not). */
-    while (unread_by_daemon(&local) >= 0) {
+    /* The daemon lets the connection go (its request ended, its socket closed) once the client
+     * has closed too, after its answer: waited for, so that each input's allocations end within
+     * its run (libFuzzer runs an input again, looking for leaks, when they do not). A socket it
+     * keeps is a connection it has lost track of. */
+    while (daemon_end_open(&local, &unread)) {
         if (now_s() > progress + HANG_SECONDS)
-            finding("hang", NULL, 0, "the daemon closed but keeps its socket for %d s",
+            finding("hang", NULL, 0, "the client closed, and the daemon keeps its socket for %d s",
                     HANG_SECONDS);
         usleep(100);
     }
@@ -310,8 +336,11 @@ static void exchange(const uint8_t *data, size_t size, struct answer *a)
 
 struct response {
     int status;
-    bool ours; /* has API-Version: werklabd built it, not libmicrohttpd */
+    const char *reason;
+    size_t reason_len;
+    bool api_version;
     bool request_id;
+    bool close; /* Connection: close, so it must be the last */
     bool chunked;
     bool has_length;
     unsigned long long length;
@@ -347,9 +376,11 @@ static void header(struct response *r, const char *name, size_t name_len, const 
     }
 #define IS(s) (name_len == sizeof s - 1 && strncasecmp(name, s, name_len) == 0)
     if (IS("API-Version"))
-        r->ours = true;
+        r->api_version = value_len > 0;
     else if (IS("X-Request-Id"))
         r->request_id = value_len > 0;
+    else if (IS("Connection"))
+        r->close = value_len == 5 && strncasecmp(value, "close", 5) == 0;
     else if (IS("Transfer-Encoding"))
         r->chunked = value_len == 7 && strncasecmp(value, "chunked", 7) == 0;
     else if (IS("Content-Type"))
@@ -396,18 +427,6 @@ static size_t chunked_length(const char *p, const char *end, const char *all, si
     }
 }
 
-/* libmicrohttpd 0.9.75 (connection.c, MHD_CONNECTION_CONTINUE_SENT) answers 500 with this page
- * of its own when a request body's chunk line does not fit in what is left of the connection's
- * memory: the request is refused, the connection closed, and werklabd is never called. It is
- * not werklabd's to change (libmicrohttpd parses the chunk framing before the application sees
- * the body), so it is let through here. */
-static bool known_mhd_500(const struct response *r)
-{
-    static const char page[] = "GNU libmicrohttpd documentation about connection management";
-    return r->status == 500 && !r->ours && r->body_len >= sizeof page - 1 &&
-           memmem(r->body, r->body_len, page, sizeof page - 1) != NULL;
-}
-
 static void check_problem(const struct response *r, const char *all, size_t all_len)
 {
     json_error_t error;
@@ -415,10 +434,14 @@ static void check_problem(const struct response *r, const char *all, size_t all_
     if (!doc)
         finding("problem+json", all, all_len, "the body is not JSON: %s", error.text);
     json_t *status = json_object_get(doc, "status");
-    if (!json_is_object(doc) || json_integer_value(status) != r->status ||
-        !json_is_string(json_object_get(doc, "title")) ||
+    json_t *title = json_object_get(doc, "title");
+    if (!json_is_object(doc) || json_integer_value(status) != r->status || !json_is_string(title) ||
         !json_is_string(json_object_get(doc, "detail")))
         finding("problem+json", all, all_len, "not a problem document with status %d", r->status);
+    /* The reason phrase is the problem's title: one text for the status, wherever it is read. */
+    if (json_string_length(title) != r->reason_len ||
+        memcmp(json_string_value(title), r->reason, r->reason_len) != 0)
+        finding("problem+json", all, all_len, "the title is not the status line's reason");
     json_decref(doc);
 }
 
@@ -435,9 +458,16 @@ static size_t check_response(const char *p, const char *end, const char *all, si
         strspn(p + 9, "0123456789") != 3 || p[12] != ' ' || p[9] < '1' || p[9] > '5')
         finding("status line", all, all_len, "not an HTTP/1.x status line");
     r.status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
-    for (const char *q = p + 13; q < eol; q++)
+    r.reason = p + 13;
+    r.reason_len = (size_t)(eol - r.reason);
+    for (const char *q = r.reason; q < eol; q++)
         if ((unsigned char)*q < 0x20 || *q == 0x7f)
             finding("status line", all, all_len, "the reason holds a control character");
+    /* problem_title() falls back to it for a status it has no title for. */
+    static const char internal[] = "Internal Server Error";
+    if (r.status != 500 && r.reason_len == sizeof internal - 1 &&
+        memcmp(r.reason, internal, sizeof internal - 1) == 0)
+        finding("status line", all, all_len, "%d is called %s", r.status, internal);
 
     for (p = eol + 2;; p = eol + 2) {
         eol = line_end(p, end);
@@ -474,12 +504,24 @@ static size_t check_response(const char *p, const char *end, const char *all, si
     r.body = body;
     r.body_len = body_len;
 
-    if (r.status >= 500 && r.status != 503 && r.status != 505 && !known_mhd_500(&r))
+    if (r.status >= 500 && r.status != 503 && r.status != 505)
         finding("status", all, all_len, "%d for what a client sent", r.status);
-    if (r.ours && !r.request_id)
-        finding("X-Request-Id", all, all_len, "a werklabd response without X-Request-Id");
-    if (r.ours && r.problem_json && body_len > 0 && !r.chunked)
+    /* An interim 100 Continue is the connection's alone; every final response is http.c's. */
+    if (r.status >= 200 && !r.api_version)
+        finding("API-Version", all, all_len, "a response without API-Version");
+    if (r.status >= 200 && !r.request_id)
+        finding("X-Request-Id", all, all_len, "a response without X-Request-Id");
+    if (r.status >= 400 && !r.problem_json)
+        finding("problem+json", all, all_len, "a %d that is not application/problem+json",
+                r.status);
+    /* Without a body: the answer to HEAD. Problems are never streamed (chunked). */
+    if (r.status >= 400 && body_len > 0) {
+        if (r.chunked)
+            finding("problem+json", all, all_len, "a %d with a chunked body", r.status);
         check_problem(&r, all, all_len);
+    }
+    if (r.close && end > body + body_len)
+        finding("Connection: close", all, all_len, "bytes after a response that closes");
     return (size_t)(body + body_len - start);
 }
 
