@@ -872,7 +872,8 @@ static void on_end(void *request, bool sent)
 {
     struct request *req = request;
     double seconds = now_s() - req->started;
-    int status = req->queued && sent ? req->status : 499; /* the client left before the answer */
+    (void)sent; /* an answer given is what the request ended with, delivered or not */
+    int status = req->queued ? req->status : 499; /* the client left before the answer */
     if (!req->queued)
         metrics_request(req->route ? req->route->index : -1, status, seconds);
     phase_complete(req, status);

@@ -243,6 +243,28 @@ def test_ambiguous_framing_is_refused_and_closed(api, keys, shape):
     normal_request_works(api)
 
 
+def test_a_hundred_pipelined_requests_are_answered_in_order(api):
+    """More than one turn's worth (a connection has 16 answered in a row before the others on its
+    thread get theirs): the rest are taken up in the next round, in order, none lost."""
+    data = b"".join(head("GET", "/healthz", [("X-Request-Id", f"many-{i}")]) for i in range(100))
+    with api.raw(timeout=TIMEOUT) as c:
+        c.send(data)
+        ids = [c.response("GET", "/healthz").header("X-Request-Id") for _ in range(100)]
+    assert ids == [f"many-{i}" for i in range(100)]
+
+
+def test_expect_100_continue_with_a_body_over_the_limit_is_413_at_once(api, keys):
+    """The client waits for 100 Continue before it sends the body: a body that would be refused
+    anyway is refused before it is sent."""
+    with api.raw(timeout=TIMEOUT) as c:
+        c.send(head("POST", "/v1/inquiries", [("Content-Type", "application/json"),
+                                              ("Content-Length", "2000000"),
+                                              ("Expect", "100-continue")]))
+        r = c.response("POST", "/v1/inquiries")
+        assert_problem(r, 413)
+        assert c.at_eof(wait=TIMEOUT)
+
+
 def test_ten_pipelined_requests_are_answered_in_order(api):
     data = b"".join(head("GET", "/healthz", [("X-Request-Id", f"pipelined-{i}")]) for i in range(10))
     started = time.monotonic()
