@@ -86,6 +86,28 @@ static bool ends_chunked(const char *te)
            last[n + strspn(last + n, " \t")] == '\0';
 }
 
+void framing_normalize_path(char *path)
+{
+    char *out = strchr(path, '%');
+    if (!out)
+        return;
+    for (const char *p = out; *p; p++) {
+        int high, low;
+        if (*p == '%' && (high = validate_hex_digit(p[1])) >= 0 &&
+            (low = validate_hex_digit(p[2])) >= 0) {
+            char c = (char)(high * 16 + low);
+            if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                c == '-' || c == '.' || c == '_' || c == '~') {
+                *out++ = c;
+                p += 2;
+                continue;
+            }
+        }
+        *out++ = *p;
+    }
+    *out = '\0';
+}
+
 bool framing_content_length(const char *value, unsigned long long *length)
 {
     *length = 0;

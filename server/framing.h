@@ -23,6 +23,10 @@ struct request;
 
 /* Query parameters in a query string (after the '?'), as framing_take_query() counts them. */
 size_t framing_query_count(const char *query);
+/* Decodes, in place, the escapes in a path that stand for unreserved characters (letters,
+ * digits, - . _ ~): they mean the same as the character (RFC 3986 §6.2.2.2). Every other escape
+ * stays as sent, %2F above all, which is not a segment's end. */
+void framing_normalize_path(char *path);
 /* A Content-Length value (NULL: none, length 0) into length; false when it is not digits alone.
  * One too large to count is ULLONG_MAX. */
 bool framing_content_length(const char *value, unsigned long long *length);

@@ -777,6 +777,7 @@ static void take_target(struct request *req, const char *target, size_t len)
         req->query_text = pool_strdup(&req->pool, query + 1);
     req->path = query ? pool_strndup(&req->pool, target, (size_t)(query - target))
                       : pool_strdup(&req->pool, target);
+    framing_normalize_path(req->path);
 }
 
 /* A head is in: what the request is, and whether its body is to be read. Answering now costs

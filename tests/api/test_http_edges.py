@@ -366,6 +366,15 @@ def test_head_has_the_length_and_no_body(api):
         assert r.json == {"status": "ok"}
 
 
+def test_escaped_unreserved_characters_in_a_path_are_the_characters(api, keys):
+    """RFC 3986 §6.2.2.2: %61 is "a". Other escapes stay: %2F is no segment's end."""
+    m = api.get("/v1/municipalities?limit=1", key=keys.admin).json["items"][0]
+    escaped = "".join(f"%{ord(ch):02X}" for ch in m["id"])
+    r = api.get(f"/v1/m%75nicipalities/{escaped}", key=keys.admin)
+    assert r.status == 200 and r.json["id"] == m["id"], describe(r)
+    assert_problem(api.get(f"/v1/municipalities%2F{m['id']}", key=keys.admin), 404)
+
+
 def test_every_answer_has_a_date(api):
     r = api.get("/healthz")
     assert r.header("Date") and r.header("Date").endswith(" GMT"), describe(r)

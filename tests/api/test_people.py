@@ -5,7 +5,7 @@ they name a key for machines."""
 import uuid
 
 from domain import make_trainer
-from wlclient import assert_problem, assert_status, qs
+from wlclient import assert_problem, assert_status
 
 ME = {"role", "keyId", "subject", "client", "name", "municipalities", "trainerId"}
 

@@ -170,7 +170,7 @@ def test_failures_are_retried_and_nothing_is_lost(api, keys, cluster, receiver, 
 
 def test_kill_9_while_delivering_loses_nothing(api, keys, cluster, werklabd, log_dir, receiver,
                                                subscribe, municipality):
-    sub = subscribe("kill", ["municipality.updated"])
+    subscribe("kill", ["municipality.updated"])
     mid = municipality["id"]
     receiver.set("kill", mode="slow 1")
     d = start_sender(werklabd, log_dir, name="webhooks-killed")
@@ -340,7 +340,7 @@ def test_a_deleted_object_arrives_as_deleted(api, keys, receiver, sender, subscr
 
 def test_attendance_arrives_with_its_session(api, keys, receiver, sender, subscribe,
                                              municipality):
-    from domain import make_participant, make_session, prepare
+    from domain import make_participant, make_session
     subscribe("attendance", ["attendance.*"])
     w = make_werklab(api, keys.admin, municipality["id"], status="intake")
     p = make_participant(api, keys.admin, w["id"])
