@@ -38,9 +38,10 @@ static const struct option options[] = {
      "address and port to serve on, host:port"},
     {"threads", "WERKLAB_THREADS", OPT_UINT, AT(threads), "4", CONFIG_SERVE, 1, 256,
      "worker threads, each with its own database connection"},
-    {"db-pipelines", "WERKLAB_DB_PIPELINES", OPT_UINT, AT(db_pipelines), "1", CONFIG_SERVE, 0, 16,
-     "database connections in pipeline mode that serve reads of one object by id and list pages; "
-     "0: none, the worker threads read them"},
+    {"db-pipelines", "WERKLAB_DB_PIPELINES", OPT_UINT, AT(db_pipelines), "4", CONFIG_SERVE, 0, 16,
+     "database connections in pipeline mode that serve reads of one object by id and list pages, "
+     "each hosted by a worker thread while there are threads for them; 0: none, the worker "
+     "threads read them"},
     {"db-write-pipelines", "WERKLAB_DB_WRITE_PIPELINES", OPT_UINT, AT(db_write_pipelines), "4",
      CONFIG_SERVE, 0, 16,
      "database connections in pipeline mode that commit writes of one statement side by side; 0: "

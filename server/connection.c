@@ -94,6 +94,9 @@ struct loop {
     int wake_fd;
     pthread_mutex_t wake_lock;
     struct connection *woken; /* connection_wake()'s, newest first */
+    bool woken_here;          /* some of them by this loop's own thread, which wrote no signal */
+    void *guest;              /* connection_guest's, and the tag of its descriptors */
+    char guest_marker;
     struct connection *ready; /* to go on after this round: their turn ran out */
     struct connection *all;
     struct timeout_list idle, send;
@@ -111,6 +114,7 @@ static unsigned port;
 static atomic_bool refusing, stopping;
 /* Markers for the epoll set: what is not a connection. */
 static char listen_marker, wake_marker;
+static _Thread_local struct loop *this_loop; /* the loop whose thread this is */
 
 static double now_s(void)
 {
@@ -637,7 +641,9 @@ void connection_wake(struct connection *c)
     c->wake_next = l->woken;
     l->woken = c;
     pthread_mutex_unlock(&l->wake_lock);
-    if (first) { /* the loop takes every woken connection at once: one signal serves them */
+    if (l == this_loop) { /* a result of the pipe this loop hosts: taken after this round */
+        l->woken_here = true;
+    } else if (first) { /* the loop takes every woken connection at once: one signal serves them */
         uint64_t one = 1;
         ssize_t ignored = write(l->wake_fd, &one, sizeof one);
         (void)ignored;
@@ -698,11 +704,15 @@ static void accept_all(struct loop *l)
     }
 }
 
-static void take_woken(struct loop *l)
+/* signalled: the wake signal came, and is read here. */
+static void take_woken(struct loop *l, bool signalled)
 {
-    uint64_t count;
-    ssize_t ignored = read(l->wake_fd, &count, sizeof count);
-    (void)ignored;
+    if (signalled) {
+        uint64_t count;
+        ssize_t ignored = read(l->wake_fd, &count, sizeof count);
+        (void)ignored;
+    }
+    l->woken_here = false;
     pthread_mutex_lock(&l->wake_lock);
     struct connection *c = l->woken;
     l->woken = NULL;
@@ -746,9 +756,19 @@ static void expire(struct timeout_list *list, double now)
 static void *loop_main(void *arg)
 {
     struct loop *l = arg;
+    this_loop = l;
+    const struct connection_guest *guest = cfg->guest;
+    if (guest)
+        l->guest = guest->attach((unsigned)(l - loops), l->epoll_fd, &l->guest_marker);
     struct epoll_event events[64];
     while (!atomic_load(&stopping)) {
-        int n = epoll_wait(l->epoll_fd, events, 64, l->ready ? 0 : 1000);
+        /* The guest first: it sends what this round's requests submitted to it, and may answer
+         * some at once (the database down), which wakes them here. */
+        int guest_wait = l->guest ? guest->before_wait(l->guest) : -1;
+        int timeout = l->ready || l->woken_here ? 0 : 1000;
+        if (guest_wait >= 0 && guest_wait < timeout)
+            timeout = guest_wait;
+        int n = epoll_wait(l->epoll_fd, events, 64, timeout);
         if (n < 0 && errno != EINTR) {
             log_event("error", "http: epoll_wait: %s", strerror(errno));
             break;
@@ -760,6 +780,8 @@ static void *loop_main(void *arg)
                 accept_all(l);
             } else if (p == &wake_marker) {
                 woken = true; /* after this round, which may still name a connection it frees */
+            } else if (p == &l->guest_marker) {
+                guest->event(l->guest); /* what it wakes goes on after this round, as above */
             } else {
                 struct connection *c = p;
                 uint32_t e = events[i].events;
@@ -773,13 +795,15 @@ static void *loop_main(void *arg)
                     run(c);
             }
         }
-        if (woken)
-            take_woken(l);
+        if (woken || l->woken_here)
+            take_woken(l, woken);
         take_ready(l);
         double now = now_s();
         expire(&l->idle, now);
         expire(&l->send, now);
     }
+    if (l->guest)
+        guest->detach(l->guest);
     return NULL;
 }
 

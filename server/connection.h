@@ -67,6 +67,20 @@ struct connection_answer {
     bool close; /* close the connection after it */
 };
 
+/* What else each loop serves in its epoll set besides connections: the database pipe it hosts
+ * (dbpipe.h), so that what a request waits for is sent and answered on the request's thread. */
+struct connection_guest {
+    /* On loop i's thread as it starts: the guest registers its descriptors in epoll_fd with tag
+     * as their data; returns it, or NULL when loop i has none. */
+    void *(*attach)(unsigned i, int epoll_fd, void *tag);
+    /* A descriptor it registered is ready. */
+    void (*event)(void *guest);
+    /* Before the loop waits: the longest wait for the guest's sake, in ms (-1: no limit). */
+    int (*before_wait)(void *guest);
+    /* On the loop's thread as it ends. */
+    void (*detach)(void *guest);
+};
+
 struct connection_config {
     const struct sockaddr *address;
     socklen_t address_len;
@@ -75,6 +89,7 @@ struct connection_config {
     unsigned connection_timeout_s;
     size_t max_head; /* bytes of a head read at most: beyond, 414 or 431 (refuse) */
     const struct connection_handler *handler;
+    const struct connection_guest *guest; /* NULL: none */
 };
 
 /* Listens and starts the loop threads; 0, or -1 with a message logged. */
@@ -94,7 +109,7 @@ void connection_continue(struct connection *c);
 /* Answers the request on c. From the handler's thread only, once per request. */
 void connection_answer(struct connection *c, const struct connection_answer *a);
 /* From any thread, once for each time go() returned without answering: go() runs again on the
- * connection's thread. */
+ * connection's thread (after the current event, when called on that thread). */
 void connection_wake(struct connection *c);
 
 /* The client's address (the TCP peer). */

@@ -157,6 +157,29 @@ PGconn *db_connect_session_to(const char *url)
     return pg;
 }
 
+PGconn *db_connect_start(void)
+{
+    const char *keys[] = CONNECT_KEYS;
+    const char *values[] = CONNECT_VALUES(database_url, session_options);
+    PGconn *pg = PQconnectStartParams(keys, values, 1);
+    if (pg && PQstatus(pg) != CONNECTION_BAD)
+        return pg;
+    metrics_db_error();
+    PQfinish(pg);
+    return NULL;
+}
+
+void db_connect_ended(PGconn *pg, bool made)
+{
+    if (!made) {
+        metrics_db_error();
+        PQfinish(pg);
+        return;
+    }
+    PQsetNoticeProcessor(pg, log_notice, NULL);
+    atomic_fetch_add(&open_connections, 1);
+}
+
 void db_release(PGconn *pg)
 {
     if (!pg)

@@ -131,6 +131,13 @@ void db_disconnect(void);
 PGconn *db_connect_session(void);
 /* The same to another database than the one configured: a read replica (replicas.h). */
 PGconn *db_connect_session_to(const char *url);
+/* The same without waiting, for an event loop: the connection is under way, PQconnectPoll()
+ * drives it on, and db_connect_ended() says how it ended; NULL when it cannot even start (counted
+ * as an error). The connect timeout is the caller's to keep: libpq keeps it only when it waits. */
+PGconn *db_connect_start(void);
+/* The connection db_connect_start() began is made (counted among the open ones, and then
+ * db_release() it) or failed (counted as an error, and finished here). */
+void db_connect_ended(PGconn *pg, bool made);
 void db_release(PGconn *pg);
 enum db_status db_result_of(struct db_result *r, PGresult *res, PGconn *pg);
 

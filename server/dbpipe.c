@@ -14,12 +14,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #define IN_FLIGHT  4096                 /* messages sent and not yet answered, per connection */
 #define ATTEMPTS   3                    /* sendings of a statement whose preparation failed */
 #define DOOMED_MAX (2 * PREPARED_SLOTS) /* evicted statements waiting to be deallocated */
+/* A hosted pipe's connect gives up after this long, as db's connect_timeout does when libpq
+ * waits itself: an event loop's connect is the loop's to time. */
+#define CONNECT_TIMEOUT_MS 2000
 
 struct job {
     struct job *next;
@@ -60,14 +65,23 @@ struct pipe {
     pthread_t thread;
     bool writes;     /* takes writes (dbpipe_submit_write), not reads */
     unsigned target; /* REPLICAS_PRIMARY, or the replica it reads from */
+    bool hosted;     /* run by an event loop (dbpipe_host()), not by a thread of its own */
     int wake;        /* eventfd: something was queued, or it is time to stop */
     pthread_mutex_t lock;
     struct job_list queued; /* under lock */
     bool stopping;          /* under lock */
+    atomic_bool woken;      /* a hosted pipe's: wake has been written to since it was read */
 
-    /* The thread's own. */
-    struct job_list pending; /* taken from queued, to be sent */
+    /* The thread's own (the host's, for a hosted pipe). */
+    struct job_list pending; /* taken from queued, or submitted by the host itself, to be sent */
     PGconn *pg;
+    bool connecting; /* a hosted pipe's pg is still being connected (PQconnectPoll()) */
+    int64_t connect_deadline_ms;
+    int epoll_fd;            /* a hosted pipe's host's epoll set, its descriptors there with tag */
+    void *tag;               /* as their data */
+    int watched_fd;          /* pg's socket as it is registered there (-1: not)... */
+    uint32_t watched_events; /* ... for these events */
+    bool ended;              /* a hosted pipe has answered everything and closed its connection */
     struct db_backoff backoff;
     struct prepared statements;
     /* Statements evicted from the table and not yet deallocated on the connection (a
@@ -89,6 +103,9 @@ struct pipe {
  * for writes. */
 static struct pipe *pipes[(REPLICAS_MAX + 2) * DBPIPE_MAX_CONNECTIONS];
 static unsigned n_pipes, n_readers, n_reading; /* n_readers per database; n_reading in all */
+static unsigned n_hosted; /* of the pipes for reads from the primary, the first n_hosted */
+/* The pipe this thread hosts, to which it submits its reads from the primary without a lock. */
+static _Thread_local struct pipe *hosted_here;
 static atomic_uint next_pipe, next_writer;
 static atomic_bool reads_on, writes_on; /* pipes for reads, for writes, are running */
 
@@ -184,6 +201,41 @@ static struct sent *push_sent(struct pipe *p, struct sent s)
     return slot;
 }
 
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Has a hosted pipe's host watch fd (-1: nothing) for events. libpq may close its socket and
+ * open another while it connects (the next address): a descriptor closed is out of the epoll set
+ * already, and one that got the same number again is not in it yet. */
+static void watch(struct pipe *p, int fd, uint32_t events)
+{
+    if (!p->hosted || (fd == p->watched_fd && events == p->watched_events))
+        return;
+    if (p->watched_fd >= 0 && fd != p->watched_fd)
+        epoll_ctl(p->epoll_fd, EPOLL_CTL_DEL, p->watched_fd, NULL); /* closed already, maybe */
+    p->watched_fd = -1;
+    if (fd >= 0) {
+        struct epoll_event ev = {.events = events, .data.ptr = p->tag};
+        if (epoll_ctl(p->epoll_fd, EPOLL_CTL_MOD, fd, &ev) < 0 &&
+            epoll_ctl(p->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+            log_event("error", "database pipeline: epoll_ctl: %s", strerror(errno));
+            return;
+        }
+        p->watched_fd = fd;
+        p->watched_events = events;
+    }
+}
+
+/* Before pg's socket is closed: out of the host's epoll set first. */
+static void unwatch(struct pipe *p)
+{
+    watch(p, -1, 0);
+}
+
 /* The connection failed (or the pipe stops): everything in hand is answered as unavailable. */
 static void drop_connection(struct pipe *p, const char *why)
 {
@@ -209,8 +261,13 @@ static void drop_connection(struct pipe *p, const char *why)
     } else {
         answer_all(&p->pending, DB_UNAVAILABLE);
     }
-    db_release(p->pg);
+    unwatch(p);
+    if (p->connecting)
+        PQfinish(p->pg); /* not made yet, so never counted among the open connections */
+    else
+        db_release(p->pg);
     p->pg = NULL;
+    p->connecting = false;
     atomic_store(&p->up, false);
     prepared_clear(&p->statements);
     p->n_doomed = 0; /* the connection took its prepared statements with it */
@@ -485,33 +542,55 @@ static void receive(struct pipe *p)
     p->pending = again;
 }
 
+/* Takes what other threads queued; false when the pipe is to stop. */
+static bool take_queued(struct pipe *p)
+{
+    pthread_mutex_lock(&p->lock);
+    bool stopping = p->stopping;
+    list_append(&p->pending, &p->queued);
+    pthread_mutex_unlock(&p->lock);
+    return !stopping;
+}
+
+/* Sends what is pending, or answers it at once when there is no connection, as db does (a read
+ * from a replica down goes to the primary). Returns whether what was sent is still to be flushed:
+ * then the socket is to be watched for room. While a hosted pipe connects, statements wait. */
+static bool send_what_is_pending(struct pipe *p)
+{
+    if (!p->pg && p->target != REPLICAS_PRIMARY)
+        reroute_all(&p->pending);
+    else if (!p->pg)
+        answer_all(&p->pending, DB_UNAVAILABLE);
+    if (!p->pg || p->connecting)
+        return false;
+    if (p->pending.head)
+        send_pending(p);
+    int flushed = p->pg ? PQflush(p->pg) : 0;
+    if (flushed < 0)
+        drop_connection(p, PQerrorMessage(p->pg));
+    return flushed == 1;
+}
+
+/* The pipe stops: what is in hand, pending or queued is answered as unavailable. */
+static void end_pipe(struct pipe *p)
+{
+    drop_connection(p, NULL);
+    /* Nothing more is queued once stopping is set; what came before it is answered here. */
+    pthread_mutex_lock(&p->lock);
+    struct job_list left = p->queued;
+    p->queued = (struct job_list){0};
+    pthread_mutex_unlock(&p->lock);
+    answer_all(&left, DB_UNAVAILABLE);
+    p->ended = true;
+}
+
 static void *run(void *arg)
 {
     struct pipe *p = arg;
-    for (;;) {
-        pthread_mutex_lock(&p->lock);
-        bool stopping = p->stopping;
-        list_append(&p->pending, &p->queued);
-        pthread_mutex_unlock(&p->lock);
-        if (stopping)
-            break;
-
+    while (take_queued(p)) {
         if (!p->pg && db_backoff_allows(&p->backoff))
             connect_pipe(p);
-        if (!p->pg && p->target != REPLICAS_PRIMARY)
-            reroute_all(&p->pending); /* a replica down: the primary answers */
-        else if (!p->pg)
-            answer_all(&p->pending, DB_UNAVAILABLE); /* down: say so at once, as db does */
-        if (p->pg && p->pending.head)
-            send_pending(p);
-        bool writing = false;
-        if (p->pg) {
-            int flushed = PQflush(p->pg);
-            if (flushed < 0)
-                drop_connection(p, PQerrorMessage(p->pg));
-            writing = flushed == 1;
-        }
-
+        bool writing = send_what_is_pending(p);
         struct pollfd fds[2] = {{.fd = p->wake, .events = POLLIN},
                                 {.fd = p->pg ? PQsocket(p->pg) : -1,
                                  .events = (short)(POLLIN | (writing ? POLLOUT : 0))}};
@@ -532,23 +611,135 @@ static void *run(void *arg)
         if (p->pg && (fds[1].revents & (POLLIN | POLLERR | POLLHUP)))
             receive(p);
     }
-    drop_connection(p, NULL);
-    /* Nothing more is queued once stopping is set; what came before it is answered here. */
-    pthread_mutex_lock(&p->lock);
-    struct job_list left = p->queued;
-    p->queued = (struct job_list){0};
-    pthread_mutex_unlock(&p->lock);
-    answer_all(&left, DB_UNAVAILABLE);
+    end_pipe(p);
     return NULL;
 }
 
-int dbpipe_start(unsigned readers, unsigned writers)
+/* ---- pipes hosted by event loops ---- */
+
+/* The connect under way failed, or took too long. */
+static void connect_failed(struct pipe *p)
+{
+    unwatch(p);
+    db_connect_ended(p->pg, false);
+    p->pg = NULL;
+    p->connecting = false;
+    db_backoff_failed(&p->backoff);
+}
+
+/* As connect_pipe(), without blocking the loop: started here, driven by connect_on(). */
+static void connect_begin(struct pipe *p)
+{
+    p->pg = db_connect_start();
+    if (!p->pg) {
+        db_backoff_failed(&p->backoff);
+        return;
+    }
+    p->connecting = true;
+    p->connect_deadline_ms = now_ms() + CONNECT_TIMEOUT_MS;
+    /* As if PQconnectPoll() had asked for writing, which is how libpq says to begin. */
+    watch(p, PQsocket(p->pg), EPOLLOUT);
+}
+
+static void connect_on(struct pipe *p)
+{
+    PostgresPollingStatusType polled = PQconnectPoll(p->pg);
+    if (polled == PGRES_POLLING_FAILED) {
+        connect_failed(p);
+    } else if (polled != PGRES_POLLING_OK) {
+        watch(p, PQsocket(p->pg), polled == PGRES_POLLING_READING ? EPOLLIN : EPOLLOUT);
+    } else {
+        p->connecting = false;
+        db_connect_ended(p->pg, true);
+        if (PQsetnonblocking(p->pg, 1) != 0 || PQenterPipelineMode(p->pg) != 1) {
+            drop_connection(p, PQerrorMessage(p->pg));
+            return;
+        }
+        db_backoff_succeeded(&p->backoff);
+        if (atomic_fetch_add(&p->made, 1) > 0)
+            log_event("info", "database pipeline: connected again");
+        atomic_store(&p->up, true);
+        watch(p, PQsocket(p->pg), EPOLLIN);
+    }
+}
+
+struct dbpipe *dbpipe_host(unsigned i, int epoll_fd, void *tag)
+{
+    if (i >= n_hosted)
+        return NULL;
+    struct pipe *p = pipes[i];
+    p->epoll_fd = epoll_fd;
+    p->tag = tag;
+    p->watched_fd = -1;
+    /* Edge-triggered: wake is read only when woken says it was written to (dbpipe_hosted_event),
+     * so a write that raced with the last read must not make it ready forever. */
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.ptr = tag};
+    if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, p->wake, &ev) < 0) {
+        log_event("error", "database pipeline: epoll_ctl: %s", strerror(errno));
+        abort(); /* at start only */
+    }
+    if (p->pg)
+        watch(p, PQsocket(p->pg), EPOLLIN);
+    hosted_here = p;
+    return (struct dbpipe *)p;
+}
+
+void dbpipe_hosted_event(struct dbpipe *pipe)
+{
+    struct pipe *p = (struct pipe *)pipe;
+    if (p->ended)
+        return;
+    if (atomic_exchange(&p->woken, false)) {
+        uint64_t n;
+        if (read(p->wake, &n, sizeof n) < 0 && errno != EAGAIN)
+            log_event("error", "database pipeline: wake: %s", strerror(errno));
+        if (!take_queued(p)) {
+            end_pipe(p);
+            return;
+        }
+    }
+    if (p->connecting)
+        connect_on(p);
+    else if (p->pg)
+        receive(p);
+}
+
+int dbpipe_hosted_flush(struct dbpipe *pipe)
+{
+    struct pipe *p = (struct pipe *)pipe;
+    if (p->ended)
+        return -1;
+    if (!p->pg && db_backoff_allows(&p->backoff))
+        connect_begin(p);
+    if (p->connecting && now_ms() >= p->connect_deadline_ms)
+        connect_failed(p); /* what waited for it is answered below */
+    bool writing = send_what_is_pending(p);
+    if (p->pg && !p->connecting)
+        watch(p, PQsocket(p->pg), EPOLLIN | (writing ? EPOLLOUT : 0));
+    if (!p->pg)
+        return db_backoff_wait_ms(&p->backoff) + 1;
+    if (p->connecting)
+        return (int)(p->connect_deadline_ms - now_ms()) + 1;
+    return -1;
+}
+
+void dbpipe_unhost(struct dbpipe *pipe)
+{
+    struct pipe *p = (struct pipe *)pipe;
+    if (!p->ended)
+        end_pipe(p);
+    epoll_ctl(p->epoll_fd, EPOLL_CTL_DEL, p->wake, NULL);
+    hosted_here = NULL;
+}
+
+int dbpipe_start(unsigned readers, unsigned hosted, unsigned writers)
 {
     if (readers > DBPIPE_MAX_CONNECTIONS)
         readers = DBPIPE_MAX_CONNECTIONS;
     if (writers > DBPIPE_MAX_CONNECTIONS)
         writers = DBPIPE_MAX_CONNECTIONS;
     n_readers = readers;
+    n_hosted = hosted < readers ? hosted : readers;
     /* Reads from replicas need pipes for reads: without them every read runs on a worker. */
     n_reading = readers * (1 + (readers ? replicas_count() : 0));
     unsigned connections = n_reading + writers;
@@ -556,8 +747,17 @@ int dbpipe_start(unsigned readers, unsigned writers)
         struct pipe *p = xcalloc(1, sizeof *p);
         p->writes = n_pipes >= n_reading;
         p->target = p->writes ? REPLICAS_PRIMARY : n_pipes / readers;
+        p->hosted = n_pipes < n_hosted;
+        p->watched_fd = -1;
         p->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         pthread_mutex_init(&p->lock, NULL);
+        if (p->hosted && p->wake >= 0) {
+            /* Its first connect here, where waiting is allowed; its host connects it again
+             * without waiting when it breaks. */
+            pipes[n_pipes] = p;
+            connect_pipe(p);
+            continue;
+        }
         if (p->wake < 0 || pthread_create(&p->thread, NULL, run, p) != 0) {
             log_event("error", "database pipeline: cannot start: %s", strerror(errno));
             if (p->wake >= 0)
@@ -611,6 +811,7 @@ bool dbpipe_writing(void)
 
 static void wake(struct pipe *p)
 {
+    atomic_store(&p->woken, true); /* for a hosted pipe: its host reads wake when it sees this */
     uint64_t one = 1;
     if (write(p->wake, &one, sizeof one) < 0 && errno != EAGAIN)
         log_event("error", "database pipeline: wake: %s", strerror(errno));
@@ -628,10 +829,10 @@ void dbpipe_stop(void)
         bool was_running = !p->stopping;
         p->stopping = true;
         pthread_mutex_unlock(&p->lock);
-        if (was_running) {
+        if (was_running)
             wake(p);
-            pthread_join(p->thread, NULL);
-        }
+        if (was_running && !p->hosted)
+            pthread_join(p->thread, NULL); /* a hosted pipe ends on its host's thread */
     }
 }
 
@@ -663,6 +864,10 @@ static void submit(unsigned target, bool counted, const char *sql, int n, const 
     j->counted = counted;
     if (target > replicas_count())
         target = REPLICAS_PRIMARY;
+    if (!write && target == REPLICAS_PRIMARY && hosted_here && !hosted_here->ended) {
+        list_push(&hosted_here->pending, j); /* sent before the host waits again */
+        return;
+    }
     queue(write ? pipes[n_reading + atomic_fetch_add(&next_writer, 1) % (n_pipes - n_reading)]
                 : pipes[target * n_readers + atomic_fetch_add(&next_pipe, 1) % n_readers],
           j);

@@ -18,7 +18,14 @@
  * A connection that fails fails what it had in hand with DB_UNAVAILABLE and is made again by its
  * thread as soon as the back-off allows, whether or not statements wait for it; meanwhile
  * statements fail at once, as in db. A server that closes an idle connection is noticed at once:
- * the thread watches its socket. */
+ * the thread watches its socket.
+ *
+ * The pipes for reads from the primary can be hosted by the server's event loops instead
+ * (dbpipe_host()): a loop thread then sends the reads it submits itself on its own connection,
+ * without a lock, a wake-up or a hand-off to another thread, in one write before it waits, and
+ * answers them on the same thread when their results arrive; and there are as many backends
+ * for reads as loops, so that a list page on one does not hold up the reads of the others. A
+ * hosted pipe connects again without blocking its loop (PQconnectPoll()). */
 #ifndef WERKLAB_DBPIPE_H
 #define WERKLAB_DBPIPE_H
 
@@ -33,10 +40,12 @@
  * the callee's to db_clear(). */
 typedef void (*dbpipe_done)(void *ctx, struct db_result *r);
 
-/* Starts pipeline threads (after db_configure()): `readers` for reads, `writers` for writes
- * (each at most DBPIPE_MAX_CONNECTIONS), and waits until each has tried to connect once (at most
- * the connect timeout). Returns 0, or -1 with a message logged. */
-int dbpipe_start(unsigned readers, unsigned writers);
+/* Starts the pipes (after db_configure()): `readers` for reads from the primary (and as many
+ * from each replica), the first `hosted` of those for event loops to host, the others with
+ * threads of their own, and `writers` for writes (each at most DBPIPE_MAX_CONNECTIONS); waits
+ * until each has tried to connect once (at most the connect timeout). Returns 0, or -1 with a
+ * message logged. */
+int dbpipe_start(unsigned readers, unsigned hosted, unsigned writers);
 /* True between dbpipe_start() with readers and dbpipe_stop(). */
 bool dbpipe_running(void);
 /* True between dbpipe_start() with writers and dbpipe_stop(). */
@@ -44,8 +53,24 @@ bool dbpipe_writing(void);
 /* The pipes' connections now, into out (at most max); returns how many were written. */
 size_t dbpipe_connections(struct metrics_connection *out, size_t max);
 /* Answers what is queued or under way with DB_UNAVAILABLE, closes the connections and ends the
- * threads. Statements submitted after it get DB_UNAVAILABLE at once. */
+ * threads; a hosted pipe does so on its host's thread, at its next event. Statements submitted
+ * after it get DB_UNAVAILABLE at once. */
 void dbpipe_stop(void);
+
+/* ---- hosted pipes, driven by an event loop's thread ---- */
+
+struct dbpipe;
+/* On the loop's thread: it hosts the i-th pipe for reads from the primary (NULL: there is no
+ * such hosted pipe). Its descriptors go into epoll_fd with tag as their data; the reads this
+ * thread submits go to it from now on. */
+struct dbpipe *dbpipe_host(unsigned i, int epoll_fd, void *tag);
+/* A descriptor tagged for p is ready: results are handed out, a connect goes on. */
+void dbpipe_hosted_event(struct dbpipe *p);
+/* Before the loop waits: sends what was submitted since. Returns how long the loop may wait for
+ * the pipe's sake, in ms (-1: no limit): until a back-off allows a connect, or a connect's end. */
+int dbpipe_hosted_flush(struct dbpipe *p);
+/* As the loop ends: ends the pipe if dbpipe_stop() has not, and takes it out of the epoll set. */
+void dbpipe_unhost(struct dbpipe *p);
 
 /* Queues sql with n (≤ DBPIPE_MAX_PARAMS) text parameters, copied; NULL is SQL NULL. sql itself
  * is not copied: it must live until done has run (the program's SQL lives forever). done runs

@@ -901,6 +901,34 @@ static const struct connection_handler handler = {
     .end = on_end,
 };
 
+/* Each loop hosts a pipe for reads from the primary, while there are enough of them. */
+static void *host_pipe(unsigned i, int epoll_fd, void *tag)
+{
+    return dbpipe_host(i, epoll_fd, tag);
+}
+
+static void on_pipe_event(void *pipe)
+{
+    dbpipe_hosted_event(pipe);
+}
+
+static int flush_pipe(void *pipe)
+{
+    return dbpipe_hosted_flush(pipe);
+}
+
+static void unhost_pipe(void *pipe)
+{
+    dbpipe_unhost(pipe);
+}
+
+static const struct connection_guest pipe_guest = {
+    .attach = host_pipe,
+    .event = on_pipe_event,
+    .before_wait = flush_pipe,
+    .detach = unhost_pipe,
+};
+
 int http_start(const struct config *config)
 {
     cfg = config;
@@ -929,7 +957,7 @@ int http_start(const struct config *config)
         log_event("error", "listen: '%s' is not an IPv4 or IPv6 address", host);
         return -1;
     }
-    if (dbpipe_start(cfg->db_pipelines, cfg->db_write_pipelines) < 0)
+    if (dbpipe_start(cfg->db_pipelines, cfg->threads, cfg->db_write_pipelines) < 0)
         return -1;
     if (audit_start(cfg->audit_writers) < 0) {
         dbpipe_stop();
@@ -945,6 +973,7 @@ int http_start(const struct config *config)
             .connection_timeout_s = cfg->connection_timeout_s,
             .max_head = cfg->connection_memory_limit,
             .handler = &handler,
+            .guest = &pipe_guest,
         }) < 0) {
         log_event("error", "cannot listen on %s", cfg->listen);
         dbpipe_stop();

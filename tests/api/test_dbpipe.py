@@ -6,6 +6,7 @@ batches, failures inside a batch, timeouts, a killed connection, stopping."""
 
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -215,3 +216,119 @@ def test_a_key_is_looked_up_on_the_pipeline(api, keys, municipality):
     assert statements_of(api, keys, "pipeline") - reads >= 3  # two lookups, one read
     # The two /metrics reads above are the admin's (cached); nothing else ran on the workers.
     assert statements_of(api, keys, "worker") == workers
+
+
+class SilencingProxy:
+    """A TCP proxy in front of the cluster that can fall silent: a connection made while it is
+    silent is accepted and then hears nothing, as from a database host that is down behind an
+    address that still answers; cut() ends every connection it carries."""
+
+    def __init__(self, port):
+        self.upstream = port
+        self.silent = False
+        self.sockets = []
+        self.lock = threading.Lock()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _keep(self, *socks):
+        with self.lock:
+            self.sockets.extend(socks)
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.silent:
+                self._keep(client)
+                continue
+            server = socket.create_connection(("127.0.0.1", self.upstream))
+            self._keep(client, server)
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self):
+        with self.lock:
+            socks, self.sockets = self.sockets, []
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def close(self):
+        self.listener.close()
+        self.cut()
+
+
+def test_a_thread_serves_while_its_pipeline_connects_to_a_silent_database(werklabd, cluster, log_dir,
+                                                                         keys, municipality):
+    """Each worker thread hosts a pipeline connection and makes it again itself when it breaks:
+    without waiting, so that a database that accepts connections and then says nothing (for the
+    connect timeout, 2 s, at each attempt) holds none of the thread's other requests up. Reads
+    that need the connection meanwhile get 503 once the attempt has failed, and read again once
+    the database answers. One thread: then every request is that thread's to serve."""
+    port = int(cluster.url.split("@127.0.0.1:")[1].split("/")[0])
+    proxy = SilencingProxy(port)
+    url = cluster.url.replace(f"127.0.0.1:{port}", f"127.0.0.1:{proxy.port}")
+    d = Daemon(werklabd, log_dir, name="silent-db", threads=1,
+               env=werklabd.env(WERKLAB_DATABASE_URL=url))
+    path = f"/v1/municipalities/{municipality['id']}"
+    try:
+        d.wait_ready()
+        assert_status(d.api.get(path, key=keys.partner), 200)
+        proxy.silent = True
+        proxy.cut()
+        slowest, reads, errors = [], [], []
+        until = time.monotonic() + 5  # past two attempts to connect, each of 2 s
+
+        def client():
+            try:
+                api = Api("127.0.0.1", d.port, timeout=15)
+                while time.monotonic() < until:
+                    time.sleep(0.05)
+                    conn = api.connection(timeout=15)
+                    t = time.monotonic()
+                    assert_status(api.get("/healthz", conn=conn), 200)
+                    slowest.append(time.monotonic() - t)
+                    reads.append(api.get(path, key=keys.partner, conn=conn).status)
+                    conn.close()
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(repr(e))
+
+        threads = [threading.Thread(target=client) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not errors, errors[:3]
+        # A thread blocked in a connect would keep /healthz waiting for up to 2 s.
+        assert max(slowest) < 1.0, sorted(slowest)[-5:]
+        assert 503 in reads and set(reads) <= {200, 503}, reads
+        proxy.silent = False
+        deadline = time.monotonic() + 20
+        while d.api.get("/readyz", timeout=10).status != 200:
+            assert time.monotonic() < deadline, d.log_text()[-3000:]
+            time.sleep(0.1)
+        for _ in range(16):
+            assert_status(Api("127.0.0.1", d.port).get(path, key=keys.partner), 200)
+    finally:
+        d.terminate(timeout=10)
+        proxy.close()

@@ -469,7 +469,7 @@ int main(int argc, char **argv)
         return 2;
     }
     db_configure(argv[1], 1000);
-    if (dbpipe_start(1, 1) != 0 || !dbpipe_running()) {
+    if (dbpipe_start(1, 0, 1) != 0 || !dbpipe_running()) {
         printf("not ok 1 - the pipeline starts\n");
         return 1;
     }
