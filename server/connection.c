@@ -93,9 +93,11 @@ struct loop {
     int epoll_fd;
     int wake_fd;
     pthread_mutex_t wake_lock;
-    struct connection *woken; /* connection_wake()'s, newest first */
-    bool woken_here;          /* some of them by this loop's own thread, which wrote no signal */
-    void *guest;              /* connection_guest's, and the tag of its descriptors */
+    struct connection *woken;   /* connection_wake()'s, newest first */
+    struct connection *adopted; /* accepted by another loop for this one (also under wake_lock) */
+    atomic_uint open;           /* connections of this loop, those adopted but not taken included */
+    bool woken_here;            /* some of them by this loop's own thread, which wrote no signal */
+    void *guest;                /* connection_guest's, and the tag of its descriptors */
     char guest_marker;
     struct connection *ready; /* to go on after this round: their turn ran out */
     struct connection *all;
@@ -241,6 +243,7 @@ static void connection_free(struct connection *c)
     if (c->all_next)
         c->all_next->all_prev = c->all_prev;
     conns_closed(c->record); /* before the descriptor can be another connection's */
+    atomic_fetch_sub(&l->open, 1);
     /* Out of the epoll set before the close: a close takes it out only when no other reference
      * to the socket is left, and an event for a freed connection must never come. */
     epoll_ctl(l->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
@@ -637,7 +640,7 @@ void connection_wake(struct connection *c)
 {
     struct loop *l = c->loop;
     pthread_mutex_lock(&l->wake_lock);
-    bool first = !l->woken;
+    bool first = !l->woken && !l->adopted;
     c->wake_next = l->woken;
     l->woken = c;
     pthread_mutex_unlock(&l->wake_lock);
@@ -662,6 +665,39 @@ int connection_minor_version(const struct connection *c)
 
 /* ---- the loop ---- */
 
+/* On l's thread: c, accepted by l or for it, is served by l from now on. */
+static void adopt(struct loop *l, struct connection *c)
+{
+    c->all_next = l->all;
+    if (l->all)
+        l->all->all_prev = c;
+    l->all = c;
+    timeout_start(c, TIMEOUT_IDLE);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c};
+    if (epoll_ctl(l->epoll_fd, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
+        log_event("warning", "http: epoll_ctl: %s", strerror(errno));
+        connection_free(c);
+    }
+}
+
+/* The loop with the fewest connections, l on a tie. The kernel wakes whichever loop waits to
+ * accept, and one wake-up often brings many connections: left to that, a loop may serve most of
+ * them, and the database pipe it hosts (whose backend serves its requests only) would carry
+ * most of the load while the others idle. */
+static struct loop *least_loaded(struct loop *l)
+{
+    struct loop *best = l;
+    unsigned fewest = atomic_load(&l->open);
+    for (unsigned i = 0; i < n_loops; i++) {
+        unsigned open = atomic_load(&loops[i].open);
+        if (open < fewest) {
+            fewest = open;
+            best = &loops[i];
+        }
+    }
+    return best;
+}
+
 static void accept_all(struct loop *l)
 {
     for (int i = 0; i < 64; i++) {
@@ -683,23 +719,28 @@ static void accept_all(struct loop *l)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         struct connection *c = xcalloc(1, sizeof *c);
         c->fd = fd;
-        c->loop = l;
+        c->loop = least_loaded(l);
         c->state = STATE_HEAD;
         c->writable = true;
         memcpy(&c->peer, &peer, len < sizeof peer ? len : sizeof peer);
-        c->all_next = l->all;
-        if (l->all)
-            l->all->all_prev = c;
-        l->all = c;
+        atomic_fetch_add(&c->loop->open, 1);
         /* conns may shut the socket down at once to keep within the limits: the loop then
          * reads its end and closes it. */
         c->record = conns_opened(fd, (struct sockaddr *)&peer);
-        timeout_start(c, TIMEOUT_IDLE);
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-                                 .data.ptr = c};
-        if (epoll_ctl(l->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-            log_event("warning", "http: epoll_ctl: %s", strerror(errno));
-            connection_free(c);
+        if (c->loop == l) {
+            adopt(l, c);
+            continue;
+        }
+        struct loop *to = c->loop;
+        pthread_mutex_lock(&to->wake_lock);
+        bool first = !to->woken && !to->adopted;
+        c->wake_next = to->adopted;
+        to->adopted = c;
+        pthread_mutex_unlock(&to->wake_lock);
+        if (first) { /* as connection_wake() */
+            uint64_t signal = 1;
+            ssize_t ignored = write(to->wake_fd, &signal, sizeof signal);
+            (void)ignored;
         }
     }
 }
@@ -714,9 +755,16 @@ static void take_woken(struct loop *l, bool signalled)
     }
     l->woken_here = false;
     pthread_mutex_lock(&l->wake_lock);
-    struct connection *c = l->woken;
+    struct connection *c = l->woken, *adopted = l->adopted;
     l->woken = NULL;
+    l->adopted = NULL;
     pthread_mutex_unlock(&l->wake_lock);
+    while (adopted) {
+        struct connection *next = adopted->wake_next;
+        adopted->wake_next = NULL;
+        adopt(l, adopted);
+        adopted = next;
+    }
     /* Newest first in the list: turn it round, so that they go on in the order woken. */
     struct connection *in_order = NULL;
     while (c) {
@@ -877,6 +925,11 @@ void connection_stop(void)
     for (unsigned i = 0; i < n_loops; i++) {
         struct loop *l = &loops[i];
         pthread_join(l->thread, NULL);
+        while (l->adopted) {
+            struct connection *c = l->adopted;
+            l->adopted = c->wake_next;
+            adopt(l, c); /* to be freed as the others */
+        }
         while (l->all)
             connection_free(l->all);
         close(l->epoll_fd);

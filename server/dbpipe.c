@@ -571,6 +571,14 @@ static bool send_what_is_pending(struct pipe *p)
     return flushed == 1;
 }
 
+/* Whether libpq holds whole results already. It reads what has arrived while it sends when the
+ * socket will take no more: results read then no longer make the socket readable, and waiting
+ * for it would hold them (and their requests) until something else happens. */
+static bool results_held(struct pipe *p)
+{
+    return p->pg && !p->connecting && p->count > 0 && !PQisBusy(p->pg);
+}
+
 /* The pipe stops: what is in hand, pending or queued is answered as unavailable. */
 static void end_pipe(struct pipe *p)
 {
@@ -596,6 +604,8 @@ static void *run(void *arg)
                                  .events = (short)(POLLIN | (writing ? POLLOUT : 0))}};
         /* Without a connection: awake when the back-off allows the next attempt. */
         int timeout = p->pg ? -1 : db_backoff_wait_ms(&p->backoff) + 1;
+        if (results_held(p))
+            timeout = 0;
         if (poll(fds, p->pg ? 2 : 1, timeout) < 0) {
             if (errno != EINTR) {
                 log_event("error", "database pipeline: poll: %s", strerror(errno));
@@ -608,7 +618,7 @@ static void *run(void *arg)
             if (read(p->wake, &n, sizeof n) < 0 && errno != EAGAIN)
                 log_event("error", "database pipeline: wake: %s", strerror(errno));
         }
-        if (p->pg && (fds[1].revents & (POLLIN | POLLERR | POLLHUP)))
+        if (p->pg && (fds[1].revents & (POLLIN | POLLERR | POLLHUP) || results_held(p)))
             receive(p);
     }
     end_pipe(p);
@@ -714,6 +724,10 @@ int dbpipe_hosted_flush(struct dbpipe *pipe)
     if (p->connecting && now_ms() >= p->connect_deadline_ms)
         connect_failed(p); /* what waited for it is answered below */
     bool writing = send_what_is_pending(p);
+    if (results_held(p)) {
+        receive(p); /* what it answers goes on at once; what it sends again, next time here */
+        return 0;
+    }
     if (p->pg && !p->connecting)
         watch(p, PQsocket(p->pg), EPOLLIN | (writing ? EPOLLOUT : 0));
     if (!p->pg)
