@@ -29,24 +29,27 @@ static struct cached_key cache[CACHE_SLOTS];
 static unsigned cache_ms = 1000;
 static unsigned long forgettings; /* under cache_lock: auth_forget() and auth_forget_all() calls */
 
+#define SQL_KEY_LIVE                                                                               \
+    "secret_hash = $1::bytea AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > "      \
+    "now())"
+#define SQL_KEY_SELECT                                                                             \
+    "SELECT id, role, COALESCE(extract(epoch FROM expires_at)::bigint, 0), "                       \
+    "(SELECT string_agg(m.id::text, ',') FROM municipalities m "                                   \
+    "WHERE m.code = ANY (api_keys.municipality_codes)), require_if_match, "                        \
+    "coalesce(rate_limit, -1), municipality_codes IS NOT NULL FROM api_keys WHERE " SQL_KEY_LIVE
+
+/* The key, with its last use recorded, unless another transaction holds the row: then that one
+ * records it. A lookup never waits for another's lock, since several may be under way at once on
+ * different connections, each in a batch of statements whose transaction ends with the batch;
+ * waiting, two batches that each held one key's row and wanted the other's deadlocked, and one
+ * failed after PostgreSQL's deadlock timeout (1 s). */
 static const char SQL_LOOKUP_KEY[] =
-    "UPDATE api_keys SET last_used_at = now() "
-    "WHERE secret_hash = $1::bytea AND revoked_at IS NULL "
-    "AND (expires_at IS NULL OR expires_at > now()) "
-    "RETURNING id, role, COALESCE(extract(epoch FROM expires_at)::bigint, 0), "
-    "(SELECT string_agg(m.id::text, ',') FROM municipalities m "
-    "WHERE m.code = ANY (api_keys.municipality_codes)), require_if_match, "
-    "coalesce(rate_limit, -1), municipality_codes IS NOT NULL";
+    "WITH used AS (UPDATE api_keys SET last_used_at = now() WHERE id IN (SELECT id FROM api_keys "
+    "WHERE " SQL_KEY_LIVE " FOR UPDATE SKIP LOCKED)) " SQL_KEY_SELECT;
 
 /* The same on a read replica, while the primary is down: nothing can be written there, so the
  * key's last use is not recorded. */
-static const char SQL_LOOKUP_KEY_READ_ONLY[] =
-    "SELECT id, role, COALESCE(extract(epoch FROM expires_at)::bigint, 0), "
-    "(SELECT string_agg(m.id::text, ',') FROM municipalities m "
-    "WHERE m.code = ANY (api_keys.municipality_codes)), require_if_match, "
-    "coalesce(rate_limit, -1), municipality_codes IS NOT NULL FROM api_keys "
-    "WHERE secret_hash = $1::bytea AND revoked_at IS NULL "
-    "AND (expires_at IS NULL OR expires_at > now())";
+static const char SQL_LOOKUP_KEY_READ_ONLY[] = SQL_KEY_SELECT;
 
 /* A partner token's CBS codes to municipality ids, as for a key: codes that match no
  * municipality give none. $1 is a text[] of validated codes. */

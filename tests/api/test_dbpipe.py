@@ -4,6 +4,7 @@ daemon stops cleanly with such reads under way, that it can be switched off, and
 tests/db/dbpipe_check, a C program run against the session's cluster) the pipeline's own cases:
 batches, failures inside a batch, timeouts, a killed connection, stopping."""
 
+import itertools
 import os
 import signal
 import socket
@@ -13,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import BINARY, Daemon
+from conftest import BINARY, Daemon, psql
 from test_operations import find, metrics
 from wlclient import Api, assert_problem, assert_status, describe
 
@@ -332,3 +333,45 @@ def test_a_thread_serves_while_its_pipeline_connects_to_a_silent_database(werkla
     finally:
         d.terminate(timeout=10)
         proxy.close()
+
+
+def test_keys_looked_up_at_once_on_every_thread(werklabd, log_dir, keys, municipality):
+    """Without a key cache every request looks its key up, recording its last use, and each
+    thread does so on the pipeline it hosts, in batches whose transactions end with the batch:
+    two batches that each hold one key's row must not wait for each other's (a deadlock, which
+    PostgreSQL breaks after a second by failing one: a 503)."""
+    d = Daemon(werklabd, log_dir, name="key-lookups", threads=4,
+               extra_args=("--key-cache-ms", "0"))
+    statuses, errors = [], []
+    path = f"/v1/municipalities/{municipality['id']}"
+    try:
+        d.wait_ready()
+        until = time.monotonic() + 4
+
+        def client(n):
+            try:
+                api = Api("127.0.0.1", d.port, timeout=15)
+                conn = api.connection(timeout=15)
+                for i in itertools.count(n):
+                    if time.monotonic() >= until:
+                        break
+                    key = (keys.admin, keys.staff, keys.partner)[i % 3]
+                    statuses.append(api.get(path, key=key, conn=conn).status)
+                conn.close()
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(repr(e))
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert not errors, errors[:3]
+        assert len(statuses) > 100 and set(statuses) == {200}, (
+            len(statuses), {s: statuses.count(s) for s in set(statuses)})
+        # Their last uses were recorded all the same.
+        recent = psql(werklabd.database_url, "SELECT count(*) FROM api_keys WHERE last_used_at > "
+                                             "now() - interval '10 seconds'")
+        assert int(recent) >= 3, recent
+    finally:
+        d.terminate(timeout=10)
