@@ -1,8 +1,10 @@
 /* connection: client connections, served by a few event-loop threads (HTTP/1.1, RFC 9112).
  *
  * Each loop thread accepts, reads, answers and closes its own connections through one epoll
- * set, edge-triggered, so that a connection is registered once and never again. A connection
- * has a life of states:
+ * set, edge-triggered, so that a connection is registered once and never again. A loop that
+ * accepts hands each new connection to the loop with the fewest, so that the loops (and what
+ * each hosts, connection_guest) carry about the same share however the kernel's wake-ups fall.
+ * A connection has a life of states:
  *
  *   head    waiting for (the rest of) a request's head: idle_timeout_s, then it is closed;
  *   body    reading the body that Content-Length announced: idle_timeout_s between bytes;
