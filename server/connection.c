@@ -636,21 +636,26 @@ static void run(struct connection *c)
     }
 }
 
-void connection_wake(struct connection *c)
+/* Puts c on list, one of l's lists for l's thread to take (woken or adopted), and lets l know. */
+static void hand_over(struct loop *l, struct connection **list, struct connection *c)
 {
-    struct loop *l = c->loop;
     pthread_mutex_lock(&l->wake_lock);
     bool first = !l->woken && !l->adopted;
-    c->wake_next = l->woken;
-    l->woken = c;
+    c->wake_next = *list;
+    *list = c;
     pthread_mutex_unlock(&l->wake_lock);
-    if (l == this_loop) { /* a result of the pipe this loop hosts: taken after this round */
+    if (l == this_loop) { /* e.g. a result of the pipe this loop hosts: taken after this round */
         l->woken_here = true;
-    } else if (first) { /* the loop takes every woken connection at once: one signal serves them */
+    } else if (first) { /* the loop takes both lists whole: one signal serves them all */
         uint64_t one = 1;
         ssize_t ignored = write(l->wake_fd, &one, sizeof one);
         (void)ignored;
     }
+}
+
+void connection_wake(struct connection *c)
+{
+    hand_over(c->loop, &c->loop->woken, c);
 }
 
 const struct sockaddr *connection_peer(const struct connection *c)
@@ -727,21 +732,10 @@ static void accept_all(struct loop *l)
         /* conns may shut the socket down at once to keep within the limits: the loop then
          * reads its end and closes it. */
         c->record = conns_opened(fd, (struct sockaddr *)&peer);
-        if (c->loop == l) {
+        if (c->loop == l)
             adopt(l, c);
-            continue;
-        }
-        struct loop *to = c->loop;
-        pthread_mutex_lock(&to->wake_lock);
-        bool first = !to->woken && !to->adopted;
-        c->wake_next = to->adopted;
-        to->adopted = c;
-        pthread_mutex_unlock(&to->wake_lock);
-        if (first) { /* as connection_wake() */
-            uint64_t signal = 1;
-            ssize_t ignored = write(to->wake_fd, &signal, sizeof signal);
-            (void)ignored;
-        }
+        else
+            hand_over(c->loop, &c->loop->adopted, c);
     }
 }
 
