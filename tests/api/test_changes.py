@@ -330,6 +330,16 @@ def test_last_entry_of_an_object_is_its_last_committed_version(api, keys, cluste
         f"with version {versions[-1]}, the database has {now['version']}\n{items}")
 
 
+def test_the_feed_trigger_plans_its_lookup_once_a_session(cluster):
+    """Every write's change-feed entry takes its transaction id from change_txid(). A LANGUAGE
+    sql function whose body has a subquery is not inlined, and PostgreSQL then parses, analyses
+    and plans its body on every call: on every write. PL/pgSQL keeps the plan for the session
+    (migration 0014); the test above holds it to the same result."""
+    language = psql(cluster.url, "SELECT l.lanname FROM pg_proc p JOIN pg_language l "
+                                 "ON l.oid = p.prolang WHERE p.proname = 'change_txid'")
+    assert language == "plpgsql", f"change_txid() is LANGUAGE {language}"
+
+
 def test_positions_are_ordered_as_numbers_across_a_power_of_ten(api, keys, cluster, municipality):
     """Transaction ids grow: 9998, 9999, 10000, ... A feed ordered or compared as text would put
     "10000" before "9999" and jump over entries. Burn transaction ids (psql) up to just below
