@@ -324,10 +324,16 @@ def test_tokens_work_from_the_first_request(werklabd, log_dir, own_provider):
     """The start waits for the first fetch of the keys: serving begins with them."""
     d = own_daemon(werklabd, log_dir, "oidc-start", **oidc_env(own_provider))
     try:
-        messages = [line.get("message", "") for line in d.log_lines()]
-        fetched = [i for i, m in enumerate(messages) if m.startswith("keys of the OpenID provider")]
-        serving = [i for i, m in enumerate(messages) if m.startswith("serving on")]
-        assert fetched and serving and fetched[0] < serving[0], messages
+        # The listener answers (wait_ready's /healthz) before the main thread logs "serving on",
+        # and a request's line is written once its answer is sent: wait for both lines. The
+        # fetch must precede them.
+        assert d.wait_log(lambda l: l.get("message", "").startswith("serving on")), d.log_text()
+        assert d.wait_log(lambda l: "method" in l), d.log_text()
+        lines = d.log_lines()
+        fetched = [i for i, l in enumerate(lines) if l.get("message", "").startswith("keys of the OpenID provider")]
+        serving = [i for i, l in enumerate(lines) if l.get("message", "").startswith("serving on")]
+        requests = [i for i, l in enumerate(lines) if "method" in l]
+        assert fetched and requests and fetched[0] < min(serving[0], requests[0]), lines
         assert get(d.api, own_provider.mint())[0].status == 200
     finally:
         assert d.terminate() == 0
