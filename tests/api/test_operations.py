@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from conftest import Daemon
-from wlclient import TIMESTAMP_RE, assert_problem, assert_status, describe, raw_request
+from wlclient import TIMESTAMP_RE, assert_problem, assert_status, describe, raw_request, wait_for
 
 
 def test_healthz(api):
@@ -49,16 +49,15 @@ def find(samples, name, **labels):
     return [v for (n, ls), v in samples.items() if n == name and set(labels.items()) <= set(ls)]
 
 
-def metrics_counting(api, keys, route, at_least, timeout=5):
+def metrics_counting(api, keys, route, at_least):
     """/metrics once it counts at_least answers of 200 on route. A request is counted when its
     answer has been sent, so the client that read the answer can ask /metrics a moment before."""
-    deadline = time.monotonic() + timeout
-    while True:
+    def counting():
         text, samples = metrics(api, keys)
         counted = sum(find(samples, "werklabd_http_requests_total", route=route, status="200"))
-        if counted >= at_least or time.monotonic() > deadline:
-            return text, samples, counted
-        time.sleep(0.05)
+        return (text, samples, counted) if counted >= at_least else None
+    return wait_for(counting, timeout=5, interval=0.05,
+                    what=f"/metrics to count {at_least} answers of 200 on {route}")
 
 
 def test_metrics_content(api, keys):
