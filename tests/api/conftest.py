@@ -29,7 +29,7 @@ import uuid
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from wlclient import Api, describe  # noqa: E402
+from wlclient import Api, describe, wait_for  # noqa: E402
 import oidc as oidc_harness  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -388,12 +388,25 @@ class HeldLock:
         self.proc = subprocess.Popen(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", url],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, bufsize=1)
-        self.proc.stdin.write(f"BEGIN; {sql}\n\\echo locked\n")
+        self.url = url
+        self.proc.stdin.write(f"BEGIN; {sql}\nSELECT pg_backend_pid() AS pid \\gset\n\\echo locked :pid\n")
         self.proc.stdin.flush()
         for line in self.proc.stdout:
-            if line.strip() == "locked":
+            if line.startswith("locked "):
+                self.pid = int(line.split()[1])
                 return
         raise AssertionError(f"psql could not take the lock: {self.proc.stderr.read()}")
+
+    def wait_for_waiters(self, n=1, timeout=30):
+        """Until n other sessions wait for this one's lock (pg_blocking_pids)."""
+        def waiting():
+            out = subprocess.run(["psql", "-X", "-q", "-At", "-d", self.url, "-c",
+                                  "SELECT count(*) FROM pg_stat_activity "
+                                  f"WHERE {self.pid} = ANY(pg_blocking_pids(pid))"],
+                                 capture_output=True, text=True, timeout=30)
+            assert out.returncode == 0, out.stderr
+            return int(out.stdout) >= n
+        wait_for(waiting, timeout=timeout, interval=0.05, what=f"{n} session(s) to wait for the lock")
 
     def release(self):
         if self.proc.poll() is None:

@@ -16,7 +16,7 @@ import pytest
 
 from conftest import BINARY, Daemon, psql
 from test_operations import find, metrics
-from wlclient import Api, assert_problem, assert_status, describe
+from wlclient import Api, assert_problem, assert_status, describe, wait_for
 
 CHECK = os.path.join(os.path.dirname(BINARY), "tests", "db", "dbpipe_check")
 
@@ -124,7 +124,9 @@ def test_sigterm_with_reads_waiting_on_the_pipeline(werklabd, log_dir, keys, mun
         threads = [threading.Thread(target=reader) for _ in range(8)]
         for t in threads:
             t.start()
-        time.sleep(0.5)
+        # The readers are under way: each new read of theirs now meets others on the pipeline.
+        wait_for(lambda: answered.count(200) >= 16, timeout=30, interval=0.01,
+                 what="the readers' first answers")
         d.proc.send_signal(signal.SIGTERM)
         try:
             code = d.proc.wait(15)

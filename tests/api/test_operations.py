@@ -3,7 +3,6 @@
 import json
 import re
 import signal
-import time
 import uuid
 
 import pytest
@@ -173,16 +172,26 @@ def test_sigterm_exits_0_and_logs_the_request(second_daemon, keys):
     assert lines[0]["keyId"] == keys.ids["staff"]
 
 
-def start_a_post(c, keys, code, request_id):
-    """Sends a municipality's POST with part of its body, so that it is in flight; returns the
-    rest of the body."""
+def start_a_post(d, c, keys, code, request_id):
+    """Sends a municipality's POST with part of its body, and returns the rest of the body once
+    the request is in flight: d counts its connection busy (the head is in), beside the one
+    asking /metrics."""
     body = json.dumps({"code": code, "name": "Halverwege"}).encode()
     c.send(raw_request("POST", "/v1/municipalities", {
         "Authorization": f"Bearer {keys.admin}", "Content-Type": "application/json",
         "Content-Length": str(len(body)), "X-Request-Id": request_id}))
     c.send(body[:10])
-    time.sleep(0.3)  # the server has the headers and part of the body
+
+    def busy():
+        return sum(find(metrics(d.api, keys)[1], "werklabd_http_connections", state="busy")) >= 2
+    wait_for(busy, timeout=15, interval=0.05, what="the POST's head to be read")
     return body[10:]
+
+
+def wait_for_sigterm(d):
+    """Until d has taken the SIGTERM in (it says so first)."""
+    wait_for(lambda: any(l.get("message", "").startswith("SIGTERM") for l in d.log_lines()),
+             timeout=15, interval=0.01, what="the SIGTERM to be taken in")
 
 
 def finish_the_post(d, c, rest):
@@ -199,9 +208,9 @@ def finish_the_post(d, c, rest):
 def test_sigterm_finishes_a_request_in_flight(second_daemon, keys, fresh_code):
     d = second_daemon
     with d.api.raw(timeout=15) as c:
-        rest = start_a_post(c, keys, fresh_code, "in-flight")
+        rest = start_a_post(d, c, keys, fresh_code, "in-flight")
         d.proc.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
+        wait_for_sigterm(d)
         finish_the_post(d, c, rest)
     assert [l for l in d.log_lines() if l.get("requestId") == "in-flight"]
 
@@ -212,12 +221,9 @@ def test_sigterm_closes_new_connections_while_finishing(second_daemon, keys, fre
     listen backlog until the daemon stops; the request in flight is still answered."""
     d = second_daemon
     with d.api.raw(timeout=15) as c:
-        rest = start_a_post(c, keys, fresh_code, "finishing")
+        rest = start_a_post(d, c, keys, fresh_code, "finishing")
         d.proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        while not any(l.get("message", "").startswith("SIGTERM") for l in d.log_lines()):
-            assert time.monotonic() < deadline, d.log_text()[-3000:]
-            time.sleep(0.01)
+        wait_for_sigterm(d)
         with d.api.raw(timeout=10) as late:
             try:
                 late.send(raw_request("GET", "/healthz"))
