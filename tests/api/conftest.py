@@ -96,6 +96,8 @@ class Werklabd:
 class Daemon:
     """One `werklabd serve` process with its stderr in a file."""
 
+    started = []  # every one of the session, for no_daemon_left()
+
     def __init__(self, werklabd, log_dir, name="werklabd", threads=4, extra_args=(), env=None):
         self.port = free_port()
         self.log_path = os.path.join(log_dir, f"{name}-{self.port}.log")
@@ -107,6 +109,7 @@ class Daemon:
         self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=self.log_file,
                                      stderr=self.log_file, env=self.env)
         self.returncode = None
+        Daemon.started.append(self)
 
     def restart(self):
         """After a crash: a new process on the same port, logging to the same file."""
@@ -176,6 +179,18 @@ class Daemon:
 
 
 # ------------------------------------------------------------------ session fixtures
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_daemon_left():
+    """Ends the session (set up first, so torn down last) with every werklabd a test started
+    stopped: one left running would go on running jobs and sending webhooks on the shared
+    database for the rest of the session. A test that leaves one is an error here."""
+    yield
+    left = [d for d in Daemon.started if d.proc.poll() is None]
+    for d in left:
+        d.terminate(timeout=5)
+    assert not left, f"werklabd left running by a test: {[d.log_path for d in left]}"
 
 
 @pytest.fixture(scope="session")

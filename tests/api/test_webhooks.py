@@ -23,7 +23,11 @@ SENDER_ENV = {"WERKLAB_WEBHOOK_SENDER": "1", "WERKLAB_WEBHOOK_RETRY": "1",
 
 def start_sender(werklabd, log_dir, name="webhooks", **env):
     d = Daemon(werklabd, log_dir, name=name, threads=2, env=werklabd.env(**{**SENDER_ENV, **env}))
-    d.wait_ready()
+    try:
+        d.wait_ready()
+    except BaseException:
+        d.terminate(timeout=5)
+        raise
     return d
 
 
@@ -291,9 +295,9 @@ def test_two_instances_never_deliver_an_event_twice_at_once(api, keys, werklabd,
                                                             receiver, subscribe, municipality):
     subscribe("pair", ["municipality.updated"])
     receiver.set("pair", mode="slow 0.3")
-    one = start_sender(werklabd, log_dir, name="webhooks-one")
-    two = start_sender(werklabd, log_dir, name="webhooks-two")
+    senders = [start_sender(werklabd, log_dir, name="webhooks-one")]
     try:
+        senders.append(start_sender(werklabd, log_dir, name="webhooks-two"))
         for n in range(6):
             assert_status(api.patch(f"/v1/municipalities/{municipality['id']}",
                                     {"notes": f"pair {n}"}, key=keys.admin), 200)
@@ -301,8 +305,8 @@ def test_two_instances_never_deliver_an_event_twice_at_once(api, keys, werklabd,
         ids = [d["webhook_id"] for d in receiver.deliveries("pair")]
         assert len(ids) == len(set(ids)) == 6, ids
     finally:
-        assert one.terminate() == 0
-        assert two.terminate() == 0
+        codes = [d.terminate() for d in senders]
+    assert codes == [0, 0], codes
 
 
 def test_three_days_of_failures_disable_and_enabling_resumes(api, keys, cluster, receiver,
