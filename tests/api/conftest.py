@@ -415,12 +415,8 @@ class HeldLock:
     def wait_for_waiters(self, n=1, timeout=30):
         """Until n other sessions wait for this one's lock (pg_blocking_pids)."""
         def waiting():
-            out = subprocess.run(["psql", "-X", "-q", "-At", "-d", self.url, "-c",
-                                  "SELECT count(*) FROM pg_stat_activity "
-                                  f"WHERE {self.pid} = ANY(pg_blocking_pids(pid))"],
-                                 capture_output=True, text=True, timeout=30)
-            assert out.returncode == 0, out.stderr
-            return int(out.stdout) >= n
+            return int(psql(self.url, "SELECT count(*) FROM pg_stat_activity "
+                                      f"WHERE {self.pid} = ANY(pg_blocking_pids(pid))")) >= n
         wait_for(waiting, timeout=timeout, interval=0.05, what=f"{n} session(s) to wait for the lock")
 
     def release(self):

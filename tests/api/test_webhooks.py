@@ -13,6 +13,7 @@ import pytest
 import webhooks
 from conftest import Daemon, psql
 from domain import advance, make_initiative, make_werklab
+from test_operations import find, metrics
 from wlclient import assert_status, describe, wait_for
 
 PATH = "/v1/webhook-subscriptions"
@@ -102,15 +103,6 @@ def caught_up(api, keys, sid):
     return wait_for(state, timeout=30, interval=0.05, what=f"subscription {sid} to catch up")
 
 
-def delivered_total(sender, keys):
-    r = sender.api.get("/metrics", key=keys.admin)
-    assert r.status == 200, describe(r)
-    delivered = [line for line in r.body.decode().splitlines()
-                 if line.startswith('werklabd_webhook_deliveries_total{outcome="delivered"}')]
-    assert delivered, r.body.decode()
-    return int(delivered[0].split()[-1])
-
-
 def deliveries(api, keys, sid):
     r = api.get(f"{PATH}/{sid}/deliveries?limit=200&sort=attemptedAt", key=keys.admin)
     return assert_status(r, 200)["items"]
@@ -148,7 +140,9 @@ def test_a_werklabs_way_arrives_complete_and_in_order(api, keys, cluster, receiv
     assert {d["webhookId"] for d in page} >= {d["webhook_id"] for d in got}
     assert all(d["status"] in (200, 204) and d["error"] is None for d in page), page
     # Counted just after the attempt is recorded.
-    wait_for(lambda: delivered_total(sender, keys) >= len(want), timeout=10, interval=0.05,
+    wait_for(lambda: sum(find(metrics(sender.api, keys)[1], "werklabd_webhook_deliveries_total",
+                              outcome="delivered")) >= len(want),
+             timeout=10, interval=0.05,
              what=f"werklabd_webhook_deliveries_total to count {len(want)} delivered")
     assert oldest_undelivered(sender, keys) >= 0
 
